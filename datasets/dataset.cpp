@@ -1,0 +1,118 @@
+#include "datasets/dataset.h"
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+
+#include "datasets/fashion_mnist.h"
+#include "harness/options.h"
+
+namespace ngd {
+namespace {
+
+// Seed of the shuffle that picks subsets: fixed so a subset is the same in every run and seed.
+constexpr uint64_t kSubsetSeed = 20240305;
+
+ImageSet select(const ImageSet& set, const torch::Tensor& indices) {
+  return {set.images.index_select(0, indices).contiguous(), set.labels.index_select(0, indices)};
+}
+
+ImageSet subset(const ImageSet& set, std::optional<int64_t> count, int64_t num_classes, const std::string& what) {
+  if (!count) return set;
+  if (*count <= 0 || *count > set.size()) {
+    throw std::runtime_error(fmt::format("{} = {} is outside 1..{}", what, *count, set.size()));
+  }
+  return select(set, balanced_subset_indices(set.labels, *count, num_classes));
+}
+
+}  // namespace
+
+std::vector<int64_t> ImageDataset::image_shape() const {
+  return {train.images.size(1), train.images.size(2), train.images.size(3)};
+}
+
+const std::vector<DatasetEntry>& dataset_registry() {
+  static const std::vector<DatasetEntry> table = {
+      {"fashion-mnist", "fashion-mnist", "Fashion-MNIST, 60k/10k 28×28 grey images, 10 classes (IDX gz)",
+       load_fashion_mnist},
+  };
+  return table;
+}
+
+std::vector<std::string> data_roots(const std::string& explicit_root) {
+  std::vector<std::string> roots;
+  if (!explicit_root.empty()) roots.push_back(explicit_root);
+  if (const char* env = std::getenv("NGDBENCH_DATA")) {
+    std::stringstream list(env);
+    for (std::string root; std::getline(list, root, ':');) {
+      if (!root.empty()) roots.push_back(root);
+    }
+  }
+  roots.push_back("./data");
+  roots.push_back("/usr/share/datasets");
+  return roots;
+}
+
+std::optional<std::string> find_dataset_folder(const DatasetEntry& entry, const std::vector<std::string>& roots) {
+  for (const auto& root : roots) {
+    const auto folder = std::filesystem::path(root) / entry.folder;
+    if (std::filesystem::is_directory(folder)) return folder.string();
+  }
+  return std::nullopt;
+}
+
+ImageDataset load_dataset(const DatasetRequest& request, const std::vector<std::string>& roots) {
+  const auto* entry = find_entry(dataset_registry(), request.name);
+  if (entry == nullptr) {
+    throw std::runtime_error(fmt::format("unknown dataset '{}' (valid: {})", request.name, join_names(dataset_registry())));
+  }
+  const auto folder = find_dataset_folder(*entry, roots);
+  if (!folder) {
+    throw std::runtime_error(fmt::format("dataset '{}' not found: no '{}' folder in {} "
+                                         "(set --data-root or NGDBENCH_DATA; scripts/fetch-datasets.sh downloads it)",
+                                         request.name, entry->folder, fmt::join(roots, ", ")));
+  }
+  auto dataset = entry->load(*folder);
+  dataset.train = subset(dataset.train, request.train_subset, dataset.num_classes, "dataset.train_subset");
+  dataset.test = subset(dataset.test, request.test_subset, dataset.num_classes, "dataset.test_subset");
+  return dataset;
+}
+
+torch::Tensor balanced_subset_indices(const torch::Tensor& labels, int64_t count, int64_t num_classes) {
+  auto generator = at::detail::createCPUGenerator(kSubsetSeed);
+  const auto order = torch::randperm(labels.size(0), generator, torch::kInt64);
+  const auto shuffled_labels = labels.index_select(0, order);
+  // Round-robin over classes in shuffled order: class c contributes its first k shuffled samples,
+  // with the remainder going to the classes that still have samples left.
+  std::vector<torch::Tensor> per_class;
+  for (int64_t c = 0; c < num_classes; ++c) {
+    per_class.push_back(order.index_select(0, (shuffled_labels == c).nonzero().squeeze(1)));
+  }
+  std::vector<int64_t> taken(num_classes, 0);
+  int64_t remaining = count;
+  while (remaining > 0) {
+    bool progressed = false;
+    for (int64_t c = 0; c < num_classes && remaining > 0; ++c) {
+      if (taken[c] < per_class[c].size(0)) {
+        ++taken[c];
+        --remaining;
+        progressed = true;
+      }
+    }
+    if (!progressed) break;
+  }
+  std::vector<torch::Tensor> chosen;
+  for (int64_t c = 0; c < num_classes; ++c) chosen.push_back(per_class[c].slice(0, 0, taken[c]));
+  return std::get<0>(torch::cat(chosen).sort());
+}
+
+torch::Tensor normalize_images(const torch::Tensor& images_uint8, const ImageDataset& dataset) {
+  const auto channels = static_cast<int64_t>(dataset.channel_mean.size());
+  auto mean = torch::tensor(dataset.channel_mean, torch::kFloat).view({1, channels, 1, 1});
+  auto std = torch::tensor(dataset.channel_std, torch::kFloat).view({1, channels, 1, 1});
+  return images_uint8.to(torch::kFloat).div_(255.0).sub_(mean).div_(std);
+}
+
+}  // namespace ngd

@@ -1,0 +1,137 @@
+// ngdbench: trains every model × dataset × optimizer × seed of JSON experiment specs and writes one
+// result file per run. `ngdbench --help` lists the commands.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "datasets/dataset.h"
+#include "harness/machine.h"
+#include "harness/runner.h"
+#include "harness/schedule.h"
+#include "harness/spec.h"
+#include "optimizers/optimizer.h"
+
+namespace {
+
+// Exit status for bad input (spec errors, unknown names).
+constexpr int kExitBadInput = 2;
+
+void print_options(const std::vector<ngd::OptionInfo>& options) {
+  for (const auto& option : options) {
+    std::cout << fmt::format("    {:<16} {:<12} {}\n", option.name, option.default_value.dump(), option.help);
+  }
+}
+
+int list(const std::string& what, bool verbose) {
+  if (what == "optimizers") {
+    for (const auto& entry : ngd::optimizer_registry()) {
+      std::cout << entry.name << (verbose ? "  — " + entry.summary : "") << "\n";
+      if (verbose) print_options(entry.hyperparameters);
+    }
+  } else if (what == "models") {
+    for (const auto& entry : ngd::model_registry()) {
+      std::cout << entry.name << (verbose ? "  — " + entry.summary : "") << "\n";
+      if (verbose) print_options(entry.options);
+    }
+  } else if (what == "datasets") {
+    for (const auto& entry : ngd::dataset_registry()) {
+      std::cout << entry.name << (verbose ? "  — " + entry.summary + " (folder " + entry.folder + ")" : "") << "\n";
+    }
+  } else if (what == "schedules") {
+    for (const auto& entry : ngd::schedule_registry()) {
+      std::cout << entry.name << (verbose ? "  — " + entry.summary : "") << "\n";
+      if (verbose) print_options(entry.options);
+    }
+  }
+  return 0;
+}
+
+int run(const std::vector<std::string>& spec_paths, ngd::RunnerOptions options, const std::string& data_root,
+        int threads, bool dry_run) {
+  std::vector<ngd::Spec> specs;
+  for (const auto& path : spec_paths) {
+    try {
+      specs.push_back(ngd::load_spec(path));
+    } catch (const std::exception& error) {
+      std::cerr << "error: " << error.what() << "\n";
+      return kExitBadInput;
+    }
+  }
+  options.data_roots = ngd::data_roots(data_root);
+  if (dry_run) {
+    for (const auto& spec : specs) {
+      const auto runs = ngd::selected_runs(spec, options);
+      std::cout << fmt::format("{} ({}): {} runs\n", spec.name, spec.path, runs.size());
+      for (const auto& run : runs) {
+        std::cout << fmt::format("  {}/{}  {} seed={} hparams={} schedule={}\n", run.experiment, run.run_id(),
+                                 run.label(), run.seed, run.hparams.dump(), run.schedule.dump());
+      }
+    }
+    return 0;
+  }
+  const int threads_in_use = ngd::configure_threads(threads);
+  std::cout << fmt::format("ngdbench: {} thread(s), device {}, results in {}\n", threads_in_use, options.device,
+                           options.out_dir);
+  int failures = 0;
+  for (const auto& spec : specs) {
+    try {
+      const auto results = ngd::run_spec(spec, options);
+      ngd::print_summary(spec, results, std::cout);
+      for (const auto& result : results) failures += result["status"] == "failed" ? 1 : 0;
+    } catch (const ngd::DatasetNotFound& error) {
+      std::cout << fmt::format("skipped {}: {}\n", spec.name, error.what());
+    }
+  }
+  return failures == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ngdbench: benchmark harness for natural-gradient and other second-order optimizers"};
+  app.require_subcommand(1);
+
+  auto* run_command = app.add_subcommand("run", "train the runs of experiment specs, resuming finished ones");
+  std::vector<std::string> spec_paths;
+  ngd::RunnerOptions options;
+  std::string data_root;
+  std::string filter;
+  int threads = 0;
+  bool dry_run = false;
+  bool quiet = false;
+  run_command->add_option("specs", spec_paths, "experiment spec files (JSON)")->required()->check(CLI::ExistingFile);
+  run_command->add_option("--out", options.out_dir, "results folder (OUT/<experiment>/<run-id>.json)")->capture_default_str();
+  run_command->add_option("--data-root", data_root, "data root searched first (then $NGDBENCH_DATA, ./data, /usr/share/datasets)");
+  run_command->add_option("--threads", threads, "intra-op and BLAS threads (0 = one per core)")->check(CLI::NonNegativeNumber);
+  run_command->add_option("--device", options.device, "cpu or cuda")->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
+  run_command->add_option("--filter", filter, "only runs whose '<experiment>/<run-id> <label>' matches this regex");
+  run_command->add_flag("--dry-run", dry_run, "print the expanded runs and exit");
+  run_command->add_flag("--force", options.force, "rerun runs that already have a finished result");
+  run_command->add_flag("--quiet", quiet, "no per-epoch lines");
+
+  auto* list_command = app.add_subcommand("list", "list the registered optimizers, models, datasets or schedules");
+  std::string what;
+  bool verbose = false;
+  list_command->add_option("what", what, "optimizers | models | datasets | schedules")
+      ->required()
+      ->check(CLI::IsMember({"optimizers", "models", "datasets", "schedules"}));
+  list_command->add_flag("-v,--verbose", verbose, "with summaries and settings (name, default, meaning)");
+
+  CLI11_PARSE(app, argc, argv);
+  if (list_command->parsed()) return list(what, verbose);
+  options.progress = !quiet;
+  if (!filter.empty()) {
+    try {
+      options.filter = std::regex(filter);
+    } catch (const std::regex_error& error) {
+      std::cerr << "error: --filter: invalid regex '" << filter << "': " << error.what() << "\n";
+      return kExitBadInput;
+    }
+  }
+  if (options.device == "cuda" && !torch::cuda::is_available()) {
+    std::cerr << "error: --device cuda: this LibTorch build sees no CUDA device\n";
+    return kExitBadInput;
+  }
+  return run(spec_paths, options, data_root, threads, dry_run);
+}

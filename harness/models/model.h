@@ -1,0 +1,52 @@
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "harness/models/capture_layers.h"
+#include "harness/options.h"
+
+namespace ngd {
+
+// A classifier built from capture-aware Linear/Conv2d layers. It knows no optimizer: optimizers see
+// its parameters and its capture layers.
+class Model : public torch::nn::Module {
+ public:
+  virtual torch::Tensor forward(const torch::Tensor& input) = 0;  // logits, N × classes
+
+  // The Linear/Conv2d layers natural-gradient optimizers may precondition, in forward order.
+  const std::vector<std::shared_ptr<CaptureLayer>>& capture_layers() const { return capture_layers_; }
+
+ protected:
+  // Registers a capture layer as a submodule and lists it in capture_layers().
+  template <class Holder>
+  Holder add_capture_layer(const std::string& name, Holder layer) {
+    register_module(name, layer);
+    capture_layers_.push_back(layer.ptr());
+    return layer;
+  }
+
+ private:
+  std::vector<std::shared_ptr<CaptureLayer>> capture_layers_;
+};
+
+// What a model is built for: the dataset's image shape and class count.
+struct ModelInput {
+  std::vector<int64_t> image_shape;  // C, H, W
+  int64_t num_classes = 0;
+};
+
+struct ModelEntry {
+  std::string name;
+  std::string summary;
+  std::vector<OptionInfo> options;
+  std::function<std::shared_ptr<Model>(const Options&, const ModelInput&)> make;
+};
+
+const std::vector<ModelEntry>& model_registry();
+
+}  // namespace ngd

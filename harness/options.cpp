@@ -1,0 +1,84 @@
+#include "harness/options.h"
+
+#include <fmt/format.h>
+
+#include "harness/spec_error.h"
+
+namespace ngd {
+namespace {
+
+const char* type_name(const nlohmann::json& value) {
+  if (value.is_number_integer()) return "an integer";
+  if (value.is_number()) return "a number";
+  if (value.is_boolean()) return "true or false";
+  if (value.is_string()) return "a string";
+  if (value.is_array()) return "a list";
+  if (value.is_null()) return "null";
+  return "an object";
+}
+
+bool same_type(const nlohmann::json& expected, const nlohmann::json& value) {
+  if (expected.is_number_integer()) return value.is_number_integer();
+  if (expected.is_number()) return value.is_number();
+  if (expected.is_null()) return true;  // "no default": any scalar is accepted
+  return expected.type() == value.type();
+}
+
+}  // namespace
+
+const nlohmann::json& Options::at(const std::string& name) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) throw std::logic_error("option '" + name + "' was not declared");
+  return *it;
+}
+
+double Options::number(const std::string& name) const { return at(name).get<double>(); }
+int64_t Options::integer(const std::string& name) const { return at(name).get<int64_t>(); }
+bool Options::flag(const std::string& name) const { return at(name).get<bool>(); }
+std::string Options::text(const std::string& name) const { return at(name).get<std::string>(); }
+std::vector<int64_t> Options::integers(const std::string& name) const {
+  return at(name).get<std::vector<int64_t>>();
+}
+std::vector<double> Options::numbers(const std::string& name) const {
+  return at(name).get<std::vector<double>>();
+}
+
+void check_option_value(const OptionInfo& info, const nlohmann::json& value, const std::string& json_path) {
+  if (!same_type(info.default_value, value)) {
+    throw SpecError(json_path, fmt::format("expected {}, got {}", type_name(info.default_value), value.dump()));
+  }
+  if (info.default_value.is_array() && !info.default_value.empty()) {
+    const auto& element = info.default_value.front();
+    for (size_t i = 0; i < value.size(); ++i) {
+      if (!same_type(element, value[i])) {
+        throw SpecError(fmt::format("{}[{}]", json_path, i),
+                        fmt::format("expected {}, got {}", type_name(element), value[i].dump()));
+      }
+    }
+  }
+  if (!info.choices.empty()) {
+    const auto text = value.get<std::string>();
+    if (std::find(info.choices.begin(), info.choices.end(), text) == info.choices.end()) {
+      throw SpecError(json_path, fmt::format("unknown value \"{}\" (valid: {})", text, fmt::join(info.choices, ", ")));
+    }
+  }
+}
+
+nlohmann::json resolve_options(const nlohmann::json& given, const std::vector<OptionInfo>& known,
+                               const std::string& owner, const std::string& json_path) {
+  if (!given.is_object()) throw SpecError(json_path, "expected an object, got " + given.dump());
+  nlohmann::json resolved = nlohmann::json::object();
+  for (const auto& info : known) resolved[info.name] = info.default_value;
+  for (const auto& [name, value] : given.items()) {
+    const auto* info = find_entry(known, name);
+    if (info == nullptr) {
+      throw SpecError(json_path + "." + name,
+                      fmt::format("unknown setting for {} (valid: {})", owner, join_names(known)));
+    }
+    check_option_value(*info, value, json_path + "." + name);
+    resolved[name] = value;
+  }
+  return resolved;
+}
+
+}  // namespace ngd

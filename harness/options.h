@@ -1,0 +1,64 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ngd {
+
+// One setting of an optimizer, model or schedule: its name, default and meaning. The default's JSON
+// type is the setting's type (an integer default accepts integers only); `docs/` tables list these.
+struct OptionInfo {
+  std::string name;
+  nlohmann::json default_value;
+  std::string help;
+  std::vector<std::string> choices = {};  // for string settings: the accepted values; empty = any
+};
+
+// Settings after validation, every declared name present (defaults filled in).
+class Options {
+ public:
+  Options() = default;
+  explicit Options(nlohmann::json values) : values_(std::move(values)) {}
+
+  double number(const std::string& name) const;
+  int64_t integer(const std::string& name) const;
+  bool flag(const std::string& name) const;
+  std::string text(const std::string& name) const;
+  std::vector<int64_t> integers(const std::string& name) const;
+  std::vector<double> numbers(const std::string& name) const;
+  const nlohmann::json& json() const { return values_; }
+
+ private:
+  const nlohmann::json& at(const std::string& name) const;
+  nlohmann::json values_ = nlohmann::json::object();
+};
+
+// Validates one value against its declaration; throws SpecError at `json_path`.
+void check_option_value(const OptionInfo& info, const nlohmann::json& value, const std::string& json_path);
+
+// Validates `given` (an object) against `known` and returns it with defaults filled in. `owner` names
+// what the settings belong to in messages ("optimizer 'sgd'"). Unknown names list the valid ones.
+nlohmann::json resolve_options(const nlohmann::json& given, const std::vector<OptionInfo>& known,
+                               const std::string& owner, const std::string& json_path);
+
+// "a, b, c": the names of a registry table, for error messages and `ngdbench list`.
+template <class Entry>
+std::string join_names(const std::vector<Entry>& table) {
+  std::string names;
+  for (const auto& entry : table) names += (names.empty() ? "" : ", ") + entry.name;
+  return names;
+}
+
+// The entry called `name` in a registry table, or nullptr.
+template <class Entry>
+const Entry* find_entry(const std::vector<Entry>& table, const std::string& name) {
+  for (const auto& entry : table) {
+    if (entry.name == name) return &entry;
+  }
+  return nullptr;
+}
+
+}  // namespace ngd

@@ -1,0 +1,43 @@
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <string>
+
+namespace ngd {
+
+// The parts a training step's time is split into. They never overlap: a nested scope (curvature
+// work inside the optimizer step) pauses the enclosing phase, so the phases add up to the total.
+enum class Phase { kData, kForward, kBackward, kStep, kCurvature, kCount };
+
+const char* phase_name(Phase phase);
+
+class PhaseTimer {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // Charges time to `phase` until the returned scope ends, then resumes the enclosing phase.
+  class Scope {
+   public:
+    Scope(PhaseTimer& timer, Phase phase);
+    ~Scope();
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    PhaseTimer& timer_;
+    Phase previous_;
+  };
+
+  Scope scope(Phase phase) { return Scope(*this, phase); }
+  double seconds(Phase phase) const { return seconds_[static_cast<size_t>(phase)]; }
+
+ private:
+  void switch_to(Phase phase);
+
+  std::array<double, static_cast<size_t>(Phase::kCount)> seconds_{};
+  Phase current_ = Phase::kCount;  // kCount: no phase running
+  Clock::time_point since_ = Clock::now();
+};
+
+}  // namespace ngd

@@ -1,0 +1,110 @@
+#include "harness/results.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace ngd {
+namespace {
+
+template <class T>
+nlohmann::json optional_json(const std::optional<T>& value) { return value ? nlohmann::json(*value) : nlohmann::json(); }
+
+}  // namespace
+
+nlohmann::json to_json(const RunResult& result) {
+  nlohmann::json epochs = nlohmann::json::array();
+  for (const auto& e : result.epochs) {
+    epochs.push_back({{"epoch", e.epoch},
+                      {"train_loss", e.train_loss},
+                      {"train_acc", e.train_acc},
+                      {"test_loss", e.test_loss},
+                      {"test_acc", e.test_acc},
+                      {"train_time_s", e.train_time_s},
+                      {"cumulative_train_time_s", e.cumulative_train_time_s},
+                      {"cumulative_steps", e.cumulative_steps},
+                      {"learning_rate", e.learning_rate}});
+  }
+  const auto& config = result.config;
+  return {{"schema_version", kResultSchemaVersion},
+          {"experiment", config.experiment},
+          {"run_id", config.run_id()},
+          {"config_hash", config.config_hash()},
+          {"label", config.label()},
+          {"dataset", config.identity()["dataset"]},
+          {"model", config.identity()["model"]},
+          {"optimizer", config.optimizer},
+          {"hparams", config.hparams},
+          {"schedule", config.schedule},
+          {"grid_values", config.grid_values},
+          {"epochs_planned", config.epochs},
+          {"batch_size", config.batch_size},
+          {"eval_batch_size", config.eval_batch_size},
+          {"seed", config.seed},
+          {"target", config.target ? nlohmann::json{{"metric", config.target->metric}, {"value", config.target->value}}
+                                   : nlohmann::json()},
+          {"status", result.status},
+          {"error", result.error.empty() ? nlohmann::json() : nlohmann::json(result.error)},
+          {"epochs", epochs},
+          {"phase_times_s", result.phase_times_s},
+          {"time_to_target_s", optional_json(result.time_to_target_s)},
+          {"epochs_to_target", optional_json(result.epochs_to_target)},
+          {"steps_to_target", optional_json(result.steps_to_target)},
+          {"identity", config.identity()},
+          {"meta", result.meta}};
+}
+
+std::string result_path(const std::string& out_dir, const RunConfig& config) {
+  return (std::filesystem::path(out_dir) / config.experiment / (config.run_id() + ".json")).string();
+}
+
+void write_file_atomically(const std::string& path, const std::string& content) {
+  const auto target = std::filesystem::path(path);
+  if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path());
+  const auto temporary = fmt::format("{}.tmp.{}", path, ::getpid());
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) throw std::runtime_error(fmt::format("{}: cannot create ({})", temporary, std::strerror(errno)));
+  size_t written = 0;
+  while (written < content.size()) {
+    const ssize_t count = ::write(fd, content.data() + written, content.size() - written);
+    if (count < 0) {
+      ::close(fd);
+      ::unlink(temporary.c_str());
+      throw std::runtime_error(fmt::format("{}: write failed ({})", temporary, std::strerror(errno)));
+    }
+    written += static_cast<size_t>(count);
+  }
+  const bool synced = ::fsync(fd) == 0;
+  ::close(fd);
+  if (!synced || std::rename(temporary.c_str(), path.c_str()) != 0) {
+    ::unlink(temporary.c_str());
+    throw std::runtime_error(fmt::format("{}: cannot replace ({})", path, std::strerror(errno)));
+  }
+}
+
+std::optional<nlohmann::json> load_finished_result(const std::string& out_dir, const RunConfig& config) {
+  const auto path = result_path(out_dir, config);
+  std::ifstream file(path);
+  if (!file) return std::nullopt;
+  nlohmann::json result;
+  try {
+    result = nlohmann::json::parse(file);
+  } catch (const nlohmann::json::exception& error) {
+    std::cerr << fmt::format("warning: {}: unreadable result ({}); rerunning it\n", path, error.what());
+    return std::nullopt;
+  }
+  const auto status = result.value("status", "");
+  if (status != "completed" && status != "diverged") return std::nullopt;
+  if (result.value("identity", nlohmann::json()) != config.identity() || result.value("seed", -1) != config.seed) {
+    std::cerr << fmt::format("warning: {}: holds another configuration; rerunning it\n", path);
+    return std::nullopt;
+  }
+  return result;
+}
+
+}  // namespace ngd

@@ -1,0 +1,53 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "harness/spec.h"
+
+namespace ngd {
+
+// Version of the result-file layout; bump it when a field changes meaning or is removed.
+constexpr int kResultSchemaVersion = 1;
+
+struct EpochRecord {
+  int64_t epoch = 0;  // from 1
+  double train_loss = 0;
+  double train_acc = 0;
+  double test_loss = 0;
+  double test_acc = 0;
+  double train_time_s = 0;             // this epoch's training, evaluation excluded
+  double cumulative_train_time_s = 0;
+  int64_t cumulative_steps = 0;
+  double learning_rate = 0;            // at the epoch's last step
+};
+
+struct RunResult {
+  RunConfig config;
+  std::string status;  // completed | diverged | failed
+  std::string error;   // why a run diverged or failed
+  std::vector<EpochRecord> epochs;
+  nlohmann::json phase_times_s = nlohmann::json::object();  // phase -> seconds over the whole run
+  std::optional<double> time_to_target_s;
+  std::optional<int64_t> epochs_to_target;
+  std::optional<int64_t> steps_to_target;
+  nlohmann::json meta = nlohmann::json::object();
+};
+
+nlohmann::json to_json(const RunResult& result);
+
+// The result file of `config` under `out_dir`: OUT/<experiment>/<run-id>.json.
+std::string result_path(const std::string& out_dir, const RunConfig& config);
+
+// Writes `content` so that `path` holds either its old content or all of the new one, never a part:
+// a temporary file in the same folder, flushed to disk, then renamed over `path`.
+void write_file_atomically(const std::string& path, const std::string& content);
+
+// The stored result of `config` if a finished one (completed or diverged) with the same identity and
+// seed is on disk; nullopt if absent, unreadable (reported on stderr) or from another configuration.
+std::optional<nlohmann::json> load_finished_result(const std::string& out_dir, const RunConfig& config);
+
+}  // namespace ngd

@@ -1,0 +1,321 @@
+#include "harness/runner.h"
+
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <map>
+
+#include "harness/machine.h"
+#include "harness/phase_timer.h"
+#include "harness/schedule.h"
+#include "optimizers/optimizer.h"
+
+namespace ngd {
+namespace {
+
+// Steps between checks of the running loss for NaN/inf (each check reads a value back from the device).
+constexpr int64_t kDivergenceCheckInterval = 20;
+// Seconds between redraws of the in-epoch progress bar on a terminal.
+constexpr double kProgressRedrawSeconds = 0.5;
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+struct Evaluation {
+  double loss = 0;
+  double accuracy = 0;
+};
+
+Evaluation evaluate(Model& model, const ImageSet& set, const ImageDataset& dataset, int64_t batch_size,
+                    const torch::Device& device) {
+  torch::NoGradGuard no_grad;
+  model.eval();
+  auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
+  auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device));
+  for (int64_t start = 0; start < set.size(); start += batch_size) {
+    const int64_t end = std::min(start + batch_size, set.size());
+    auto images = normalize_images(set.images.slice(0, start, end), dataset).to(device);
+    auto labels = set.labels.slice(0, start, end).to(device);
+    auto logits = model.forward(images);
+    loss_sum += torch::nn::functional::cross_entropy(
+                    logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                    .to(torch::kDouble);
+    correct += logits.argmax(1).eq(labels).sum();
+  }
+  const double n = static_cast<double>(set.size());
+  return {loss_sum.item<double>() / n, static_cast<double>(correct.item<int64_t>()) / n};
+}
+
+void set_recording(Model& model, bool inputs, bool grad_outputs) {
+  for (const auto& layer : model.capture_layers()) {
+    layer->set_record_input(inputs);
+    layer->set_record_grad_output(grad_outputs);
+  }
+}
+
+bool target_reached(const Target& target, const EpochRecord& epoch) {
+  double value = 0;
+  if (target.metric == "train_loss") value = epoch.train_loss;
+  if (target.metric == "train_acc") value = epoch.train_acc;
+  if (target.metric == "test_loss") value = epoch.test_loss;
+  if (target.metric == "test_acc") value = epoch.test_acc;
+  return target.lower_is_better() ? value <= target.value : value >= target.value;
+}
+
+void draw_progress(const RunConfig& config, int64_t epoch, int64_t batch, int64_t batches) {
+  constexpr int kWidth = 30;
+  const int filled = static_cast<int>(kWidth * batch / batches);
+  std::cerr << fmt::format("\r  {} epoch {}/{} [{}{}] {}/{}", config.run_id(), epoch + 1, config.epochs,
+                           std::string(filled, '#'), std::string(kWidth - filled, '.'), batch, batches)
+            << std::flush;
+}
+
+}  // namespace
+
+RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const RunnerOptions& options) {
+  RunResult result;
+  result.config = config;
+  result.meta = machine_meta(options.device);
+  try {
+    const torch::Device device(options.device);
+    torch::manual_seed(static_cast<uint64_t>(config.seed));
+    const auto* model_entry = find_entry(model_registry(), config.model);
+    auto model = model_entry->make(Options(config.model_options), {dataset.image_shape(), dataset.num_classes});
+    model->to(device);
+    auto optimizer = find_entry(optimizer_registry(), config.optimizer)->make(*model, Options(config.hparams));
+
+    const auto& train = dataset.train;
+    const int64_t steps_per_epoch = (train.size() + config.batch_size - 1) / config.batch_size;
+    const auto schedule = make_schedule(config.schedule, config.epochs, steps_per_epoch);
+    const double base_lr = config.hparams.at("lr").get<double>();
+    auto order_generator = at::detail::createCPUGenerator(static_cast<uint64_t>(config.seed));
+    const bool draw_bar = options.progress && ::isatty(STDERR_FILENO);
+
+    PhaseTimer timer;
+    int64_t step = 0;
+    double cumulative_time = 0;
+    for (int64_t epoch = 0; epoch < config.epochs; ++epoch) {
+      model->train();
+      const auto order = torch::randperm(train.size(), order_generator, torch::kInt64);
+      auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
+      auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device));
+      bool diverged = false;
+      double lr = base_lr;
+      auto last_draw = Clock::now();
+      const auto epoch_start = Clock::now();
+      for (int64_t batch = 0; batch < steps_per_epoch; ++batch, ++step) {
+        StepInfo info{step, epoch, batch, steps_per_epoch, {}};
+        torch::Tensor images, labels;
+        {
+          auto scope = timer.scope(Phase::kData);
+          info.sample_ids = order.slice(0, batch * config.batch_size, std::min((batch + 1) * config.batch_size, train.size()));
+          images = normalize_images(train.images.index_select(0, info.sample_ids), dataset).to(device);
+          labels = train.labels.index_select(0, info.sample_ids).to(device);
+        }
+        const Capture capture = optimizer->capture(info);
+        set_recording(*model, capture != Capture::kNone, capture == Capture::kSampled);
+        torch::Tensor logits, per_sample_loss, loss;
+        {
+          auto scope = timer.scope(Phase::kForward);
+          logits = model->forward(images);
+          per_sample_loss = torch::nn::functional::cross_entropy(
+              logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+          loss = optimizer->reduce_loss(per_sample_loss, info);
+        }
+        if (capture == Capture::kSampled) {
+          // True Fisher: output gradients of the loss with labels drawn from the model's prediction.
+          auto scope = timer.scope(Phase::kCurvature);
+          const auto sampled = torch::multinomial(torch::softmax(logits.detach(), 1), 1).squeeze(1);
+          torch::nn::functional::cross_entropy(logits, sampled).backward({}, /*retain_graph=*/true);
+          set_recording(*model, true, false);
+        } else if (capture == Capture::kEmpirical) {
+          set_recording(*model, true, true);
+        }
+        {
+          auto scope = timer.scope(Phase::kBackward);
+          model->zero_grad();
+          loss.backward();
+        }
+        {
+          auto scope = timer.scope(Phase::kStep);
+          lr = base_lr * schedule(step);
+          optimizer->set_learning_rate(lr);
+          optimizer->step(info, timer);
+        }
+        loss_sum += per_sample_loss.detach().sum().to(torch::kDouble);
+        correct += logits.detach().argmax(1).eq(labels).sum();
+        if ((batch + 1) % kDivergenceCheckInterval == 0 || batch + 1 == steps_per_epoch) {
+          if (!std::isfinite(loss_sum.item<double>())) {
+            diverged = true;
+            ++step;
+            break;
+          }
+        }
+        if (draw_bar && seconds_since(last_draw) > kProgressRedrawSeconds) {
+          draw_progress(config, epoch, batch + 1, steps_per_epoch);
+          last_draw = Clock::now();
+        }
+      }
+      const double epoch_time = seconds_since(epoch_start);
+      if (draw_bar) std::cerr << "\r" << std::string(80, ' ') << "\r";
+      cumulative_time += epoch_time;
+      if (diverged) {
+        result.status = "diverged";
+        result.error = fmt::format("non-finite training loss in epoch {} (by step {})", epoch + 1, step);
+        break;
+      }
+      const auto test = evaluate(*model, dataset.test, dataset, config.eval_batch_size, device);
+      const double n = static_cast<double>(train.size());
+      EpochRecord record{epoch + 1,
+                         loss_sum.item<double>() / n,
+                         static_cast<double>(correct.item<int64_t>()) / n,
+                         test.loss,
+                         test.accuracy,
+                         epoch_time,
+                         cumulative_time,
+                         step,
+                         lr};
+      result.epochs.push_back(record);
+      if (config.target && !result.time_to_target_s && target_reached(*config.target, record)) {
+        result.time_to_target_s = cumulative_time;
+        result.epochs_to_target = record.epoch;
+        result.steps_to_target = step;
+      }
+      if (options.progress) {
+        std::cout << fmt::format("  {} [{}] epoch {}/{}: train loss {:.4f} acc {:.4f} | test loss {:.4f} acc {:.4f} | {:.2f} s\n",
+                                 config.run_id(), config.label(), record.epoch, config.epochs, record.train_loss,
+                                 record.train_acc, record.test_loss, record.test_acc, epoch_time)
+                  << std::flush;
+      }
+      if (!std::isfinite(test.loss)) {
+        result.status = "diverged";
+        result.error = fmt::format("non-finite test loss after epoch {}", epoch + 1);
+        break;
+      }
+    }
+    if (result.status.empty()) result.status = "completed";
+    for (size_t p = 0; p < static_cast<size_t>(Phase::kCount); ++p) {
+      result.phase_times_s[phase_name(static_cast<Phase>(p))] = timer.seconds(static_cast<Phase>(p));
+    }
+  } catch (const std::exception& error) {
+    result.status = "failed";
+    result.error = error.what();
+  }
+  return result;
+}
+
+std::vector<RunConfig> selected_runs(const Spec& spec, const RunnerOptions& options) {
+  std::vector<RunConfig> runs;
+  for (const auto& run : spec.runs) {
+    const auto name = fmt::format("{}/{} {}", run.experiment, run.run_id(), run.label());
+    if (!options.filter || std::regex_search(name, *options.filter)) runs.push_back(run);
+  }
+  return runs;
+}
+
+std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& options) {
+  const auto runs = selected_runs(spec, options);
+  std::optional<ImageDataset> dataset;
+  std::vector<nlohmann::json> results;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const auto& run = runs[i];
+    const auto progress = fmt::format("[{}/{}] {}/{} ({}, seed {})", i + 1, runs.size(), run.experiment,
+                                      run.run_id(), run.label(), run.seed);
+    if (!options.force) {
+      if (auto finished = load_finished_result(options.out_dir, run)) {
+        if (options.progress) std::cout << progress << ": already " << (*finished)["status"].get<std::string>() << "\n";
+        results.push_back(std::move(*finished));
+        continue;
+      }
+    }
+    if (!dataset) {
+      try {
+        dataset = load_dataset(run.dataset, options.data_roots);
+      } catch (const std::runtime_error& error) {
+        if (std::string(error.what()).find("not found") != std::string::npos) throw DatasetNotFound(error.what());
+        throw;
+      }
+    }
+    if (options.progress) std::cout << progress << "\n" << std::flush;
+    auto result = to_json(train_run(run, *dataset, options));
+    write_file_atomically(result_path(options.out_dir, run), result.dump(2) + "\n");
+    if (result["status"] != "completed") {
+      std::cout << fmt::format("  {}: {}: {}\n", run.run_id(), result["status"].get<std::string>(),
+                               result["error"].get<std::string>());
+    }
+    results.push_back(std::move(result));
+  }
+  return results;
+}
+
+namespace {
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+std::string spread(const std::vector<double>& values, const char* format) {
+  if (values.empty()) return "—";
+  const auto [low, high] = std::minmax_element(values.begin(), values.end());
+  return fmt::format(fmt::runtime(format), median(values), *low, *high);
+}
+
+}  // namespace
+
+void print_summary(const Spec& spec, const std::vector<nlohmann::json>& results, std::ostream& out) {
+  struct Row {
+    std::string label;
+    int completed = 0, diverged = 0, failed = 0, reached = 0;
+    std::vector<double> test_acc, train_loss, epoch_time, time_to_target;
+  };
+  std::vector<std::string> order;
+  std::map<std::string, Row> rows;
+  for (const auto& result : results) {
+    const auto hash = result["config_hash"].get<std::string>();
+    if (!rows.count(hash)) order.push_back(hash);
+    auto& row = rows[hash];
+    row.label = result["label"].get<std::string>();
+    const auto status = result["status"].get<std::string>();
+    (status == "completed" ? row.completed : status == "diverged" ? row.diverged : row.failed)++;
+    if (status != "completed" || result["epochs"].empty()) continue;
+    const auto& last = result["epochs"].back();
+    row.test_acc.push_back(last["test_acc"].get<double>());
+    row.train_loss.push_back(last["train_loss"].get<double>());
+    std::vector<double> epoch_times;
+    for (const auto& epoch : result["epochs"]) epoch_times.push_back(epoch["train_time_s"].get<double>());
+    row.epoch_time.push_back(median(epoch_times));
+    if (!result["time_to_target_s"].is_null()) {
+      row.reached++;
+      row.time_to_target.push_back(result["time_to_target_s"].get<double>());
+    }
+  }
+  const auto target = spec.runs.empty() || !spec.runs[0].target
+                          ? std::string("no target")
+                          : fmt::format("{} {} {}", spec.runs[0].target->metric,
+                                        spec.runs[0].target->lower_is_better() ? "≤" : "≥", spec.runs[0].target->value);
+  fmt::print(out, "\n{} — median [min–max] over seeds; time to target: {}\n", spec.name, target);
+  fmt::print(out, "{:<40} {:>5} {:>24} {:>24} {:>10} {:>16}\n", "optimizer", "runs", "final test acc",
+             "final train loss", "epoch s", "to target s");
+  for (const auto& hash : order) {
+    const auto& row = rows[hash];
+    auto runs = fmt::format("{}", row.completed);
+    if (row.diverged) runs += fmt::format("+{}d", row.diverged);
+    if (row.failed) runs += fmt::format("+{}f", row.failed);
+    const auto to_target = row.reached == 0 ? std::string("—")
+                                            : fmt::format("{:.1f} ({}/{})", median(row.time_to_target), row.reached,
+                                                          row.completed);
+    fmt::print(out, "{:<40} {:>5} {:>24} {:>24} {:>10} {:>16}\n", row.label, runs,
+               spread(row.test_acc, "{:.4f} [{:.4f}–{:.4f}]"), spread(row.train_loss, "{:.4f} [{:.4f}–{:.4f}]"),
+               row.epoch_time.empty() ? "—" : fmt::format("{:.2f}", median(row.epoch_time)), to_target);
+  }
+}
+
+}  // namespace ngd

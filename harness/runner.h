@@ -1,0 +1,47 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <ostream>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "datasets/dataset.h"
+#include "harness/results.h"
+#include "harness/spec.h"
+
+namespace ngd {
+
+struct RunnerOptions {
+  std::string out_dir = "results/runs";
+  std::vector<std::string> data_roots;  // search order, see data_roots()
+  std::string device = "cpu";
+  std::optional<std::regex> filter;      // runs whose "<experiment>/<run-id> <label>" matches
+  bool force = false;                    // rerun finished runs instead of resuming
+  bool progress = true;                  // per-epoch lines (and a bar on a terminal)
+};
+
+// Thrown when a spec's dataset is in none of the data roots: the sweep skips that spec.
+class DatasetNotFound : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Trains one run on a loaded dataset and returns its record; writes nothing. A non-finite training
+// loss ends the run as "diverged", an exception as "failed"; neither throws.
+RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const RunnerOptions& options);
+
+// The runs of `spec` that `options.filter` selects.
+std::vector<RunConfig> selected_runs(const Spec& spec, const RunnerOptions& options);
+
+// Runs every selected run of `spec` that has no finished result yet (all with `force`), writing each
+// result atomically as it ends; returns the results of all selected runs, old and new, in spec order.
+std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& options);
+
+// A table with one row per configuration (grid point): seeds, status, final test accuracy and train
+// loss (median [min–max] over seeds), median epoch time and time to target.
+void print_summary(const Spec& spec, const std::vector<nlohmann::json>& results, std::ostream& out);
+
+}  // namespace ngd

@@ -1,0 +1,92 @@
+#include "harness/schedule.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "harness/spec_error.h"
+
+namespace ngd {
+namespace {
+
+const OptionInfo kWarmupOption{"warmup_epochs", 0.0, "linear warmup length in epochs before the schedule (0 = none)"};
+
+std::vector<OptionInfo> options_with_warmup(const ScheduleEntry& entry) {
+  auto options = entry.options;
+  options.push_back(kWarmupOption);
+  options.push_back({"name", "", "schedule name"});
+  return options;
+}
+
+}  // namespace
+
+const std::vector<ScheduleEntry>& schedule_registry() {
+  static const std::vector<ScheduleEntry> table = {
+      {"constant", "the base learning rate throughout", {}},
+      {"step",
+       "multiply by gamma every step_size epochs",
+       {{"step_size", 30, "epochs between decays"}, {"gamma", 0.1, "decay factor"}}},
+      {"multistep",
+       "multiply by gamma at each milestone epoch",
+       {{"milestones", nlohmann::json::array({30, 60}), "epochs (from 0) at which the rate decays"},
+        {"gamma", 0.1, "decay factor"}}},
+      {"cosine",
+       "cosine annealing from the base rate to min_factor·lr over the run, per step",
+       {{"min_factor", 0.0, "final rate as a fraction of the base rate"}}},
+  };
+  return table;
+}
+
+nlohmann::json resolve_schedule(const nlohmann::json& schedule, const std::string& json_path) {
+  if (!schedule.is_object()) throw SpecError(json_path, "expected an object, got " + schedule.dump());
+  const auto name = schedule.find("name");
+  if (name == schedule.end() || !name->is_string()) {
+    throw SpecError(json_path + ".name", fmt::format("missing schedule name (valid: {})", join_names(schedule_registry())));
+  }
+  const auto* entry = find_entry(schedule_registry(), name->get<std::string>());
+  if (entry == nullptr) {
+    throw SpecError(json_path + ".name", fmt::format("unknown schedule \"{}\" (valid: {})", name->get<std::string>(),
+                                                     join_names(schedule_registry())));
+  }
+  auto resolved = resolve_options(schedule, options_with_warmup(*entry), fmt::format("schedule '{}'", entry->name), json_path);
+  if (resolved["warmup_epochs"].get<double>() < 0) throw SpecError(json_path + ".warmup_epochs", "must be ≥ 0");
+  return resolved;
+}
+
+LearningRateSchedule make_schedule(const nlohmann::json& resolved, int64_t epochs, int64_t steps_per_epoch) {
+  const Options options(resolved);
+  const auto name = options.text("name");
+  const double steps_per_epoch_d = static_cast<double>(steps_per_epoch);
+  LearningRateSchedule decay;
+  if (name == "constant") {
+    decay = [](int64_t) { return 1.0; };
+  } else if (name == "step") {
+    const auto step_size = options.integer("step_size");
+    const auto gamma = options.number("gamma");
+    decay = [=](int64_t step) { return std::pow(gamma, static_cast<double>((step / steps_per_epoch) / step_size)); };
+  } else if (name == "multistep") {
+    const auto milestones = options.integers("milestones");
+    const auto gamma = options.number("gamma");
+    decay = [=](int64_t step) {
+      const int64_t epoch = step / steps_per_epoch;
+      int passed = 0;
+      for (auto milestone : milestones) passed += epoch >= milestone ? 1 : 0;
+      return std::pow(gamma, passed);
+    };
+  } else if (name == "cosine") {
+    const auto min_factor = options.number("min_factor");
+    const double total = static_cast<double>(epochs) * steps_per_epoch_d;
+    decay = [=](int64_t step) {
+      return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(step) / total));
+    };
+  } else {
+    throw std::logic_error("schedule '" + name + "' has no implementation");
+  }
+  const double warmup_steps = options.number("warmup_epochs") * steps_per_epoch_d;
+  if (warmup_steps <= 0) return decay;
+  return [=](int64_t step) {
+    return decay(step) * std::min(1.0, static_cast<double>(step + 1) / warmup_steps);
+  };
+}
+
+}  // namespace ngd

@@ -1,0 +1,253 @@
+#include "harness/spec.h"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "harness/schedule.h"
+#include "harness/spec_error.h"
+#include "optimizers/optimizer.h"
+
+namespace ngd {
+namespace {
+
+// Test-set evaluation batch size when a spec gives none (evaluation is untimed; larger is faster).
+constexpr int64_t kDefaultEvalBatchSize = 1000;
+
+const std::vector<std::string> kTopLevelKeys = {"name", "description", "notes", "dataset", "model", "epochs",
+                                                "batch_size", "eval_batch_size", "seeds", "target", "optimizers"};
+const std::vector<std::string> kTargetMetrics = {"train_loss", "train_acc", "test_loss", "test_acc"};
+
+void check_keys(const nlohmann::json& object, const std::vector<std::string>& valid, const std::string& path) {
+  for (const auto& [key, value] : object.items()) {
+    if (std::find(valid.begin(), valid.end(), key) == valid.end()) {
+      throw SpecError(path.empty() ? key : path + "." + key,
+                      fmt::format("unknown key (valid: {})", fmt::join(valid, ", ")));
+    }
+  }
+}
+
+const nlohmann::json& require(const nlohmann::json& object, const std::string& key, const std::string& path) {
+  auto it = object.find(key);
+  if (it == object.end()) throw SpecError(path.empty() ? key : path + "." + key, "missing required key");
+  return *it;
+}
+
+nlohmann::json require_object(const nlohmann::json& object, const std::string& key, const std::string& path) {
+  const auto& value = require(object, key, path);
+  if (!value.is_object()) {
+    throw SpecError(path.empty() ? key : path + "." + key, "expected an object, got " + value.dump());
+  }
+  return value;
+}
+
+int64_t positive_integer(const nlohmann::json& value, const std::string& path) {
+  if (!value.is_number_integer() || value.get<int64_t>() < 1) {
+    throw SpecError(path, "expected a positive integer, got " + value.dump());
+  }
+  return value.get<int64_t>();
+}
+
+std::optional<int64_t> optional_positive_integer(const nlohmann::json& object, const std::string& key,
+                                                 const std::string& path) {
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return std::nullopt;
+  return positive_integer(*it, path + "." + key);
+}
+
+std::string text(const nlohmann::json& value, const std::string& path) {
+  if (!value.is_string()) throw SpecError(path, "expected a string, got " + value.dump());
+  return value.get<std::string>();
+}
+
+template <class Entry>
+const Entry& named_entry(const std::vector<Entry>& table, const nlohmann::json& object, const std::string& path,
+                         const char* what) {
+  const auto name = text(require(object, "name", path), path + ".name");
+  const auto* entry = find_entry(table, name);
+  if (entry == nullptr) {
+    throw SpecError(path + ".name", fmt::format("unknown {} \"{}\" (valid: {})", what, name, join_names(table)));
+  }
+  return *entry;
+}
+
+DatasetRequest parse_dataset(const nlohmann::json& spec) {
+  const auto dataset = require_object(spec, "dataset", "");
+  check_keys(dataset, {"name", "train_subset", "test_subset"}, "dataset");
+  const auto& entry = named_entry(dataset_registry(), dataset, "dataset", "dataset");
+  return {entry.name, optional_positive_integer(dataset, "train_subset", "dataset"),
+          optional_positive_integer(dataset, "test_subset", "dataset")};
+}
+
+std::optional<Target> parse_target(const nlohmann::json& spec) {
+  auto it = spec.find("target");
+  if (it == spec.end() || it->is_null()) return std::nullopt;
+  if (!it->is_object()) throw SpecError("target", "expected an object or null, got " + it->dump());
+  check_keys(*it, {"metric", "value"}, "target");
+  Target target;
+  target.metric = text(require(*it, "metric", "target"), "target.metric");
+  if (std::find(kTargetMetrics.begin(), kTargetMetrics.end(), target.metric) == kTargetMetrics.end()) {
+    throw SpecError("target.metric", fmt::format("unknown metric \"{}\" (valid: {})", target.metric,
+                                                 fmt::join(kTargetMetrics, ", ")));
+  }
+  const auto& value = require(*it, "value", "target");
+  if (!value.is_number()) throw SpecError("target.value", "expected a number, got " + value.dump());
+  target.value = value.get<double>();
+  return target;
+}
+
+// The grid points of one optimizer's "hparams": a list value is an axis (a list of lists for a
+// list-typed setting), everything else a fixed value. Returns (resolved hparams, axis values) pairs.
+std::vector<std::pair<nlohmann::json, nlohmann::json>> expand_hparams(const OptimizerEntry& entry,
+                                                                     const nlohmann::json& hparams,
+                                                                     const std::string& path) {
+  if (!hparams.is_object()) throw SpecError(path, "expected an object, got " + hparams.dump());
+  std::vector<std::pair<nlohmann::json, nlohmann::json>> points = {{nlohmann::json::object(), nlohmann::json::object()}};
+  for (const auto& [name, value] : hparams.items()) {
+    const auto* info = find_entry(entry.hyperparameters, name);
+    if (info == nullptr) {
+      throw SpecError(path + "." + name, fmt::format("unknown hyperparameter for optimizer '{}' (valid: {})",
+                                                     entry.name, join_names(entry.hyperparameters)));
+    }
+    const bool is_axis = value.is_array() && (!info->default_value.is_array() || (!value.empty() && value[0].is_array()));
+    if (is_axis && value.empty()) throw SpecError(path + "." + name, "an empty list leaves no grid point");
+    const auto axis = is_axis ? value : nlohmann::json::array({value});
+    std::vector<std::pair<nlohmann::json, nlohmann::json>> expanded;
+    for (const auto& point : points) {
+      for (size_t i = 0; i < axis.size(); ++i) {
+        check_option_value(*info, axis[i], is_axis ? fmt::format("{}.{}[{}]", path, name, i) : path + "." + name);
+        auto next = point;
+        next.first[name] = axis[i];
+        if (is_axis) next.second[name] = axis[i];
+        expanded.push_back(std::move(next));
+      }
+    }
+    points = std::move(expanded);
+  }
+  for (auto& point : points) {
+    point.first = resolve_options(point.first, entry.hyperparameters, "optimizer '" + entry.name + "'", path);
+  }
+  return points;
+}
+
+Spec parse_spec_document(const nlohmann::json& spec) {
+  if (!spec.is_object()) throw SpecError("$", "a spec is a JSON object");
+  check_keys(spec, kTopLevelKeys, "");
+  Spec result;
+  result.name = text(require(spec, "name", ""), "name");
+  if (result.name.empty() || result.name.find('/') != std::string::npos) {
+    throw SpecError("name", "must be non-empty and contain no '/' (it names the results folder)");
+  }
+  if (auto it = spec.find("description"); it != spec.end()) result.description = text(*it, "description");
+
+  RunConfig base;
+  base.experiment = result.name;
+  base.dataset = parse_dataset(spec);
+  const auto model = require_object(spec, "model", "");
+  const auto& model_entry = named_entry(model_registry(), model, "model", "model");
+  auto model_options = model;
+  model_options.erase("name");
+  base.model = model_entry.name;
+  base.model_options = resolve_options(model_options, model_entry.options, "model '" + model_entry.name + "'", "model");
+  base.epochs = positive_integer(require(spec, "epochs", ""), "epochs");
+  base.batch_size = positive_integer(require(spec, "batch_size", ""), "batch_size");
+  base.eval_batch_size = spec.contains("eval_batch_size") ? positive_integer(spec["eval_batch_size"], "eval_batch_size")
+                                                          : kDefaultEvalBatchSize;
+  base.target = parse_target(spec);
+
+  const auto& seeds = require(spec, "seeds", "");
+  if (!seeds.is_array() || seeds.empty()) throw SpecError("seeds", "expected a non-empty list of integers");
+  std::vector<int64_t> seed_values;
+  for (size_t i = 0; i < seeds.size(); ++i) {
+    if (!seeds[i].is_number_integer() || seeds[i].get<int64_t>() < 0) {
+      throw SpecError(fmt::format("seeds[{}]", i), "expected a non-negative integer, got " + seeds[i].dump());
+    }
+    seed_values.push_back(seeds[i].get<int64_t>());
+  }
+
+  const auto& optimizers = require(spec, "optimizers", "");
+  if (!optimizers.is_array() || optimizers.empty()) throw SpecError("optimizers", "expected a non-empty list");
+  std::vector<RunConfig> configurations;
+  for (size_t i = 0; i < optimizers.size(); ++i) {
+    const auto path = fmt::format("optimizers[{}]", i);
+    const auto& optimizer = optimizers[i];
+    if (!optimizer.is_object()) throw SpecError(path, "expected an object, got " + optimizer.dump());
+    check_keys(optimizer, {"name", "hparams", "schedule"}, path);
+    const auto& entry = named_entry(optimizer_registry(), optimizer, path, "optimizer");
+    const auto schedule = optimizer.contains("schedule") ? resolve_schedule(optimizer["schedule"], path + ".schedule")
+                                                         : resolve_schedule({{"name", "constant"}}, path + ".schedule");
+    const auto hparams = optimizer.contains("hparams") ? optimizer["hparams"] : nlohmann::json::object();
+    for (auto& [resolved, axes] : expand_hparams(entry, hparams, path + ".hparams")) {
+      RunConfig config = base;
+      config.optimizer = entry.name;
+      config.hparams = std::move(resolved);
+      config.grid_values = std::move(axes);
+      config.schedule = schedule;
+      configurations.push_back(std::move(config));
+    }
+  }
+  for (auto seed : seed_values) {
+    for (const auto& configuration : configurations) {
+      result.runs.push_back(configuration);
+      result.runs.back().seed = seed;
+    }
+  }
+  return result;
+}
+
+}  // namespace
+
+nlohmann::json RunConfig::identity() const {
+  return {{"dataset", {{"name", dataset.name},
+                       {"train_subset", dataset.train_subset ? nlohmann::json(*dataset.train_subset) : nlohmann::json()},
+                       {"test_subset", dataset.test_subset ? nlohmann::json(*dataset.test_subset) : nlohmann::json()}}},
+          {"model", {{"name", model}, {"options", model_options}}},
+          {"epochs", epochs},
+          {"batch_size", batch_size},
+          {"eval_batch_size", eval_batch_size},
+          {"optimizer", optimizer},
+          {"hparams", hparams},
+          {"schedule", schedule}};
+}
+
+std::string RunConfig::config_hash() const {
+  // FNV-1a over the canonical (key-sorted) dump: stable across runs, platforms and versions.
+  uint64_t hash = 14695981039346656037ULL;
+  for (unsigned char c : identity().dump()) hash = (hash ^ c) * 1099511628211ULL;
+  return fmt::format("{:08x}", static_cast<uint32_t>(hash ^ (hash >> 32)));
+}
+
+std::string RunConfig::run_id() const { return fmt::format("{}-{}-s{}", optimizer, config_hash(), seed); }
+
+std::string RunConfig::label() const {
+  std::string label = optimizer;
+  for (const auto& [name, value] : grid_values.items()) label += fmt::format(" {}={}", name, value.dump());
+  return label;
+}
+
+Spec parse_spec(const nlohmann::json& document, const std::string& source) {
+  try {
+    auto spec = parse_spec_document(document);
+    spec.path = source;
+    return spec;
+  } catch (const SpecError& error) {
+    throw std::runtime_error(source + ": " + error.what());
+  }
+}
+
+Spec load_spec(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) throw std::runtime_error(path + ": cannot open spec file");
+  std::stringstream content;
+  content << file.rdbuf();
+  nlohmann::json document;
+  try {
+    document = nlohmann::json::parse(content.str());
+  } catch (const nlohmann::json::parse_error& error) {
+    throw std::runtime_error(fmt::format("{}: invalid JSON: {}", path, error.what()));
+  }
+  return parse_spec(document, path);
+}
+
+}  // namespace ngd

@@ -1,0 +1,62 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "datasets/dataset.h"
+
+namespace ngd {
+
+// The metric whose first crossing of `value` marks "time to target". Accuracies must reach at least
+// the value, losses at most.
+struct Target {
+  std::string metric;  // train_loss | train_acc | test_loss | test_acc
+  double value = 0;
+  bool lower_is_better() const { return metric == "train_loss" || metric == "test_loss"; }
+};
+
+// One training run: a point of the spec's grid with one seed.
+struct RunConfig {
+  std::string experiment;
+  DatasetRequest dataset;
+  std::string model;
+  nlohmann::json model_options;  // resolved: every declared option present
+  int64_t epochs = 0;
+  int64_t batch_size = 0;
+  int64_t eval_batch_size = 0;
+  int64_t seed = 0;
+  std::optional<Target> target;
+  std::string optimizer;
+  nlohmann::json hparams;      // resolved: every declared hyperparameter present
+  nlohmann::json schedule;     // resolved
+  nlohmann::json grid_values;  // the grid axes' values of this point (for labels)
+
+  // Everything that determines the run's numbers except the seed; two runs with equal identity and
+  // seed are the same run.
+  nlohmann::json identity() const;
+  // 8 hex digits hashing identity(): the same for every seed of one configuration.
+  std::string config_hash() const;
+  // "<optimizer>-<config_hash>-s<seed>": the result file's name.
+  std::string run_id() const;
+  // "sgd lr=0.05 momentum=0.9": the optimizer and its grid axes' values, for people.
+  std::string label() const;
+};
+
+struct Spec {
+  std::string path;
+  std::string name;
+  std::string description;
+  std::vector<RunConfig> runs;  // the expanded grid: seed-major, then optimizer, then grid point
+};
+
+// Reads, validates and expands a spec file. Every problem throws std::runtime_error reading
+// "PATH: JSON.PATH: what is wrong (valid: ...)".
+Spec load_spec(const std::string& path);
+
+// The same for an already parsed document; `source` names it in messages.
+Spec parse_spec(const nlohmann::json& document, const std::string& source);
+
+}  // namespace ngd

@@ -1,0 +1,67 @@
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "harness/models/model.h"
+#include "harness/options.h"
+#include "harness/phase_timer.h"
+
+namespace ngd {
+
+// Where in training a step happens: what an optimizer may condition its work on.
+struct StepInfo {
+  int64_t step = 0;               // optimizer steps taken before this one, over the whole run
+  int64_t epoch = 0;              // from 0
+  int64_t batch_index = 0;        // position of this batch within the epoch, from 0
+  int64_t batches_per_epoch = 0;
+  torch::Tensor sample_ids;       // dataset indices of the batch's samples (int64, batch order)
+};
+
+// Which per-layer statistics the runner records for the optimizer on a step.
+enum class Capture {
+  kNone,       // no recording: the step costs what plain training costs
+  kEmpirical,  // inputs and output gradients of the loss with the true labels
+  kSampled,    // inputs, and output gradients of an extra backward pass with labels sampled from the
+               // model's predictive distribution (the true Fisher); the runner times it as curvature
+};
+
+// An optimizer plugin. The runner owns the training loop; per step it asks capture(), reduces the
+// per-sample losses with reduce_loss(), back-propagates, and calls step() with the gradients in
+// place and the model's capture layers holding what was recorded.
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+
+  virtual Capture capture(const StepInfo&) const { return Capture::kNone; }
+
+  // The loss to back-propagate from the per-sample losses (mean by default).
+  virtual torch::Tensor reduce_loss(const torch::Tensor& per_sample_loss, const StepInfo&) {
+    return per_sample_loss.mean();
+  }
+
+  // Updates the parameters. Curvature work (statistics, factorisations, solves) goes inside
+  // `timer.scope(Phase::kCurvature)` so the results split step time into its parts.
+  virtual void step(const StepInfo& info, PhaseTimer& timer) = 0;
+
+  // The runner's schedule sets the learning rate before every step.
+  virtual void set_learning_rate(double lr) = 0;
+};
+
+// An optimizer the harness can run: its settings (with defaults) and how to build it for a model.
+// Every entry declares "lr", the base learning rate the schedule scales.
+struct OptimizerEntry {
+  std::string name;
+  std::string summary;
+  std::vector<OptionInfo> hyperparameters;
+  std::function<std::unique_ptr<Optimizer>(Model&, const Options&)> make;
+};
+
+// The table of all optimizers; adding one is one line in optimizers/registry.cpp.
+const std::vector<OptimizerEntry>& optimizer_registry();
+
+}  // namespace ngd

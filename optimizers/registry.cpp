@@ -1,0 +1,17 @@
+#include "optimizers/adamw.h"
+#include "optimizers/optimizer.h"
+#include "optimizers/sgd.h"
+
+namespace ngd {
+
+// Every optimizer the harness knows, one line each. An explicit table rather than static
+// self-registration, which the linker silently drops from a static library.
+const std::vector<OptimizerEntry>& optimizer_registry() {
+  static const std::vector<OptimizerEntry> table = {
+      sgd_entry(),
+      adamw_entry(),
+  };
+  return table;
+}
+
+}  // namespace ngd
