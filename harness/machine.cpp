@@ -55,12 +55,11 @@ std::string loaded_blas() {
 }  // namespace
 
 int configure_threads(int threads) {
-  if (threads > 0) {
-    torch::set_num_threads(threads);
-    using SetThreads = void (*)(int);
-    if (auto set_blas_threads = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
-      set_blas_threads(threads);
-    }
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(threads);
+  using SetThreads = void (*)(int);
+  if (auto set_blas_threads = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    set_blas_threads(threads);
   }
   return torch::get_num_threads();
 }

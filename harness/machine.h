@@ -7,7 +7,7 @@
 namespace ngd {
 
 // Sets LibTorch's intra-op threads and OpenBLAS's threads (when OpenBLAS is the loaded BLAS) to
-// `threads`; 0 keeps the default (one per core). Returns the count in effect.
+// `threads`; 0 means one per core. Returns the count in effect.
 int configure_threads(int threads);
 
 // Where a run was measured: recorded in every result's "meta" (AlgoPerf's meta_data and

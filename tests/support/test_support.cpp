@@ -1,0 +1,103 @@
+#include "tests/support/test_support.h"
+
+#include <unistd.h>
+#include <zlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+namespace ngd::testing {
+namespace {
+
+// Pixel rows each synthetic class brightens: class c owns rows [c·kBandRows, (c+1)·kBandRows).
+constexpr int64_t kBandRows = 2;
+
+ImageSet synthetic_split(int64_t size, uint64_t seed) {
+  auto generator = at::detail::createCPUGenerator(seed);
+  auto labels = torch::randint(10, {size}, generator, torch::kInt64);
+  auto images = torch::randint(0, 60, {size, 1, 28, 28}, generator, torch::kInt64);
+  for (int64_t i = 0; i < size; ++i) {
+    const int64_t row = 4 + labels[i].item<int64_t>() * kBandRows;
+    images[i].slice(1, row, row + kBandRows).add_(150);
+  }
+  return {images.to(torch::kUInt8), labels};
+}
+
+std::vector<uint8_t> bytes_of(const torch::Tensor& tensor) {
+  auto contiguous = tensor.to(torch::kUInt8).contiguous();
+  const auto* data = contiguous.data_ptr<uint8_t>();
+  return {data, data + contiguous.numel()};
+}
+
+}  // namespace
+
+TempDir::TempDir() {
+  std::string pattern = (std::filesystem::temp_directory_path() / "ngdbench-test-XXXXXX").string();
+  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+void write_gzip(const std::string& path, const std::string& bytes) {
+  gzFile file = gzopen(path.c_str(), "wb");
+  if (file == nullptr) throw std::runtime_error("cannot write " + path);
+  gzwrite(file, bytes.data(), static_cast<unsigned>(bytes.size()));
+  gzclose(file);
+}
+
+void write_idx(const std::string& path, const std::vector<uint32_t>& dims, const std::vector<uint8_t>& payload,
+               bool gzip) {
+  std::string bytes = {0, 0, 0x08, static_cast<char>(dims.size())};
+  for (uint32_t extent : dims) {
+    for (int shift = 24; shift >= 0; shift -= 8) bytes.push_back(static_cast<char>((extent >> shift) & 0xff));
+  }
+  bytes.append(payload.begin(), payload.end());
+  if (gzip) {
+    write_gzip(path, bytes);
+  } else {
+    std::ofstream(path, std::ios::binary) << bytes;
+  }
+}
+
+ImageDataset synthetic_fashion_mnist(int64_t train_size, int64_t test_size, uint64_t seed) {
+  ImageDataset dataset;
+  dataset.name = "fashion-mnist";
+  dataset.train = synthetic_split(train_size, seed);
+  dataset.test = synthetic_split(test_size, seed + 1);
+  dataset.num_classes = 10;
+  dataset.channel_mean = {0.2860};
+  dataset.channel_std = {0.3530};
+  return dataset;
+}
+
+void write_synthetic_fashion_mnist(const std::string& root, int64_t train_size, int64_t test_size, uint64_t seed) {
+  const auto folder = root + "/fashion-mnist";
+  std::filesystem::create_directories(folder);
+  const auto dataset = synthetic_fashion_mnist(train_size, test_size, seed);
+  for (const auto& [prefix, set] : {std::pair{"train", dataset.train}, std::pair{"t10k", dataset.test}}) {
+    const auto n = static_cast<uint32_t>(set.size());
+    write_idx(folder + "/" + prefix + "-images-idx3-ubyte.gz", {n, 28, 28}, bytes_of(set.images));
+    write_idx(folder + "/" + prefix + "-labels-idx1-ubyte.gz", {n}, bytes_of(set.labels));
+  }
+}
+
+nlohmann::json tiny_spec() {
+  return nlohmann::json::parse(R"({
+    "name": "tiny",
+    "dataset": {"name": "fashion-mnist"},
+    "model": {"name": "mlp", "hidden": [32]},
+    "epochs": 2, "batch_size": 32, "seeds": [0],
+    "target": {"metric": "test_acc", "value": 0.5},
+    "optimizers": [{"name": "sgd", "hparams": {"lr": 0.05}}]
+  })");
+}
+
+std::string ngdbench_binary() { return NGDBENCH_BINARY; }
+std::string source_dir() { return NGDBENCH_SOURCE_DIR; }
+
+}  // namespace ngd::testing

@@ -1,0 +1,49 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "datasets/dataset.h"
+
+namespace ngd::testing {
+
+// A fresh folder under the system temp dir, removed with everything in it when this goes away.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Writes an IDX file of unsigned bytes, gzip-compressed unless `gzip` is false.
+void write_idx(const std::string& path, const std::vector<uint32_t>& dims, const std::vector<uint8_t>& payload,
+               bool gzip = true);
+// Writes raw bytes through gzip (for corrupt-file tests).
+void write_gzip(const std::string& path, const std::string& bytes);
+
+// A Fashion-MNIST-shaped dataset (1×28×28, 10 classes) that a small model learns in a few epochs:
+// each class brightens its own band of rows, plus noise. Written under ROOT/fashion-mnist/ in the
+// official file names, so ROOT is a data root.
+void write_synthetic_fashion_mnist(const std::string& root, int64_t train_size, int64_t test_size, uint64_t seed = 0);
+
+// The same data in memory, without files.
+ImageDataset synthetic_fashion_mnist(int64_t train_size, int64_t test_size, uint64_t seed = 0);
+
+// A valid spec for the synthetic dataset: mlp [32], 2 epochs, batch 32, SGD, seeds [0].
+nlohmann::json tiny_spec();
+
+// The built `ngdbench` CLI and the source tree.
+std::string ngdbench_binary();
+std::string source_dir();
+
+}  // namespace ngd::testing
