@@ -1,0 +1,160 @@
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "harness/results.h"
+#include "harness/spec.h"
+#include "tests/support/test_support.h"
+
+namespace ngd {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+std::string read_file(const std::string& path) {
+  std::ifstream file(path);
+  std::stringstream content;
+  content << file.rdbuf();
+  return content.str();
+}
+
+std::vector<std::string> result_files(const std::string& folder) {
+  std::vector<std::string> files;
+  if (!fs::exists(folder)) return files;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    if (entry.path().extension() == ".json") files.push_back(entry.path().filename().string());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+TEST(AtomicWrite, ReplacesContentAndLeavesNoTemporary) {
+  testing::TempDir dir;
+  const auto path = dir.file("sub/result.json");
+  write_file_atomically(path, "first");
+  write_file_atomically(path, "second");
+  EXPECT_EQ(read_file(path), "second");
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir.file("sub")), fs::directory_iterator()), 1);
+}
+
+TEST(AtomicWrite, KilledWriterLeavesOldOrNewContentNeverAPart) {
+  testing::TempDir dir;
+  const auto path = dir.file("result.json");
+  const std::string old_content = R"({"version": "old"})";
+  const std::string new_content = json{{"version", std::string(8 << 20, 'x')}}.dump();
+  write_file_atomically(path, old_content);
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      while (true) write_file_atomically(path, new_content);  // killed mid-write by the parent
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(15 + 20 * attempt));
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    const auto content = read_file(path);
+    EXPECT_TRUE(content == old_content || content == new_content) << "partial file of " << content.size() << " bytes";
+  }
+}
+
+TEST(Resume, UnreadableOrForeignResultIsRerun) {
+  testing::TempDir out;
+  const auto run = parse_spec(testing::tiny_spec(), "tiny").runs[0];
+  const auto path = result_path(out.path(), run);
+  write_file_atomically(path, "{\"status\": \"compl");  // a file cut short by hand
+  EXPECT_FALSE(load_finished_result(out.path(), run).has_value());
+  write_file_atomically(path, json{{"status", "completed"}, {"identity", {{"other", 1}}}, {"seed", 0}}.dump());
+  EXPECT_FALSE(load_finished_result(out.path(), run).has_value());
+  write_file_atomically(path, json{{"status", "failed"}, {"identity", run.identity()}, {"seed", 0}}.dump());
+  EXPECT_FALSE(load_finished_result(out.path(), run).has_value());  // failed runs are retried
+  write_file_atomically(path, json{{"status", "diverged"}, {"identity", run.identity()}, {"seed", 0}}.dump());
+  EXPECT_TRUE(load_finished_result(out.path(), run).has_value());
+}
+
+// Runs the CLI on `spec` into `out`; returns its exit status.
+int run_cli(const std::string& spec, const std::string& out, const std::string& data_root) {
+  const auto command = testing::ngdbench_binary() + " run " + spec + " --out " + out + " --data-root " + data_root +
+                       " --threads 1 --quiet > /dev/null";
+  return std::system(command.c_str());
+}
+
+TEST(Resume, KilledSweepResumesToTheUninterruptedResult) {
+  testing::TempDir root, work;
+  testing::write_synthetic_fashion_mnist(root.path(), 2000, 200);
+  auto document = testing::tiny_spec();
+  document["optimizers"][0]["hparams"]["lr"] = {0.01, 0.02, 0.03, 0.04, 0.05};
+  const auto spec_path = work.file("tiny.json");
+  std::ofstream(spec_path) << document.dump();
+  const auto complete = work.file("complete"), resumed = work.file("resumed");
+  ASSERT_EQ(run_cli(spec_path, complete, root.path()), 0);
+  const auto expected_files = result_files(complete + "/tiny");
+  ASSERT_EQ(expected_files.size(), 5u);
+
+  // Start the same sweep, kill it once its first result is on disk.
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::execl(testing::ngdbench_binary().c_str(), "ngdbench", "run", spec_path.c_str(), "--out", resumed.c_str(),
+            "--data-root", root.path().c_str(), "--threads", "1", "--quiet", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  while (result_files(resumed + "/tiny").empty()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  const auto before = result_files(resumed + "/tiny");
+  ASSERT_LT(before.size(), 5u) << "the sweep finished before it could be killed; the test needs longer runs";
+  const auto first_written = json::parse(read_file(resumed + "/tiny/" + before[0]));
+
+  ASSERT_EQ(run_cli(spec_path, resumed, root.path()), 0);
+  EXPECT_EQ(result_files(resumed + "/tiny"), expected_files);  // every run present, once
+  for (const auto& name : expected_files) {
+    const auto expected = json::parse(read_file(complete + "/tiny/" + name));
+    const auto actual = json::parse(read_file(resumed + "/tiny/" + name));
+    EXPECT_EQ(actual["status"], "completed");
+    for (size_t e = 0; e < expected["epochs"].size(); ++e) {
+      for (const auto* metric : {"train_loss", "train_acc", "test_loss", "test_acc"}) {
+        EXPECT_EQ(actual["epochs"][e][metric], expected["epochs"][e][metric]) << name << " " << metric;
+      }
+    }
+  }
+  // The run finished before the kill was kept, not rerun.
+  EXPECT_EQ(json::parse(read_file(resumed + "/tiny/" + before[0]))["meta"]["started_at"], first_written["meta"]["started_at"]);
+}
+
+TEST(Cli, BadSpecExitsWithTwoAndNamesFileAndPath) {
+  testing::TempDir work;
+  auto document = testing::tiny_spec();
+  document["optimizers"][0]["hparams"]["lrr"] = 0.1;
+  const auto spec_path = work.file("bad.json");
+  std::ofstream(spec_path) << document.dump();
+  const auto log = work.file("log");
+  const auto command = testing::ngdbench_binary() + " run " + spec_path + " --dry-run 2> " + log;
+  EXPECT_EQ(WEXITSTATUS(std::system(command.c_str())), 2);
+  const auto message = read_file(log);
+  EXPECT_NE(message.find("bad.json: optimizers[0].hparams.lrr"), std::string::npos) << message;
+}
+
+TEST(Cli, DryRunListsExpandedRuns) {
+  testing::TempDir work;
+  auto document = testing::tiny_spec();
+  document["seeds"] = {0, 1, 2};
+  const auto spec_path = work.file("s.json");
+  std::ofstream(spec_path) << document.dump();
+  const auto out = work.file("out");
+  const auto command = testing::ngdbench_binary() + " run " + spec_path + " --dry-run --filter s1 > " + out;
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  const auto listing = read_file(out);
+  EXPECT_NE(listing.find("1 runs"), std::string::npos) << listing;
+  EXPECT_NE(listing.find("-s1"), std::string::npos) << listing;
+}
+
+}  // namespace
+}  // namespace ngd
