@@ -8,6 +8,7 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <thread>
@@ -37,19 +38,15 @@ std::string cpu_model() {
   return "unknown";
 }
 
-// The BLAS library actually mapped into this process (Debian switches it through alternatives).
+// The library that provides sgemm_ to this process: the BLAS LibTorch really calls (Debian switches
+// it through alternatives, and LD_LIBRARY_PATH can override that).
 std::string loaded_blas() {
-  std::ifstream maps("/proc/self/maps");
-  for (std::string line; std::getline(maps, line);) {
-    const auto slash = line.find('/');
-    if (slash == std::string::npos) continue;
-    const auto path = line.substr(slash);
-    if (path.find("libblas.so") != std::string::npos || path.find("libopenblas") != std::string::npos ||
-        path.find("libmkl") != std::string::npos) {
-      return std::filesystem::canonical(path).string();
-    }
-  }
-  return "none found (statically linked or unknown)";
+  Dl_info info{};
+  void* sgemm = ::dlsym(RTLD_DEFAULT, "sgemm_");
+  if (sgemm == nullptr || ::dladdr(sgemm, &info) == 0 || info.dli_fname == nullptr) return "unknown";
+  std::error_code error;
+  const auto path = std::filesystem::canonical(info.dli_fname, error);
+  return error ? info.dli_fname : path.string();
 }
 
 }  // namespace

@@ -1,0 +1,38 @@
+# ngdbench — the README's two commands are `make reproduce` and `make test`; both install missing
+# Debian packages and build first.
+
+BUILD_DIR ?= build
+BUILD_TYPE ?= Release
+# Extra CMake arguments, e.g. CMAKE_ARGS=-DTorch_DIR=/path/to/libtorch/share/cmake/Torch
+CMAKE_ARGS ?=
+# Where `make reproduce` writes result files.
+OUT ?= results/runs
+# Threads for training runs (0 = one per core).
+THREADS ?= 0
+# Specs `make reproduce` runs.
+SPECS ?= experiments/fashion-mnist/mlp-sgd-adamw.json
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps configure build test reproduce clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD_DIR)/build.ninja: CMakeLists.txt
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
+
+configure: deps $(BUILD_DIR)/build.ninja
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+reproduce: build
+	$(BUILD_DIR)/ngdbench run $(SPECS) --out $(OUT) --threads $(THREADS)
+
+clean:
+	rm -rf $(BUILD_DIR)
