@@ -140,6 +140,11 @@ Spec parse_spec_document(const nlohmann::json& spec) {
     throw SpecError("name", "must be non-empty and contain no '/' (it names the results folder)");
   }
   if (auto it = spec.find("description"); it != spec.end()) result.description = text(*it, "description");
+  if (auto it = spec.find("notes"); it != spec.end()) {
+    const bool list_of_strings =
+        it->is_array() && std::all_of(it->begin(), it->end(), [](const nlohmann::json& line) { return line.is_string(); });
+    if (!it->is_string() && !list_of_strings) throw SpecError("notes", "expected a string or a list of strings");
+  }
 
   RunConfig base;
   base.experiment = result.name;

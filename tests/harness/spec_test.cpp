@@ -118,6 +118,7 @@ TEST(Spec, RejectsWrongTypes) {
   expect_rejected(with(testing::tiny_spec(), "/optimizers/0/hparams/lr"_json_pointer, json::array()), {"empty list"});
   expect_rejected(with(testing::tiny_spec(), "/name"_json_pointer, "a/b"), {"name", "'/'"});
   expect_rejected(with(testing::tiny_spec(), "/model"_json_pointer, "mlp"), {"model", "expected an object"});
+  expect_rejected(with(testing::tiny_spec(), "/notes"_json_pointer, {"a", 1}), {"notes", "list of strings"});
 }
 
 TEST(Spec, RejectsMissingRequiredKeys) {
