@@ -110,7 +110,7 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
       auto last_draw = Clock::now();
       const auto epoch_start = Clock::now();
       for (int64_t batch = 0; batch < steps_per_epoch; ++batch, ++step) {
-        StepInfo info{step, epoch, batch, steps_per_epoch, {}};
+        StepInfo info{step, epoch, batch, steps_per_epoch, {}, {}};
         torch::Tensor images, labels;
         {
           auto scope = timer.scope(Phase::kData);
@@ -118,6 +118,10 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
           images = normalize_images(train.images.index_select(0, info.sample_ids), dataset).to(device);
           labels = train.labels.index_select(0, info.sample_ids).to(device);
         }
+        info.batch_loss = [&model, &images, &labels] {
+          torch::NoGradGuard no_grad;
+          return torch::nn::functional::cross_entropy(model->forward(images), labels).item<double>();
+        };
         const Capture capture = optimizer->capture(info);
         // Output gradients are recorded by hooks the forward pass registers, so both switches go
         // on before it for either kind of capture.

@@ -20,6 +20,9 @@ struct StepInfo {
   int64_t batch_index = 0;        // position of this batch within the epoch, from 0
   int64_t batches_per_epoch = 0;
   torch::Tensor sample_ids;       // dataset indices of the batch's samples (int64, batch order)
+  // Mean training loss of this step's batch at the current parameters, without gradients: for line
+  // searches. Each call is one extra forward pass; call it inside a curvature scope.
+  std::function<double()> batch_loss;
 };
 
 // Which per-layer statistics the runner records for the optimizer on a step.

@@ -48,7 +48,7 @@ TEST(Sgd, TwoStepsMatchTheMomentumFormula) {
       buffer[i] = step == 0 ? d : momentum * buffer[i] + d;
       theta[i] = theta[i] - lr * buffer[i];
     }
-    optimizer->step({step, 0, step, 2, {}}, timer);
+    optimizer->step({step, 0, step, 2, {}, {}}, timer);
   }
   for (size_t i = 0; i < theta.size(); ++i) EXPECT_TRUE(torch::allclose(model->parameters()[i], theta[i], 1e-6, 1e-7));
 }
@@ -84,7 +84,7 @@ TEST(AdamW, TwoStepsMatchTheDecoupledFormula) {
       const auto v_hat = v[i] / (1 - std::pow(beta2, step));
       theta[i] = theta[i] * (1 - lr * weight_decay) - lr * m_hat / (v_hat.sqrt() + eps);
     }
-    optimizer->step({step - 1, 0, step - 1, 2, {}}, timer);
+    optimizer->step({step - 1, 0, step - 1, 2, {}, {}}, timer);
   }
   for (size_t i = 0; i < theta.size(); ++i) EXPECT_TRUE(torch::allclose(model->parameters()[i], theta[i], 1e-5, 1e-7));
 }
