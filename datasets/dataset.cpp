@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "datasets/cifar.h"
 #include "datasets/fashion_mnist.h"
 #include "harness/options.h"
 
@@ -33,10 +34,24 @@ std::vector<int64_t> ImageDataset::image_shape() const {
   return {train.images.size(1), train.images.size(2), train.images.size(3)};
 }
 
+std::vector<OptionInfo> image_options(std::vector<double> mean, std::vector<double> std, int64_t crop_padding,
+                                      bool horizontal_flip) {
+  return {{"mean", mean, "per-channel mean of [0,1] pixels, subtracted"},
+          {"std", std, "per-channel standard deviation, divided by"},
+          {"random_crop_padding", crop_padding, "training crops after zero-padding each side by this (0 = none)"},
+          {"horizontal_flip", horizontal_flip, "training images flipped left-right with probability 1/2"}};
+}
+
+// Adding a dataset: a reader in datasets/ and one entry here.
 const std::vector<DatasetEntry>& dataset_registry() {
   static const std::vector<DatasetEntry> table = {
       {"fashion-mnist", "fashion-mnist", "Fashion-MNIST, 60k/10k 28×28 grey images, 10 classes (IDX gz)",
-       load_fashion_mnist},
+       fashion_mnist_options(), [](const std::string& folder, const Options&) { return load_fashion_mnist(folder); }},
+      {"cifar10", "cifar-10-batches-bin", "CIFAR-10 binary version, 32×32 colour images, 10 classes", cifar10_options(),
+       [](const std::string& folder, const Options&) { return load_cifar10(folder); }},
+      {"cifar100", "cifar-100-binary", "CIFAR-100 binary version, 32×32 colour images, 100 fine / 20 coarse classes",
+       cifar100_options(),
+       [](const std::string& folder, const Options& options) { return load_cifar100(folder, options.text("labels")); }},
   };
   return table;
 }
@@ -74,7 +89,15 @@ ImageDataset load_dataset(const DatasetRequest& request, const std::vector<std::
                                          "(set --data-root or NGDBENCH_DATA; scripts/fetch-datasets.sh downloads it)",
                                          request.name, entry->folder, fmt::join(roots, ", ")));
   }
-  auto dataset = entry->load(*folder);
+  const Options options(request.options);
+  auto dataset = entry->load(*folder, options);
+  dataset.channel_mean = options.numbers("mean");
+  dataset.channel_std = options.numbers("std");
+  const auto channels = static_cast<size_t>(dataset.train.images.size(1));
+  if (dataset.channel_mean.size() != channels || dataset.channel_std.size() != channels) {
+    throw std::runtime_error(fmt::format("dataset.mean and dataset.std need {} values for '{}'", channels, request.name));
+  }
+  dataset.augmentation = {options.integer("random_crop_padding"), options.flag("horizontal_flip")};
   dataset.train = subset(dataset.train, request.train_subset, dataset.num_classes, "dataset.train_subset");
   dataset.test = subset(dataset.test, request.test_subset, dataset.num_classes, "dataset.test_subset");
   return dataset;
@@ -113,6 +136,26 @@ torch::Tensor normalize_images(const torch::Tensor& images_uint8, const ImageDat
   auto mean = torch::tensor(dataset.channel_mean, torch::kFloat).view({1, channels, 1, 1});
   auto std = torch::tensor(dataset.channel_std, torch::kFloat).view({1, channels, 1, 1});
   return images_uint8.to(torch::kFloat).div_(255.0).sub_(mean).div_(std);
+}
+
+torch::Tensor augment_batch(const torch::Tensor& images_uint8, const Augmentation& augmentation,
+                            at::Generator& generator) {
+  if (!augmentation.enabled()) return images_uint8;
+  const int64_t n = images_uint8.size(0), channels = images_uint8.size(1);
+  const int64_t height = images_uint8.size(2), width = images_uint8.size(3);
+  const int64_t pad = augmentation.crop_padding;
+  const auto padded = pad > 0 ? torch::constant_pad_nd(images_uint8, {pad, pad, pad, pad}) : images_uint8;
+  const int64_t padded_width = width + 2 * pad;
+  // Per sample: the crop's top-left corner in the padded image, and whether to read columns backwards.
+  const auto top = torch::randint(0, 2 * pad + 1, {n, 1, 1}, generator, torch::kInt64);
+  const auto left = torch::randint(0, 2 * pad + 1, {n, 1, 1}, generator, torch::kInt64);
+  const auto flip = augmentation.horizontal_flip ? torch::randint(0, 2, {n, 1, 1}, generator, torch::kInt64)
+                                                 : torch::zeros({n, 1, 1}, torch::kInt64);
+  const auto rows = torch::arange(height, torch::kInt64).view({1, height, 1});
+  const auto columns = torch::arange(width, torch::kInt64).view({1, 1, width});
+  const auto source_columns = left + columns + flip * (width - 1 - 2 * columns);
+  const auto source = ((top + rows) * padded_width + source_columns).view({n, 1, height * width});
+  return padded.flatten(2).gather(2, source.expand({n, channels, height * width})).view({n, channels, height, width});
 }
 
 }  // namespace ngd

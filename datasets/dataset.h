@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "harness/options.h"
+
 namespace ngd {
 
 // Images as stored on disk (uint8, N×C×H×W) with their class labels (int64, N). Kept as uint8 so a
@@ -17,6 +19,13 @@ struct ImageSet {
   int64_t size() const { return labels.size(0); }
 };
 
+// Random training-time transforms, applied to uint8 batches (see augment_batch).
+struct Augmentation {
+  int64_t crop_padding = 0;  // random crop back to the image size after zero-padding each side (0 = off)
+  bool horizontal_flip = false;
+  bool enabled() const { return crop_padding > 0 || horizontal_flip; }
+};
+
 // A train/test pair with what a model needs to know about it.
 struct ImageDataset {
   std::string name;
@@ -25,23 +34,33 @@ struct ImageDataset {
   int64_t num_classes = 0;
   std::vector<double> channel_mean;  // per-channel normalisation applied to [0,1] pixels
   std::vector<double> channel_std;
+  Augmentation augmentation;  // for training batches only
   std::vector<int64_t> image_shape() const;  // C, H, W
 };
 
-// How a spec selects a dataset: sizes of the deterministic, class-balanced subsets (nullopt = all).
+// How a spec selects a dataset: sizes of the deterministic, class-balanced subsets (nullopt = all)
+// and the entry's options (resolved: normalisation, augmentation, dataset-specific choices).
 struct DatasetRequest {
   std::string name;
   std::optional<int64_t> train_subset;
   std::optional<int64_t> test_subset;
+  nlohmann::json options = nlohmann::json::object();
 };
 
-// A dataset the harness can load: the folder a data root holds it in (official archive name).
+// A dataset the harness can load: the folder a data root holds it in (official archive name), and
+// its options. Every entry has "mean", "std", "random_crop_padding" and "horizontal_flip"
+// (image_options()), which load_dataset applies after the entry's loader.
 struct DatasetEntry {
   std::string name;
   std::string folder;
   std::string summary;
-  std::function<ImageDataset(const std::string& folder_path)> load;
+  std::vector<OptionInfo> options;
+  std::function<ImageDataset(const std::string& folder_path, const Options& options)> load;
 };
+
+// The normalisation and augmentation options every image dataset has, with its defaults.
+std::vector<OptionInfo> image_options(std::vector<double> mean, std::vector<double> std, int64_t crop_padding,
+                                      bool horizontal_flip);
 
 const std::vector<DatasetEntry>& dataset_registry();
 
@@ -61,5 +80,10 @@ torch::Tensor balanced_subset_indices(const torch::Tensor& labels, int64_t count
 
 // A batch as float, scaled to [0,1] and normalised per channel.
 torch::Tensor normalize_images(const torch::Tensor& images_uint8, const ImageDataset& dataset);
+
+// A uint8 batch (N×C×H×W) randomly cropped (after zero padding) and flipped per sample, drawing from
+// `generator`; one gather over the batch, no per-pixel loops.
+torch::Tensor augment_batch(const torch::Tensor& images_uint8, const Augmentation& augmentation,
+                            at::Generator& generator);
 
 }  // namespace ngd

@@ -41,9 +41,9 @@ ImageDataset load_fashion_mnist(const std::string& folder) {
   dataset.train = load_split(folder, "train");
   dataset.test = load_split(folder, "t10k");
   dataset.num_classes = kClasses;
-  dataset.channel_mean = {kPixelMean};
-  dataset.channel_std = {kPixelStd};
   return dataset;
 }
+
+std::vector<OptionInfo> fashion_mnist_options() { return image_options({kPixelMean}, {kPixelStd}, 0, false); }
 
 }  // namespace ngd

@@ -8,4 +8,7 @@ namespace ngd {
 // dataset-fashion-mnist and the official archive ship them).
 ImageDataset load_fashion_mnist(const std::string& folder);
 
+// Normalisation by the training set's statistics; no augmentation by default.
+std::vector<OptionInfo> fashion_mnist_options();
+
 }  // namespace ngd

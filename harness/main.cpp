@@ -109,6 +109,8 @@ int main(int argc, char** argv) {
   run_command->add_flag("--dry-run", dry_run, "print the expanded runs and exit");
   run_command->add_flag("--force", options.force, "rerun runs that already have a finished result");
   run_command->add_flag("--quiet", quiet, "no per-epoch lines");
+  bool no_prefetch = false;
+  run_command->add_flag("--no-prefetch", no_prefetch, "prepare training batches on the training thread");
 
   auto* list_command = app.add_subcommand("list", "list the registered optimizers, models, datasets or schedules");
   std::string what;
@@ -121,6 +123,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (list_command->parsed()) return list(what, verbose);
   options.progress = !quiet;
+  options.prefetch = !no_prefetch;
   if (!filter.empty()) {
     try {
       options.filter = std::regex(filter);

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <map>
 
+#include "datasets/batch_loader.h"
 #include "harness/machine.h"
 #include "harness/phase_timer.h"
 #include "harness/schedule.h"
@@ -90,11 +91,10 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
     model->to(device);
     auto optimizer = find_entry(optimizer_registry(), config.optimizer)->make(*model, Options(config.hparams));
 
-    const auto& train = dataset.train;
-    const int64_t steps_per_epoch = (train.size() + config.batch_size - 1) / config.batch_size;
+    BatchLoader loader(dataset, config.batch_size, static_cast<uint64_t>(config.seed), device, options.prefetch);
+    const int64_t steps_per_epoch = loader.batches_per_epoch();
     const auto schedule = make_schedule(config.schedule, config.epochs, steps_per_epoch);
     const double base_lr = config.hparams.at("lr").get<double>();
-    auto order_generator = at::detail::createCPUGenerator(static_cast<uint64_t>(config.seed));
     const bool draw_bar = options.progress && ::isatty(STDERR_FILENO);
 
     PhaseTimer timer;
@@ -102,7 +102,7 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
     double cumulative_time = 0;
     for (int64_t epoch = 0; epoch < config.epochs; ++epoch) {
       model->train();
-      const auto order = torch::randperm(train.size(), order_generator, torch::kInt64);
+      loader.start_epoch();
       auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
       auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device));
       bool diverged = false;
@@ -114,9 +114,10 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
         torch::Tensor images, labels;
         {
           auto scope = timer.scope(Phase::kData);
-          info.sample_ids = order.slice(0, batch * config.batch_size, std::min((batch + 1) * config.batch_size, train.size()));
-          images = normalize_images(train.images.index_select(0, info.sample_ids), dataset).to(device);
-          labels = train.labels.index_select(0, info.sample_ids).to(device);
+          auto next = loader.next();
+          images = std::move(next.images);
+          labels = std::move(next.labels);
+          info.sample_ids = std::move(next.sample_ids);
         }
         info.batch_loss = [&model, &images, &labels] {
           torch::NoGradGuard no_grad;
@@ -175,7 +176,7 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
         break;
       }
       const auto test = evaluate(*model, dataset.test, dataset, config.eval_batch_size, device);
-      const double n = static_cast<double>(train.size());
+      const double n = static_cast<double>(dataset.train.size());
       EpochRecord record{epoch + 1,
                          loss_sum.item<double>() / n,
                          static_cast<double>(correct.item<int64_t>()) / n,

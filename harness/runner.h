@@ -21,6 +21,7 @@ struct RunnerOptions {
   std::optional<std::regex> filter;      // runs whose "<experiment>/<run-id> <label>" matches
   bool force = false;                    // rerun finished runs instead of resuming
   bool progress = true;                  // per-epoch lines (and a bar on a terminal)
+  bool prefetch = true;                  // prepare the next training batch on a worker thread
 };
 
 // Thrown when a spec's dataset is in none of the data roots: the sweep skips that spec.

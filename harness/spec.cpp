@@ -74,10 +74,15 @@ const Entry& named_entry(const std::vector<Entry>& table, const nlohmann::json& 
 
 DatasetRequest parse_dataset(const nlohmann::json& spec) {
   const auto dataset = require_object(spec, "dataset", "");
-  check_keys(dataset, {"name", "train_subset", "test_subset"}, "dataset");
   const auto& entry = named_entry(dataset_registry(), dataset, "dataset", "dataset");
+  std::vector<std::string> valid_keys = {"name", "train_subset", "test_subset"};
+  for (const auto& option : entry.options) valid_keys.push_back(option.name);
+  check_keys(dataset, valid_keys, "dataset");
+  auto options = dataset;
+  for (const auto* key : {"name", "train_subset", "test_subset"}) options.erase(key);
   return {entry.name, optional_positive_integer(dataset, "train_subset", "dataset"),
-          optional_positive_integer(dataset, "test_subset", "dataset")};
+          optional_positive_integer(dataset, "test_subset", "dataset"),
+          resolve_options(options, entry.options, "dataset '" + entry.name + "'", "dataset")};
 }
 
 std::optional<Target> parse_target(const nlohmann::json& spec) {
@@ -206,7 +211,8 @@ Spec parse_spec_document(const nlohmann::json& spec) {
 nlohmann::json RunConfig::identity() const {
   return {{"dataset", {{"name", dataset.name},
                        {"train_subset", dataset.train_subset ? nlohmann::json(*dataset.train_subset) : nlohmann::json()},
-                       {"test_subset", dataset.test_subset ? nlohmann::json(*dataset.test_subset) : nlohmann::json()}}},
+                       {"test_subset", dataset.test_subset ? nlohmann::json(*dataset.test_subset) : nlohmann::json()},
+                       {"options", dataset.options}}},
           {"model", {{"name", model}, {"options", model_options}}},
           {"epochs", epochs},
           {"batch_size", batch_size},

@@ -1,10 +1,26 @@
 #include <memory>
 
 #include "harness/models/conv3_fc1.h"
+#include "harness/models/densenet.h"
 #include "harness/models/mlp.h"
 #include "harness/models/model.h"
+#include "harness/models/resnet.h"
+#include "harness/models/small_cnn.h"
+#include "harness/models/vgg.h"
 
 namespace ngd {
+namespace {
+
+ModelEntry cifar_resnet(int64_t depth) {
+  return {"resnet" + std::to_string(depth),
+          "He et al. CIFAR ResNet-" + std::to_string(depth) + " (16-32-64 channels, option-A shortcuts, BN)",
+          {},
+          [depth](const Options&, const ModelInput& input) -> std::shared_ptr<Model> {
+            return std::make_shared<CifarResNet>(depth, input);
+          }};
+}
+
+}  // namespace
 
 // Adding a model: a file in harness/models/ and one entry here.
 const std::vector<ModelEntry>& model_registry() {
@@ -21,6 +37,37 @@ const std::vector<ModelEntry>& model_registry() {
         {"hidden", 500, "width of the hidden FC layer (500 in the papers)"}},
        [](const Options& options, const ModelInput& input) -> std::shared_ptr<Model> {
          return std::make_shared<Conv3Fc1>(options.integer("channels"), options.integer("hidden"), input);
+       }},
+      {"cnn",
+       "small CNN for quick CPU runs: 2× (conv3×3 + ReLU + maxpool2), FC, FC; no BN",
+       {{"channels", 32, "channels of the first conv (the second has twice as many)"},
+        {"hidden", 128, "width of the hidden FC layer"}},
+       [](const Options& options, const ModelInput& input) -> std::shared_ptr<Model> {
+         return std::make_shared<SmallCnn>(options.integer("channels"), options.integer("hidden"), input);
+       }},
+      {"resnet18",
+       "ResNet-18 for CIFAR (3×3 stem, no max-pool, projection shortcuts, BN)",
+       {},
+       [](const Options&, const ModelInput& input) -> std::shared_ptr<Model> {
+         return std::make_shared<ResNet18>(input);
+       }},
+      cifar_resnet(20),
+      cifar_resnet(32),
+      cifar_resnet(110),
+      {"vgg16_bn",
+       "VGG-16 with BatchNorm for 32×32 inputs, one FC layer",
+       {},
+       [](const Options&, const ModelInput& input) -> std::shared_ptr<Model> {
+         return std::make_shared<Vgg16Bn>(input);
+       }},
+      {"densenet_bc",
+       "DenseNet-BC for CIFAR (bottleneck + compression, BN)",
+       {{"depth", 19, "3n+4; (depth−4)/6 bottleneck layers per dense block (19 in TENGraD/HyLo)"},
+        {"growth", 100, "growth rate k (100 in TENGraD/HyLo)"},
+        {"compression", 2, "transitions divide the channels by this"}},
+       [](const Options& options, const ModelInput& input) -> std::shared_ptr<Model> {
+         return std::make_shared<DenseNetBc>(options.integer("depth"), options.integer("growth"),
+                                             options.integer("compression"), input);
        }},
   };
   return table;

@@ -1,0 +1,100 @@
+#include "datasets/batch_loader.h"
+
+namespace ngd {
+namespace {
+
+// Offset between a run's seed and its augmentation generator's seed, so crops and flips do not
+// repeat the shuffle's random stream.
+constexpr uint64_t kAugmentationSeedOffset = 0x9e3779b97f4a7c15ULL;
+
+}  // namespace
+
+BatchLoader::BatchLoader(const ImageDataset& dataset, int64_t batch_size, uint64_t seed, torch::Device device,
+                         bool prefetch)
+    : dataset_(dataset),
+      batch_size_(batch_size),
+      batches_per_epoch_((dataset.train.size() + batch_size - 1) / batch_size),
+      device_(device),
+      order_generator_(at::detail::createCPUGenerator(seed)),
+      augmentation_generator_(at::detail::createCPUGenerator(seed + kAugmentationSeedOffset)),
+      prefetch_(prefetch) {
+  if (prefetch_) worker_ = std::thread([this] { work(); });
+}
+
+BatchLoader::~BatchLoader() {
+  if (!prefetch_) return;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  worker_.join();
+}
+
+void BatchLoader::start_epoch() {
+  if (prefetch_) {
+    // A batch prefetched past the end of the last epoch does not exist: nothing is pending here.
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [this] { return !requested_.has_value(); });
+  }
+  order_ = torch::randperm(dataset_.train.size(), order_generator_, torch::kInt64);
+  next_index_ = 0;
+  if (prefetch_) request(0);
+}
+
+Batch BatchLoader::make_batch(int64_t index) {
+  const auto& train = dataset_.train;
+  Batch batch;
+  batch.sample_ids = order_.slice(0, index * batch_size_, std::min((index + 1) * batch_size_, train.size()));
+  auto images = augment_batch(train.images.index_select(0, batch.sample_ids), dataset_.augmentation,
+                              augmentation_generator_);
+  batch.images = normalize_images(images, dataset_).to(device_);
+  batch.labels = train.labels.index_select(0, batch.sample_ids).to(device_);
+  return batch;
+}
+
+void BatchLoader::request(int64_t index) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    requested_ = index;
+  }
+  changed_.notify_all();
+}
+
+Batch BatchLoader::next() {
+  const int64_t index = next_index_++;
+  TORCH_CHECK(index < batches_per_epoch_, "BatchLoader::next past the end of the epoch");
+  if (!prefetch_) return make_batch(index);
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait(lock, [this] { return ready_.has_value() || error_; });
+  if (error_) std::rethrow_exception(error_);
+  Batch batch = std::move(*ready_);
+  ready_.reset();
+  lock.unlock();
+  if (index + 1 < batches_per_epoch_) request(index + 1);
+  return batch;
+}
+
+void BatchLoader::work() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (true) {
+    changed_.wait(lock, [this] { return stopping_ || requested_.has_value(); });
+    if (stopping_) return;
+    const int64_t index = *requested_;
+    lock.unlock();
+    std::optional<Batch> batch;
+    std::exception_ptr error;
+    try {
+      batch = make_batch(index);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    lock.lock();
+    ready_ = std::move(batch);
+    error_ = error;
+    requested_.reset();
+    changed_.notify_all();
+  }
+}
+
+}  // namespace ngd

@@ -1,0 +1,63 @@
+#pragma once
+
+#include <torch/torch.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "datasets/dataset.h"
+
+namespace ngd {
+
+// One training batch, ready for the model.
+struct Batch {
+  torch::Tensor images;      // float, normalised, on the device
+  torch::Tensor labels;      // int64, on the device
+  torch::Tensor sample_ids;  // int64 dataset indices, batch order
+};
+
+// Draws a run's training batches: a fresh seeded shuffle each epoch, augmentation from its own seeded
+// generator, normalisation, transfer to the device. With prefetch, a worker thread prepares the next
+// batch while the caller trains on the current one; batches are made strictly in order by one
+// producer, so the numbers are the same with or without prefetch.
+class BatchLoader {
+ public:
+  BatchLoader(const ImageDataset& dataset, int64_t batch_size, uint64_t seed, torch::Device device, bool prefetch);
+  ~BatchLoader();
+  BatchLoader(const BatchLoader&) = delete;
+  BatchLoader& operator=(const BatchLoader&) = delete;
+
+  int64_t batches_per_epoch() const { return batches_per_epoch_; }
+
+  // Shuffles for a new epoch; then next() returns its batches in order, batches_per_epoch() times.
+  void start_epoch();
+  Batch next();
+
+ private:
+  Batch make_batch(int64_t index);
+  void request(int64_t index);
+  void work();
+
+  const ImageDataset& dataset_;
+  const int64_t batch_size_;
+  const int64_t batches_per_epoch_;
+  const torch::Device device_;
+  at::Generator order_generator_;
+  at::Generator augmentation_generator_;
+  torch::Tensor order_;
+  int64_t next_index_ = 0;
+
+  // Prefetch: the worker makes batch `requested_` into `ready_`.
+  bool prefetch_;
+  std::thread worker_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::optional<int64_t> requested_;
+  std::optional<Batch> ready_;
+  std::exception_ptr error_;
+  bool stopping_ = false;
+};
+
+}  // namespace ngd

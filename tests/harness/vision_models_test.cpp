@@ -1,0 +1,70 @@
+#include <gtest/gtest.h>
+
+#include "harness/models/model.h"
+#include "harness/options.h"
+
+namespace ngd {
+namespace {
+
+std::shared_ptr<Model> make_model(const std::string& name, const nlohmann::json& options, int64_t classes) {
+  const auto* entry = find_entry(model_registry(), name);
+  return entry->make(Options(resolve_options(options, entry->options, name, "model")), {{3, 32, 32}, classes});
+}
+
+int64_t parameter_count(Model& model) {
+  int64_t count = 0;
+  for (const auto& parameter : model.parameters()) count += parameter.numel();
+  return count;
+}
+
+struct PublishedSize {
+  const char* model;
+  int64_t classes;
+  double millions;  // the count papers and reference implementations quote
+};
+
+class VisionModelSize : public ::testing::TestWithParam<PublishedSize> {};
+
+TEST_P(VisionModelSize, ForwardShapeAndParameterCountMatchPublished) {
+  const auto& size = GetParam();
+  auto model = make_model(size.model, nlohmann::json::object(), size.classes);
+  model->eval();
+  EXPECT_EQ(model->forward(torch::randn({2, 3, 32, 32})).sizes(), (std::vector<int64_t>{2, size.classes}));
+  EXPECT_NEAR(parameter_count(*model) / 1e6, size.millions, 0.01 * size.millions) << size.model;
+}
+
+INSTANTIATE_TEST_SUITE_P(Published, VisionModelSize,
+                         ::testing::Values(PublishedSize{"resnet18", 100, 11.22}, PublishedSize{"resnet20", 10, 0.27},
+                                           PublishedSize{"resnet32", 10, 0.46}, PublishedSize{"resnet110", 10, 1.73},
+                                           PublishedSize{"vgg16_bn", 10, 14.73}),
+                         [](const auto& info) { return std::string(info.param.model); });
+
+TEST(VisionModels, DenseNetBcOfTheTengradSettingHasTwoBottlenecksPerBlock) {
+  auto model = make_model("densenet_bc", nlohmann::json::object(), 100);
+  model->eval();
+  EXPECT_EQ(model->forward(torch::randn({2, 3, 32, 32})).sizes(), (std::vector<int64_t>{2, 100}));
+  // stem + 3 blocks × 2 bottlenecks × 2 convs + 2 transitions + fc.
+  EXPECT_EQ(model->capture_layers().size(), 1u + 12u + 2u + 1u);
+  // Channels: 200 → +200 = 400 → /2 = 200 → 400 → 200 → 400 into the FC layer.
+  EXPECT_EQ(model->capture_layers().back()->weight().size(1), 400);
+}
+
+TEST(VisionModels, SmallCnnAndEveryConvAndLinearIsACaptureLayer) {
+  auto model = make_model("cnn", nlohmann::json::object(), 10);
+  EXPECT_EQ(model->forward(torch::randn({4, 3, 32, 32})).sizes(), (std::vector<int64_t>{4, 10}));
+  for (const auto* name : {"resnet20", "resnet18", "vgg16_bn", "densenet_bc", "cnn"}) {
+    auto vision = make_model(name, nlohmann::json::object(), 10);
+    int64_t conv_and_linear = 0;
+    for (const auto& module : vision->modules(/*include_self=*/false)) {
+      conv_and_linear += module->as<torch::nn::Conv2d>() != nullptr || module->as<torch::nn::Linear>() != nullptr;
+    }
+    EXPECT_EQ(static_cast<int64_t>(vision->capture_layers().size()), conv_and_linear) << name;
+  }
+}
+
+TEST(VisionModels, RejectsInvalidDepths) {
+  EXPECT_THROW(make_model("densenet_bc", {{"depth", 20}}, 10), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace ngd
