@@ -13,7 +13,7 @@ THREADS ?= 0
 SPECS ?= experiments/fashion-mnist/mlp-sgd-adamw.json
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test reproduce clean
+.PHONY: all deps configure build test bench reproduce clean
 
 all: build
 
@@ -30,6 +30,11 @@ build: configure
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+# Microbenchmarks as JSON with google/benchmark's context block (BENCH_OUT to change the file).
+BENCH_OUT ?= $(BUILD_DIR)/bench.json
+bench: build
+	$(BUILD_DIR)/ngdbench_bench --benchmark_out=$(BENCH_OUT) --benchmark_out_format=json
 
 reproduce: build
 	$(BUILD_DIR)/ngdbench run $(SPECS) --out $(OUT) --threads $(THREADS)
