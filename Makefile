@@ -7,6 +7,8 @@ BUILD_TYPE ?= Release
 CMAKE_ARGS ?=
 # Where `make reproduce` writes result files.
 OUT ?= results/runs
+# Spec scale: auto = paper with a CUDA device, cpu without; or name one (cpu, paper).
+SCALE ?= auto
 # Threads for training runs (0 = one per core).
 THREADS ?= 0
 # Specs `make reproduce` runs.
@@ -37,7 +39,7 @@ bench: build
 	$(BUILD_DIR)/ngdbench_bench --benchmark_out=$(BENCH_OUT) --benchmark_out_format=json
 
 reproduce: build
-	$(BUILD_DIR)/ngdbench run $(SPECS) --out $(OUT) --threads $(THREADS)
+	$(BUILD_DIR)/ngdbench run $(SPECS) --out $(OUT) --threads $(THREADS) --scale $(SCALE)
 
 clean:
 	rm -rf $(BUILD_DIR)

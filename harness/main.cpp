@@ -48,11 +48,16 @@ int list(const std::string& what, bool verbose) {
 }
 
 int run(const std::vector<std::string>& spec_paths, ngd::RunnerOptions options, const std::string& data_root,
-        int threads, bool dry_run) {
+        int threads, std::string scale, bool dry_run) {
+  if (scale == "auto") {
+    scale = torch::cuda::is_available() ? "paper" : "cpu";
+    std::cout << fmt::format("ngdbench: scale '{}' ({})\n", scale,
+                             scale == "paper" ? "a CUDA device is present" : "no CUDA device: the scaled-down protocol");
+  }
   std::vector<ngd::Spec> specs;
   for (const auto& path : spec_paths) {
     try {
-      specs.push_back(ngd::load_spec(path));
+      specs.push_back(ngd::load_spec(path, scale));
     } catch (const std::exception& error) {
       std::cerr << "error: " << error.what() << "\n";
       return kExitBadInput;
@@ -106,6 +111,9 @@ int main(int argc, char** argv) {
   run_command->add_option("--threads", threads, "intra-op and BLAS threads (0 = one per core)")->check(CLI::NonNegativeNumber);
   run_command->add_option("--device", options.device, "cpu or cuda")->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
   run_command->add_option("--filter", filter, "only runs whose '<experiment>/<run-id> <label>' matches this regex");
+  std::string scale;
+  run_command->add_option("--scale", scale,
+                          "a scale the specs define (e.g. cpu, paper), or auto: paper with CUDA, else cpu");
   run_command->add_flag("--dry-run", dry_run, "print the expanded runs and exit");
   run_command->add_flag("--force", options.force, "rerun runs that already have a finished result");
   run_command->add_flag("--quiet", quiet, "no per-epoch lines");
@@ -136,5 +144,5 @@ int main(int argc, char** argv) {
     std::cerr << "error: --device cuda: this LibTorch build sees no CUDA device\n";
     return kExitBadInput;
   }
-  return run(spec_paths, options, data_root, threads, dry_run);
+  return run(spec_paths, options, data_root, threads, scale, dry_run);
 }

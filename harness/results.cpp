@@ -33,6 +33,7 @@ nlohmann::json to_json(const RunResult& result) {
   const auto& config = result.config;
   return {{"schema_version", kResultSchemaVersion},
           {"experiment", config.experiment},
+          {"scale", config.scale},
           {"run_id", config.run_id()},
           {"config_hash", config.config_hash()},
           {"label", config.label()},

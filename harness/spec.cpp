@@ -16,7 +16,7 @@ namespace {
 constexpr int64_t kDefaultEvalBatchSize = 1000;
 
 const std::vector<std::string> kTopLevelKeys = {"name", "description", "notes", "dataset", "model", "epochs",
-                                                "batch_size", "eval_batch_size", "seeds", "target", "optimizers"};
+                                                "batch_size", "eval_batch_size", "seeds", "target", "optimizers", "scales"};
 const std::vector<std::string> kTargetMetrics = {"train_loss", "train_acc", "test_loss", "test_acc"};
 
 void check_keys(const nlohmann::json& object, const std::vector<std::string>& valid, const std::string& path) {
@@ -136,8 +136,33 @@ std::vector<std::pair<nlohmann::json, nlohmann::json>> expand_hparams(const Opti
   return points;
 }
 
-Spec parse_spec_document(const nlohmann::json& spec) {
-  if (!spec.is_object()) throw SpecError("$", "a spec is a JSON object");
+// The document with the chosen scale's merge patch applied (and "scales" removed).
+nlohmann::json apply_scale(const nlohmann::json& document, const std::string& scale) {
+  if (!document.is_object()) throw SpecError("$", "a spec is a JSON object");
+  auto it = document.find("scales");
+  if (it == document.end()) return document;
+  if (!it->is_object() || it->empty()) throw SpecError("scales", "expected an object of named merge patches");
+  for (const auto& [name, patch] : it->items()) {
+    if (!patch.is_object()) throw SpecError("scales." + name, "expected an object (a JSON merge patch)");
+    if (patch.contains("scales") || patch.contains("name")) {
+      throw SpecError("scales." + name, "a scale may not change \"name\" or \"scales\"");
+    }
+  }
+  auto scaled = document;
+  scaled.erase("scales");
+  if (scale.empty()) return scaled;
+  auto patch = it->find(scale);
+  if (patch == it->end()) {
+    std::vector<std::string> names;
+    for (const auto& [name, value] : it->items()) names.push_back(name);
+    throw SpecError("scales", fmt::format("no scale \"{}\" (valid: {})", scale, fmt::join(names, ", ")));
+  }
+  scaled.merge_patch(*patch);
+  return scaled;
+}
+
+Spec parse_spec_document(const nlohmann::json& document, const std::string& scale) {
+  const auto spec = apply_scale(document, scale);
   check_keys(spec, kTopLevelKeys, "");
   Spec result;
   result.name = text(require(spec, "name", ""), "name");
@@ -151,8 +176,10 @@ Spec parse_spec_document(const nlohmann::json& spec) {
     if (!it->is_string() && !list_of_strings) throw SpecError("notes", "expected a string or a list of strings");
   }
 
+  result.scale = document.contains("scales") ? scale : "";
   RunConfig base;
   base.experiment = result.name;
+  base.scale = result.scale;
   base.dataset = parse_dataset(spec);
   const auto model = require_object(spec, "model", "");
   const auto& model_entry = named_entry(model_registry(), model, "model", "model");
@@ -237,17 +264,28 @@ std::string RunConfig::label() const {
   return label;
 }
 
-Spec parse_spec(const nlohmann::json& document, const std::string& source) {
+Spec parse_spec(const nlohmann::json& document, const std::string& source, const std::string& scale) {
+  Spec spec;
   try {
-    auto spec = parse_spec_document(document);
+    spec = parse_spec_document(document, scale);
     spec.path = source;
-    return spec;
   } catch (const SpecError& error) {
     throw std::runtime_error(source + ": " + error.what());
   }
+  // Every scale must be valid, not only the one run today.
+  if (auto scales = document.find("scales"); scales != document.end()) {
+    for (const auto& [name, patch] : scales->items()) {
+      try {
+        parse_spec_document(document, name);
+      } catch (const SpecError& error) {
+        throw std::runtime_error(fmt::format("{}: at scale '{}': {}", source, name, error.what()));
+      }
+    }
+  }
+  return spec;
 }
 
-Spec load_spec(const std::string& path) {
+Spec load_spec(const std::string& path, const std::string& scale) {
   std::ifstream file(path);
   if (!file) throw std::runtime_error(path + ": cannot open spec file");
   std::stringstream content;
@@ -258,7 +296,7 @@ Spec load_spec(const std::string& path) {
   } catch (const nlohmann::json::parse_error& error) {
     throw std::runtime_error(fmt::format("{}: invalid JSON: {}", path, error.what()));
   }
-  return parse_spec(document, path);
+  return parse_spec(document, path, scale);
 }
 
 }  // namespace ngd

@@ -21,6 +21,7 @@ struct Target {
 // One training run: a point of the spec's grid with one seed.
 struct RunConfig {
   std::string experiment;
+  std::string scale;  // the spec's scale the run was expanded at ("" = the spec as written)
   DatasetRequest dataset;
   std::string model;
   nlohmann::json model_options;  // resolved: every declared option present
@@ -48,15 +49,18 @@ struct RunConfig {
 struct Spec {
   std::string path;
   std::string name;
+  std::string scale;
   std::string description;
   std::vector<RunConfig> runs;  // the expanded grid: seed-major, then optimizer, then grid point
 };
 
 // Reads, validates and expands a spec file. Every problem throws std::runtime_error reading
-// "PATH: JSON.PATH: what is wrong (valid: ...)".
-Spec load_spec(const std::string& path);
+// "PATH: JSON.PATH: what is wrong (valid: ...)". A spec may define named scales ("scales": {"cpu":
+// {...}, "paper": {...}}), each a JSON merge patch over the rest of the spec; `scale` picks one
+// ("" = the spec as written; a spec without scales ignores it).
+Spec load_spec(const std::string& path, const std::string& scale = "");
 
 // The same for an already parsed document; `source` names it in messages.
-Spec parse_spec(const nlohmann::json& document, const std::string& source);
+Spec parse_spec(const nlohmann::json& document, const std::string& source, const std::string& scale = "");
 
 }  // namespace ngd

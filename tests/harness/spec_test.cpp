@@ -128,6 +128,28 @@ TEST(Spec, RejectsMissingRequiredKeys) {
   expect_rejected(with(testing::tiny_spec(), "/model"_json_pointer, {{"hidden", {1}}}), {"model.name"});
 }
 
+TEST(Spec, ScalesPatchTheSpecAndAreRecorded) {
+  auto document = testing::tiny_spec();
+  document["scales"] = {{"cpu", {{"epochs", 1}, {"dataset", {{"train_subset", 100}}}}}, {"paper", {{"epochs", 200}}}};
+  const auto cpu = parse_spec(document, "s", "cpu");
+  EXPECT_EQ(cpu.runs[0].epochs, 1);
+  EXPECT_EQ(*cpu.runs[0].dataset.train_subset, 100);
+  EXPECT_EQ(cpu.runs[0].dataset.name, "fashion-mnist");  // merge patch keeps the rest
+  EXPECT_EQ(cpu.runs[0].scale, "cpu");
+  EXPECT_EQ(parse_spec(document, "s", "paper").runs[0].epochs, 200);
+  EXPECT_EQ(parse_spec(document, "s").runs[0].epochs, 2);  // as written
+  EXPECT_NE(parse_spec(document, "s", "cpu").runs[0].config_hash(), parse_spec(document, "s", "paper").runs[0].config_hash());
+  EXPECT_EQ(parse_spec(testing::tiny_spec(), "s", "cpu").runs[0].scale, "");  // no scales: ignored
+  try {
+    parse_spec(document, "s", "gpu");
+    FAIL();
+  } catch (const std::runtime_error& error) {
+    EXPECT_NE(std::string(error.what()).find("scales: no scale \"gpu\" (valid: cpu, paper)"), std::string::npos) << error.what();
+  }
+  document["scales"]["cpu"]["epochz"] = 1;
+  expect_rejected(document, {"at scale 'cpu'", "epochz", "unknown key"});
+}
+
 TEST(Spec, TargetIsOptional) {
   EXPECT_FALSE(parse_spec(without(testing::tiny_spec(), "target"), "s").runs[0].target.has_value());
   EXPECT_FALSE(parse_spec(with(testing::tiny_spec(), "/target"_json_pointer, nullptr), "s").runs[0].target.has_value());
