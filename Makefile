@@ -15,7 +15,7 @@ THREADS ?= 0
 SPECS ?= experiments/fashion-mnist/mlp-sgd-adamw.json
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test bench reproduce clean
+.PHONY: all deps configure build test bench reproduce report clean
 
 all: build
 
@@ -40,6 +40,11 @@ bench: build
 
 reproduce: build
 	$(BUILD_DIR)/ngdbench run $(SPECS) --out $(OUT) --threads $(THREADS) --scale $(SCALE)
+	@$(MAKE) --no-print-directory report
+
+# Tables (Markdown, LaTeX), plots and results/report/report.md from the result files.
+report:
+	/usr/bin/python3 scripts/report.py $(OUT) --out results/report
 
 clean:
 	rm -rf $(BUILD_DIR)
