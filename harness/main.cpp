@@ -3,10 +3,14 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "datasets/dataset.h"
 #include "harness/machine.h"
+#include "harness/regress.h"
+#include "harness/results.h"
 #include "harness/runner.h"
 #include "harness/schedule.h"
 #include "harness/spec.h"
@@ -91,6 +95,62 @@ int run(const std::vector<std::string>& spec_paths, ngd::RunnerOptions options, 
   return failures == 0 ? 0 : 1;
 }
 
+int regress(const std::string& suite, const std::string& baseline_path, ngd::RunnerOptions options,
+            const std::string& data_root, int threads, bool update, const ngd::RegressTolerance& tolerance) {
+  std::vector<std::string> spec_paths;
+  for (const auto& entry : std::filesystem::directory_iterator(suite)) {
+    if (entry.path().extension() == ".json") spec_paths.push_back(entry.path().string());
+  }
+  std::sort(spec_paths.begin(), spec_paths.end());
+  if (spec_paths.empty()) {
+    std::cerr << "error: " << suite << ": no spec files\n";
+    return kExitBadInput;
+  }
+  options.data_roots = ngd::data_roots(data_root);
+  options.force = true;  // measure the code as it is now
+  ngd::configure_threads(threads);
+  nlohmann::json measured = nlohmann::json::object();
+  for (const auto& path : spec_paths) {
+    try {
+      const auto spec = ngd::load_spec(path);
+      std::cout << fmt::format("regress: {} ({} runs)\n", spec.name, spec.runs.size()) << std::flush;
+      measured[spec.name] = ngd::measure_configurations(ngd::run_spec(spec, options));
+    } catch (const ngd::DatasetNotFound& error) {
+      std::cout << fmt::format("regress: skipped {}: {}\n", path, error.what());
+    } catch (const std::runtime_error& error) {
+      std::cerr << "error: " << error.what() << "\n";
+      return kExitBadInput;
+    }
+  }
+  if (update) {
+    auto baseline = measured;
+    baseline["_about"] = "ngdbench regress baseline: median steps to the spec's target and final test accuracy per "
+                         "configuration, " + std::to_string(ngd::configure_threads(threads)) + " thread(s). "
+                         "Rewrite with `ngdbench regress --update` when a change is meant to alter convergence.";
+    ngd::write_file_atomically(baseline_path, baseline.dump(2) + "\n");
+    std::cout << "regress: baseline written to " << baseline_path << "\n";
+    return 0;
+  }
+  std::ifstream file(baseline_path);
+  if (!file) {
+    std::cerr << "error: " << baseline_path << ": no baseline (create it with `ngdbench regress --update`)\n";
+    return kExitBadInput;
+  }
+  nlohmann::json baseline;
+  try {
+    baseline = nlohmann::json::parse(file);
+  } catch (const nlohmann::json::exception& error) {
+    std::cerr << "error: " << baseline_path << ": " << error.what() << "\n";
+    return kExitBadInput;
+  }
+  std::vector<std::string> required;
+  for (const auto& entry : ngd::optimizer_registry()) required.push_back(entry.name);
+  const auto outcome = ngd::compare_with_baseline(measured, baseline, required, tolerance, std::cout);
+  for (const auto& problem : outcome.problems) std::cout << "regress: " << problem << "\n";
+  std::cout << (outcome.passed ? "regress: passed\n" : "regress: FAILED\n");
+  return outcome.passed ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -128,7 +188,33 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"optimizers", "models", "datasets", "schedules"}));
   list_command->add_flag("-v,--verbose", verbose, "with summaries and settings (name, default, meaning)");
 
+  auto* regress_command =
+      app.add_subcommand("regress", "run the convergence regression suite and compare it with the committed baseline");
+  std::string suite = "experiments/ci";
+  std::string baseline_path = "results/baselines/ci.json";
+  std::string regress_out = "build/regress-runs";
+  bool update = false;
+  int regress_threads = 1;
+  ngd::RegressTolerance tolerance;
+  regress_command->add_option("--suite", suite, "folder of suite specs")->capture_default_str();
+  regress_command->add_option("--baseline", baseline_path, "baseline file")->capture_default_str();
+  regress_command->add_option("--out", regress_out, "where the suite's result files go")->capture_default_str();
+  regress_command->add_option("--data-root", data_root, "data root searched first");
+  regress_command->add_option("--threads", regress_threads, "threads (the baseline's count keeps step counts exact)")
+      ->capture_default_str();
+  regress_command->add_option("--steps-tolerance", tolerance.steps_ratio, "fail when steps to target grow beyond ×this")
+      ->capture_default_str();
+  regress_command->add_option("--accuracy-tolerance", tolerance.accuracy_drop, "fail when final test accuracy drops by more")
+      ->capture_default_str();
+  regress_command->add_flag("--update", update, "rewrite the baseline from this run");
+
   CLI11_PARSE(app, argc, argv);
+  if (regress_command->parsed()) {
+    ngd::RunnerOptions regress_options;
+    regress_options.out_dir = regress_out;
+    regress_options.progress = false;
+    return regress(suite, baseline_path, regress_options, data_root, regress_threads, update, tolerance);
+  }
   if (list_command->parsed()) return list(what, verbose);
   options.progress = !quiet;
   options.prefetch = !no_prefetch;
