@@ -15,7 +15,7 @@ THREADS ?= 0
 SPECS ?= experiments/fashion-mnist/mlp-sgd-adamw.json
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test bench reproduce report clean
+.PHONY: all deps configure build test test-asan fuzz bench reproduce report clean
 
 all: build
 
@@ -32,6 +32,24 @@ build: configure
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+# The unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (LibTorch itself is not
+# instrumented; its static allocations are not reported as leaks).
+ASAN_BUILD_DIR ?= build-asan
+test-asan: deps
+	cmake -S . -B $(ASAN_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNGDBENCH_SANITIZE=ON $(CMAKE_ARGS)
+	cmake --build $(ASAN_BUILD_DIR) -j $(JOBS)
+	cd $(ASAN_BUILD_DIR) && ASAN_OPTIONS=detect_leaks=0:alloc_dealloc_mismatch=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+
+# libFuzzer over the spec parser and the dataset readers, FUZZ_SECONDS each, with clang.
+FUZZ_BUILD_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	cmake -S . -B $(FUZZ_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+	  -DNGDBENCH_FUZZ=ON $(CMAKE_ARGS)
+	cmake --build $(FUZZ_BUILD_DIR) -j $(JOBS) --target ngdbench_fuzz_spec ngdbench_fuzz_readers
+	scripts/run-fuzz.sh $(FUZZ_BUILD_DIR) $(FUZZ_SECONDS)
 
 # Microbenchmarks as JSON with google/benchmark's context block (BENCH_OUT to change the file).
 BENCH_OUT ?= $(BUILD_DIR)/bench.json
