@@ -285,18 +285,22 @@ Spec parse_spec(const nlohmann::json& document, const std::string& source, const
   return spec;
 }
 
+Spec parse_spec_text(const std::string& text, const std::string& source, const std::string& scale) {
+  nlohmann::json document;
+  try {
+    document = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& error) {  // syntax errors, and numbers out of range
+    throw std::runtime_error(fmt::format("{}: invalid JSON: {}", source, error.what()));
+  }
+  return parse_spec(document, source, scale);
+}
+
 Spec load_spec(const std::string& path, const std::string& scale) {
   std::ifstream file(path);
   if (!file) throw std::runtime_error(path + ": cannot open spec file");
   std::stringstream content;
   content << file.rdbuf();
-  nlohmann::json document;
-  try {
-    document = nlohmann::json::parse(content.str());
-  } catch (const nlohmann::json::parse_error& error) {
-    throw std::runtime_error(fmt::format("{}: invalid JSON: {}", path, error.what()));
-  }
-  return parse_spec(document, path, scale);
+  return parse_spec_text(content.str(), path, scale);
 }
 
 }  // namespace ngd

@@ -60,7 +60,10 @@ struct Spec {
 // ("" = the spec as written; a spec without scales ignores it).
 Spec load_spec(const std::string& path, const std::string& scale = "");
 
-// The same for an already parsed document; `source` names it in messages.
+// The same for a spec's text; `source` names it in messages.
+Spec parse_spec_text(const std::string& text, const std::string& source, const std::string& scale = "");
+
+// The same for an already parsed document.
 Spec parse_spec(const nlohmann::json& document, const std::string& source, const std::string& scale = "");
 
 }  // namespace ngd

@@ -174,6 +174,16 @@ TEST(Spec, LoadSpecNamesTheFileForIoAndSyntaxErrors) {
   }
 }
 
+TEST(Spec, NumberOutOfRangeIsAnInvalidJsonErrorNotACrash) {
+  // Found by the spec fuzzer: nlohmann reports this as out_of_range, not as a parse error.
+  try {
+    parse_spec_text(R"({"epochs": 444444444444444444444e44444444})", "big.json");
+    FAIL();
+  } catch (const std::runtime_error& error) {
+    EXPECT_NE(std::string(error.what()).find("big.json: invalid JSON"), std::string::npos) << error.what();
+  }
+}
+
 TEST(Spec, ShippedExperimentSpecsParse) {
   for (const auto& entry : std::filesystem::recursive_directory_iterator(testing::source_dir() + "/experiments")) {
     if (entry.path().extension() != ".json") continue;
