@@ -119,7 +119,9 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
           labels = train.labels.index_select(0, info.sample_ids).to(device);
         }
         const Capture capture = optimizer->capture(info);
-        set_recording(*model, capture != Capture::kNone, capture == Capture::kSampled);
+        // Output gradients are recorded by hooks the forward pass registers, so both switches go
+        // on before it for either kind of capture.
+        set_recording(*model, capture != Capture::kNone, capture != Capture::kNone);
         torch::Tensor logits, per_sample_loss, loss;
         {
           auto scope = timer.scope(Phase::kForward);
@@ -133,9 +135,7 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
           auto scope = timer.scope(Phase::kCurvature);
           const auto sampled = torch::multinomial(torch::softmax(logits.detach(), 1), 1).squeeze(1);
           torch::nn::functional::cross_entropy(logits, sampled).backward({}, /*retain_graph=*/true);
-          set_recording(*model, true, false);
-        } else if (capture == Capture::kEmpirical) {
-          set_recording(*model, true, true);
+          set_recording(*model, true, false);  // keep the sampled labels' gradients through the real backward
         }
         {
           auto scope = timer.scope(Phase::kBackward);
