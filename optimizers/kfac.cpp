@@ -104,7 +104,8 @@ void Kfac::update_factors() {
     const auto inputs = input_rows(*state.layer);
     const auto grads = grad_output_rows(*state.layer);
     const double samples = static_cast<double>(inputs.size(0));
-    const double positions = inputs.dim() == 3 ? static_cast<double>(inputs.size(1)) : 1.0;
+    const bool conv = state.layer->kind() == CaptureLayer::Kind::kConv2d;
+    const double positions = conv ? static_cast<double>(inputs.size(1)) : 1.0;
     const auto input_matrix = inputs.reshape({-1, inputs.size(-1)});
     const auto grad_matrix = grads.reshape({-1, grads.size(-1)});
     blend(state.input_factor, input_matrix.t().mm(input_matrix).div_(samples * positions * positions), stat_decay_);
