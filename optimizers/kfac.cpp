@@ -26,7 +26,7 @@ void blend(torch::Tensor& running, const torch::Tensor& batch, double decay) {
 
 std::vector<OptionInfo> kfac_hyperparameters() {
   auto options = sgd_hyperparameters(0.01);
-  options.insert(options.end(), {
+  const std::vector<OptionInfo> curvature_options = {
       {"damping", 1e-3, "Tikhonov damping λ (see inverse_method for where it is added)"},
       {"stat_decay", 0.95, "running-average decay ε of the Kronecker factors (which start at I)"},
       {"kl_clip", 1e-2, "KL clip κ: scale updates so lr²·Σ⟨V, ∇W̄⟩ ≤ κ (0 = off)"},
@@ -37,7 +37,8 @@ std::vector<OptionInfo> kfac_hyperparameters() {
        {"eigen", "inverse"}},
       {"fisher", "true", "true: output gradients of labels sampled from the model; empirical: of the true labels",
        {"true", "empirical"}},
-  });
+  };
+  options.insert(options.end(), curvature_options.begin(), curvature_options.end());
   return options;
 }
 
@@ -59,8 +60,8 @@ Kfac::Kfac(Model& model, const Options& options)
   }
   if (kl_clip_ < 0) throw std::invalid_argument(fmt::format("kfac: kl_clip must be ≥ 0, got {}", kl_clip_));
   if (factor_interval_ < 1 || inverse_interval_ < 1) {
-    throw std::invalid_argument(fmt::format("kfac: t_cov and t_inv must be ≥ 1, got {} and {}", factor_interval_,
-                                            inverse_interval_));
+    throw std::invalid_argument(
+        fmt::format("kfac: t_cov and t_inv must be ≥ 1, got {} and {}", factor_interval_, inverse_interval_));
   }
   for (const auto& layer : model.capture_layers()) {
     const auto& weight = layer->weight();

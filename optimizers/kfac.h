@@ -13,9 +13,9 @@ struct KfacCounters {
   int64_t factor_updates = 0;     // steps on which the Kronecker factors took in new statistics
   int64_t inverse_refreshes = 0;  // steps on which every layer's factors were decomposed or inverted
   int64_t preconditioned_steps = 0;
-  double factor_update_s = 0;     // im2col, A/G products and the running averages
-  double inverse_refresh_s = 0;   // eigendecompositions or inverses
-  double precondition_s = 0;      // V = G⁻¹ ∇W̄ A⁻¹ (damped), KL clip, writing the gradients back
+  double factor_update_s = 0;    // im2col, A/G products and the running averages
+  double inverse_refresh_s = 0;  // eigendecompositions or inverses
+  double precondition_s = 0;     // V = G⁻¹ ∇W̄ A⁻¹ (damped), KL clip, writing the gradients back
 };
 
 // KFAC (Martens & Grosse 2015; KFC for conv layers, Grosse & Martens 2016) as in

@@ -36,8 +36,9 @@ TinyLayer linear_layer(bool bias) {
   CaptureLinear layer(5, 4, bias);
   layer->to(torch::kDouble);
   const auto input = torch::randn({kBatch, 5}, torch::kDouble);
-  return {fmt::format("linear bias={}", bias), layer.ptr(), [layer](const torch::Tensor& x) mutable { return layer->forward(x); },
-          input, torch::randn({kBatch, 4}, torch::kDouble)};
+  return {fmt::format("linear bias={}", bias), layer.ptr(),
+          [layer](const torch::Tensor& x) mutable { return layer->forward(x); }, input,
+          torch::randn({kBatch, 4}, torch::kDouble)};
 }
 
 TinyLayer conv_layer(const ConvShape& shape) {
@@ -52,8 +53,11 @@ TinyLayer conv_layer(const ConvShape& shape) {
   return {fmt::format("conv kernel {}×{} stride {}×{} padding {}×{} dilation {}×{} bias={}", shape.kernel[0],
                       shape.kernel[1], shape.stride[0], shape.stride[1], shape.padding[0], shape.padding[1],
                       shape.dilation[0], shape.dilation[1], shape.bias),
-          layer.ptr(), [layer](const torch::Tensor& x) mutable { return layer->forward(x); }, input,
-          torch::randn(output_shape, torch::kDouble), shape};
+          layer.ptr(),
+          [layer](const torch::Tensor& x) mutable { return layer->forward(x); },
+          input,
+          torch::randn(output_shape, torch::kDouble),
+          shape};
 }
 
 // Linear with and without bias, and conv layers whose stride, padding and dilation differ between
@@ -120,7 +124,9 @@ TEST(CaptureLayers, ConvInputRowsAreThePatchesUnderEachOutputPosition) {
     const auto& shape = tiny.conv;
     auto expected =
         testing::conv_patches_by_loops(tiny.input, shape.kernel, shape.stride, shape.padding, shape.dilation);
-    if (tiny.layer->has_bias()) expected = torch::cat({expected, torch::ones({kBatch, expected.size(1), 1}, expected.options())}, 2);
+    if (tiny.layer->has_bias()) {
+      expected = torch::cat({expected, torch::ones({kBatch, expected.size(1), 1}, expected.options())}, 2);
+    }
     EXPECT_TRUE(near(input_rows(*tiny.layer), expected));
   }
 }
@@ -137,7 +143,8 @@ TEST(CaptureLayers, RecordingLeavesGradientsUnchanged) {
 
 TEST(CaptureLayers, RecordingLeavesAWholeModelsGradientsUnchanged) {
   torch::manual_seed(3);
-  auto model = find_entry(model_registry(), "3c1f")->make(Options(nlohmann::json{{"channels", 2}, {"hidden", 8}}), {{1, 28, 28}, 10});
+  auto model = find_entry(model_registry(), "3c1f")
+                   ->make(Options(nlohmann::json{{"channels", 2}, {"hidden", 8}}), {{1, 28, 28}, 10});
   const auto images = torch::randn({4, 1, 28, 28});
   const auto labels = torch::tensor({1, 7, 3, 3}, torch::kInt64);
   std::vector<std::vector<torch::Tensor>> gradients;

@@ -42,7 +42,8 @@ struct Batch {
 };
 
 Batch random_batch() {
-  return {torch::randn({kBatch, 2, kImageSize, kImageSize}, torch::kDouble), torch::randint(kClasses, {kBatch}, torch::kInt64)};
+  return {torch::randn({kBatch, 2, kImageSize, kImageSize}, torch::kDouble),
+          torch::randint(kClasses, {kBatch}, torch::kInt64)};
 }
 
 struct Factors {
@@ -64,7 +65,8 @@ torch::Tensor with_ones_column(const torch::Tensor& rows) {
 }
 
 torch::Tensor parameter_matrix(CaptureLayer& layer) {
-  return torch::cat({layer.weight().detach().reshape({layer.weight().size(0), -1}), layer.bias().detach().unsqueeze(1)}, 1);
+  return torch::cat({layer.weight().detach().reshape({layer.weight().size(0), -1}), layer.bias().detach().unsqueeze(1)},
+                    1);
 }
 
 torch::Tensor gradient_of(CaptureLayer& layer) {
@@ -131,7 +133,8 @@ torch::Tensor dense_preconditioned(const Factors& factors, const torch::Tensor& 
   } else {
     const double pi = std::sqrt((a.trace().item<double>() / a.size(0)) / (g.trace().item<double>() / g.size(0)));
     const double root = std::sqrt(kDamping);
-    solution = torch::kron(torch::linalg_inv(g + root / pi * eye(g.size(0))), torch::linalg_inv(a + pi * root * eye(a.size(0))))
+    solution = torch::kron(torch::linalg_inv(g + root / pi * eye(g.size(0))),
+                           torch::linalg_inv(a + pi * root * eye(a.size(0))))
                    .mv(gradient.flatten());
   }
   return solution.reshape(gradient.sizes());
@@ -188,7 +191,8 @@ TEST(Kfac, PreconditionedGradientIsTheDenseKroneckerSolve) {
     const auto applied = updates(*net, truth);
     for (size_t i = 0; i < 2; ++i) {
       SCOPED_TRACE(i == 0 ? "conv" : "fc");
-      const auto expected = dense_preconditioned(first_running_factors(truth.batch_factors[i]), truth.gradients[i], method);
+      const auto expected =
+          dense_preconditioned(first_running_factors(truth.batch_factors[i]), truth.gradients[i], method);
       EXPECT_TRUE(near(applied[i], expected)) << (applied[i] - expected).abs().max().item<double>();
     }
   }
@@ -203,7 +207,8 @@ TEST(Kfac, KlClipScalesEveryLayerByOneFactor) {
   std::vector<torch::Tensor> preconditioned;
   double alignment = 0;
   for (size_t i = 0; i < 2; ++i) {
-    preconditioned.push_back(dense_preconditioned(first_running_factors(truth.batch_factors[i]), truth.gradients[i], "eigen"));
+    preconditioned.push_back(
+        dense_preconditioned(first_running_factors(truth.batch_factors[i]), truth.gradients[i], "eigen"));
     alignment += (preconditioned.back() * truth.gradients[i]).sum().item<double>();
   }
   const double scale = std::min(1.0, std::sqrt(kKlClip / (kLearningRate * kLearningRate * alignment)));
@@ -254,8 +259,9 @@ TEST(Kfac, StepsBetweenRefreshesReuseTheStoredInverses) {
 
 TEST(Kfac, RejectsSettingsWithoutMeaning) {
   auto net = tiny_net();
-  for (const auto& bad : {nlohmann::json{{"damping", 0.0}}, nlohmann::json{{"stat_decay", 1.0}},
-                          nlohmann::json{{"kl_clip", -1.0}}, nlohmann::json{{"t_cov", 0}}, nlohmann::json{{"t_inv", 0}}}) {
+  for (const auto& bad :
+       {nlohmann::json{{"damping", 0.0}}, nlohmann::json{{"stat_decay", 1.0}}, nlohmann::json{{"kl_clip", -1.0}},
+        nlohmann::json{{"t_cov", 0}}, nlohmann::json{{"t_inv", 0}}}) {
     EXPECT_THROW(kfac_entry().make(*net, kfac_options(bad)), std::invalid_argument) << bad.dump();
   }
 }
