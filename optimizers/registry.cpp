@@ -1,4 +1,5 @@
 #include "optimizers/adamw.h"
+#include "optimizers/kfac.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/sgd.h"
 
@@ -10,6 +11,7 @@ const std::vector<OptimizerEntry>& optimizer_registry() {
   static const std::vector<OptimizerEntry> table = {
       sgd_entry(),
       adamw_entry(),
+      kfac_entry(),
   };
   return table;
 }

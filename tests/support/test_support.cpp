@@ -97,6 +97,25 @@ nlohmann::json tiny_spec() {
   })");
 }
 
+torch::Tensor conv_patches_by_loops(const torch::Tensor& input, std::array<int64_t, 2> kernel,
+                                    std::array<int64_t, 2> stride, std::array<int64_t, 2> padding,
+                                    std::array<int64_t, 2> dilation) {
+  const auto padded = torch::constant_pad_nd(input, {padding[1], padding[1], padding[0], padding[0]});
+  const int64_t span_h = dilation[0] * (kernel[0] - 1) + 1;
+  const int64_t span_w = dilation[1] * (kernel[1] - 1) + 1;
+  const int64_t out_h = (padded.size(2) - span_h) / stride[0] + 1;
+  const int64_t out_w = (padded.size(3) - span_w) / stride[1] + 1;
+  std::vector<torch::Tensor> windows;
+  for (int64_t row = 0; row < out_h; ++row) {
+    for (int64_t column = 0; column < out_w; ++column) {
+      const auto window = padded.slice(2, row * stride[0], row * stride[0] + span_h, dilation[0])
+                              .slice(3, column * stride[1], column * stride[1] + span_w, dilation[1]);
+      windows.push_back(window.reshape({input.size(0), -1}));
+    }
+  }
+  return torch::stack(windows, 1);
+}
+
 std::string ngdbench_binary() { return NGDBENCH_BINARY; }
 std::string source_dir() { return NGDBENCH_SOURCE_DIR; }
 

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -41,6 +42,13 @@ ImageDataset synthetic_fashion_mnist(int64_t train_size, int64_t test_size, uint
 
 // A valid spec for the synthetic dataset: mlp [32], 2 epochs, batch 32, SGD, seeds [0].
 nlohmann::json tiny_spec();
+
+// The im2col rows of a 2-D convolution (groups = 1) built window by window with slicing, as an
+// independent check of layer_statistics' unfold: (N, S, C_in·kh·kw) with S = H_out·W_out row-major
+// and each row ordered like the weight's (C_in, kh, kw).
+torch::Tensor conv_patches_by_loops(const torch::Tensor& input, std::array<int64_t, 2> kernel,
+                                    std::array<int64_t, 2> stride, std::array<int64_t, 2> padding,
+                                    std::array<int64_t, 2> dilation);
 
 // The built `ngdbench` CLI and the source tree.
 std::string ngdbench_binary();

@@ -1,0 +1,182 @@
+#include "optimizers/kfac.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <stdexcept>
+
+#include "optimizers/layer_statistics.h"
+
+namespace ngd {
+namespace {
+
+// Eigenvalues below this are round-off of a singular factor and are set to zero, as in
+// alecwangcq/KFAC-Pytorch, so they cannot turn negative and cancel the damping.
+constexpr double kEigenvalueFloor = 1e-10;
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+// The running-average update m ← ε·m + (1 − ε)·new.
+void blend(torch::Tensor& running, const torch::Tensor& batch, double decay) {
+  running.mul_(decay).add_(batch, 1 - decay);
+}
+
+std::vector<OptionInfo> kfac_hyperparameters() {
+  auto options = sgd_hyperparameters(0.01);
+  const std::vector<OptionInfo> curvature_options = {
+      {"damping", 1e-3, "Tikhonov damping λ (see inverse_method for where it is added)"},
+      {"stat_decay", 0.95, "running-average decay ε of the Kronecker factors (which start at I)"},
+      {"kl_clip", 1e-2, "KL clip κ: scale updates so lr²·Σ⟨V, ∇W̄⟩ ≤ κ (0 = off)"},
+      {"t_cov", 10, "steps between factor updates (capture is requested on these steps only)"},
+      {"t_inv", 100, "steps between eigendecompositions / inverses of the factors"},
+      {"inverse_method", "eigen",
+       "eigen: λ added to the eigenvalue products d_G·d_Aᵀ; inverse: π-corrected factored Tikhonov",
+       {"eigen", "inverse"}},
+      {"fisher", "true", "true: output gradients of labels sampled from the model; empirical: of the true labels",
+       {"true", "empirical"}},
+  };
+  options.insert(options.end(), curvature_options.begin(), curvature_options.end());
+  return options;
+}
+
+}  // namespace
+
+Kfac::Kfac(Model& model, const Options& options)
+    : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
+      inverse_method_(options.text("inverse_method") == "eigen" ? InverseMethod::kEigen : InverseMethod::kInverse),
+      true_fisher_(options.text("fisher") == "true"),
+      damping_(options.number("damping")),
+      stat_decay_(options.number("stat_decay")),
+      kl_clip_(options.number("kl_clip")),
+      factor_interval_(options.integer("t_cov")),
+      inverse_interval_(options.integer("t_inv")),
+      lr_(options.number("lr")) {
+  if (damping_ <= 0) throw std::invalid_argument(fmt::format("kfac: damping must be > 0, got {}", damping_));
+  if (stat_decay_ < 0 || stat_decay_ >= 1) {
+    throw std::invalid_argument(fmt::format("kfac: stat_decay must be in [0, 1), got {}", stat_decay_));
+  }
+  if (kl_clip_ < 0) throw std::invalid_argument(fmt::format("kfac: kl_clip must be ≥ 0, got {}", kl_clip_));
+  if (factor_interval_ < 1 || inverse_interval_ < 1) {
+    throw std::invalid_argument(
+        fmt::format("kfac: t_cov and t_inv must be ≥ 1, got {} and {}", factor_interval_, inverse_interval_));
+  }
+  for (const auto& layer : model.capture_layers()) {
+    const auto& weight = layer->weight();
+    const int64_t inputs = weight.numel() / weight.size(0) + (layer->has_bias() ? 1 : 0);
+    LayerState state;
+    state.layer = layer;
+    state.input_factor = torch::eye(inputs, weight.options());
+    state.grad_factor = torch::eye(weight.size(0), weight.options());
+    layers_.push_back(std::move(state));
+  }
+}
+
+Capture Kfac::capture(const StepInfo& info) const {
+  if (info.step % factor_interval_ != 0) return Capture::kNone;
+  return true_fisher_ ? Capture::kSampled : Capture::kEmpirical;
+}
+
+void Kfac::set_learning_rate(double lr) {
+  lr_ = lr;  // the KL clip uses the current rate
+  TorchOptimizer::set_learning_rate(lr);
+}
+
+void Kfac::step(const StepInfo& info, PhaseTimer& timer) {
+  {
+    auto scope = timer.scope(Phase::kCurvature);
+    if (info.step % factor_interval_ == 0) update_factors();
+    if (info.step % inverse_interval_ == 0) refresh_inverses();
+    precondition();
+  }
+  TorchOptimizer::step(info, timer);
+}
+
+// Per layer, with N samples, S output positions (1 for Linear), ā the input rows with a ones column
+// for the bias and D = N·g the output gradients with the mean reduction's 1/N undone:
+//   A = 1/(N·S²) Σ_{n,s} ā āᵀ,   G = S/N Σ_{n,s} D Dᵀ,
+// so that A ⊗ G = (1/S)·E[Σ_s ā āᵀ] ⊗ E[Σ_s D Dᵀ], KFC's approximation, split between the factors
+// as alecwangcq/KFAC-Pytorch does (its damping values mean the same here).
+void Kfac::update_factors() {
+  const auto start = Clock::now();
+  for (auto& state : layers_) {
+    const auto inputs = input_rows(*state.layer);
+    const auto grads = grad_output_rows(*state.layer);
+    const double samples = static_cast<double>(inputs.size(0));
+    const bool conv = state.layer->kind() == CaptureLayer::Kind::kConv2d;
+    const double positions = conv ? static_cast<double>(inputs.size(1)) : 1.0;
+    const auto input_matrix = inputs.reshape({-1, inputs.size(-1)});
+    const auto grad_matrix = grads.reshape({-1, grads.size(-1)});
+    blend(state.input_factor, input_matrix.t().mm(input_matrix).div_(samples * positions * positions), stat_decay_);
+    // S/N·Σ (N·g)(N·g)ᵀ = S·N·Σ g gᵀ
+    blend(state.grad_factor, grad_matrix.t().mm(grad_matrix).mul_(samples * positions), stat_decay_);
+    state.layer->clear_captures();  // the recordings can be large (conv inputs); nothing reads them again
+  }
+  ++counters_.factor_updates;
+  counters_.factor_update_s += seconds_since(start);
+}
+
+void Kfac::refresh_inverses() {
+  const auto start = Clock::now();
+  for (auto& state : layers_) {
+    if (inverse_method_ == InverseMethod::kEigen) {
+      std::tie(state.input_eigenvalues, state.input_basis) = torch::linalg_eigh(state.input_factor);
+      std::tie(state.grad_eigenvalues, state.grad_basis) = torch::linalg_eigh(state.grad_factor);
+      state.input_eigenvalues.masked_fill_(state.input_eigenvalues < kEigenvalueFloor, 0);
+      state.grad_eigenvalues.masked_fill_(state.grad_eigenvalues < kEigenvalueFloor, 0);
+    } else {
+      // Factored Tikhonov damping with π = sqrt((tr A / d_A) / (tr G / d_G)) (Martens & Grosse 2015,
+      // §6.3): the product of the two damped inverses no longer depends on how a scale is split
+      // between A and G.
+      const auto& a = state.input_factor;
+      const auto& g = state.grad_factor;
+      const double pi = std::sqrt((a.trace().item<double>() / static_cast<double>(a.size(0))) /
+                                  (g.trace().item<double>() / static_cast<double>(g.size(0))));
+      const double root_damping = std::sqrt(damping_);
+      state.input_basis = torch::linalg_inv(a + pi * root_damping * torch::eye(a.size(0), a.options()));
+      state.grad_basis = torch::linalg_inv(g + root_damping / pi * torch::eye(g.size(0), g.options()));
+    }
+  }
+  ++counters_.inverse_refreshes;
+  counters_.inverse_refresh_s += seconds_since(start);
+}
+
+// With ∇W̄ laid out out × in[+1] (row-major vec), G ⊗ A acts on it as G·∇W̄·A.
+torch::Tensor Kfac::preconditioned(const LayerState& state, const torch::Tensor& gradient) const {
+  if (inverse_method_ == InverseMethod::kInverse) return state.grad_basis.mm(gradient).mm(state.input_basis);
+  // (G ⊗ A + λI)⁻¹ in the factors' eigenbases: λ is added to each product of eigenvalues.
+  const auto rotated = state.grad_basis.t().mm(gradient).mm(state.input_basis);
+  const auto scaled = rotated / (state.grad_eigenvalues.unsqueeze(1) * state.input_eigenvalues.unsqueeze(0) + damping_);
+  return state.grad_basis.mm(scaled).mm(state.input_basis.t());
+}
+
+void Kfac::precondition() {
+  const auto start = Clock::now();
+  std::vector<torch::Tensor> updates;
+  torch::Tensor alignment;  // Σ_layers ⟨V, ∇W̄⟩
+  for (const auto& state : layers_) {
+    const auto gradient = gradient_matrix(*state.layer);
+    updates.push_back(preconditioned(state, gradient));
+    const auto layer_alignment = (updates.back() * gradient).sum();
+    alignment = alignment.defined() ? alignment + layer_alignment : layer_alignment;
+  }
+  double scale = 1;
+  if (kl_clip_ > 0 && alignment.defined()) {
+    const double predicted_change = lr_ * lr_ * alignment.item<double>();
+    if (predicted_change > 0) scale = std::min(1.0, std::sqrt(kl_clip_ / predicted_change));
+  }
+  for (size_t i = 0; i < layers_.size(); ++i) set_gradient_matrix(*layers_[i].layer, updates[i].mul_(scale));
+  ++counters_.preconditioned_steps;
+  counters_.precondition_s += seconds_since(start);
+}
+
+OptimizerEntry kfac_entry() {
+  return {"kfac", "KFAC/KFC: Kronecker-factored natural gradient for Linear/Conv2d, then SGD (alecwangcq/KFAC-Pytorch)",
+          kfac_hyperparameters(), [](Model& model, const Options& options) -> std::unique_ptr<Optimizer> {
+            return std::make_unique<Kfac>(model, options);
+          }};
+}
+
+}  // namespace ngd
