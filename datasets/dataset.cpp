@@ -89,7 +89,8 @@ ImageDataset load_dataset(const DatasetRequest& request, const std::vector<std::
                                          "(set --data-root or NGDBENCH_DATA; scripts/fetch-datasets.sh downloads it)",
                                          request.name, entry->folder, fmt::join(roots, ", ")));
   }
-  const Options options(request.options);
+  // Resolving again is idempotent for a spec's request and fills defaults for hand-made ones.
+  const Options options(resolve_options(request.options, entry->options, "dataset '" + entry->name + "'", "dataset"));
   auto dataset = entry->load(*folder, options);
   dataset.channel_mean = options.numbers("mean");
   dataset.channel_std = options.numbers("std");

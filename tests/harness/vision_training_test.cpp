@@ -27,7 +27,7 @@ TEST_P(ResNet20OnCifarMini, FewStepsLowerTheTrainingLoss) {
   EXPECT_LT(result.epochs.back().train_loss, 0.95 * result.epochs.front().train_loss);
 }
 
-INSTANTIATE_TEST_SUITE_P(Optimizers, ResNet20OnCifarMini, ::testing::Values("sgd"),
+INSTANTIATE_TEST_SUITE_P(Optimizers, ResNet20OnCifarMini, ::testing::Values("sgd", "kfac"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

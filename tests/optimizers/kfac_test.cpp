@@ -76,7 +76,7 @@ torch::Tensor gradient_of(CaptureLayer& layer) {
 // One training step the way the runner takes it with the empirical Fisher: record as `kfac` asks,
 // back-propagate the mean cross-entropy, step. Returns the truth about the step.
 StepTruth take_step(TinyNet& net, Kfac& kfac, int64_t step, const Batch& batch, double lr) {
-  const StepInfo info{step, 0, step, 1000, {}};
+  const StepInfo info{step, 0, step, 1000, {}, {}};
   const bool record = kfac.capture(info) != Capture::kNone;
   for (const auto& layer : net.capture_layers()) {
     layer->set_record_input(record);
@@ -222,7 +222,7 @@ TEST(Kfac, CapturesAndUpdatesFactorsOnlyEveryTCovSteps) {
   Kfac kfac(*net, kfac_options({{"t_cov", 2}, {"t_inv", 4}}));
   const auto sampled = kfac_entry().make(*net, kfac_options({{"t_cov", 3}, {"fisher", "true"}}));
   for (int64_t step = 0; step < 6; ++step) {
-    const StepInfo info{step, 0, step, 1000, {}};
+    const StepInfo info{step, 0, step, 1000, {}, {}};
     EXPECT_EQ(kfac.capture(info), step % 2 == 0 ? Capture::kEmpirical : Capture::kNone) << step;
     EXPECT_EQ(sampled->capture(info), step % 3 == 0 ? Capture::kSampled : Capture::kNone) << step;
   }
