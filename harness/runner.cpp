@@ -119,7 +119,9 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
           labels = train.labels.index_select(0, info.sample_ids).to(device);
         }
         const Capture capture = optimizer->capture(info);
-        set_recording(*model, capture != Capture::kNone, capture == Capture::kSampled);
+        // Layers hook their outputs during the forward pass, so output-gradient recording must be on
+        // then for either kind of capture (the sampled kind turns it off before the real backward).
+        set_recording(*model, capture != Capture::kNone, capture != Capture::kNone);
         torch::Tensor logits, per_sample_loss, loss;
         {
           auto scope = timer.scope(Phase::kForward);
@@ -134,8 +136,6 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
           const auto sampled = torch::multinomial(torch::softmax(logits.detach(), 1), 1).squeeze(1);
           torch::nn::functional::cross_entropy(logits, sampled).backward({}, /*retain_graph=*/true);
           set_recording(*model, true, false);
-        } else if (capture == Capture::kEmpirical) {
-          set_recording(*model, true, true);
         }
         {
           auto scope = timer.scope(Phase::kBackward);
