@@ -1,6 +1,8 @@
 #include "optimizers/adamw.h"
+#include "optimizers/fngd.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/sgd.h"
+#include "optimizers/tengrad.h"
 
 namespace ngd {
 
@@ -10,6 +12,8 @@ const std::vector<OptimizerEntry>& optimizer_registry() {
   static const std::vector<OptimizerEntry> table = {
       sgd_entry(),
       adamw_entry(),
+      tengrad_entry(),
+      fngd_entry(),
   };
   return table;
 }
