@@ -142,6 +142,32 @@ TEST(Fngd, CoefficientsSumToInverseDampingWhenDampingDominates) {
   EXPECT_NEAR(fngd.coefficients(info).sum().item<double>() * damping, 1.0, 1e-3);
 }
 
+TEST(Fngd, UncapturedParametersStepWithCoefficientSumTimesMeanGradientThenWithTheWeightedLoss) {
+  torch::manual_seed(10);
+  woodbury_testing::SmallMlp model(/*logit_shift=*/true);
+  const auto batch = woodbury_testing::random_batch(kSamples, {12}, 11);
+  auto per_sample_shift_gradients = [&] {
+    std::vector<torch::Tensor> rows;
+    for (int64_t i = 0; i < kSamples; ++i) {
+      model.zero_grad();
+      torch::nn::functional::cross_entropy(model.forward(batch.images.slice(0, i, i + 1)), batch.labels.slice(0, i, i + 1))
+          .backward();
+      rows.push_back(model.logit_shift().grad().to(torch::kDouble).clone());
+    }
+    return torch::stack(rows);
+  };
+  const auto rows = per_sample_shift_gradients();
+  Fngd fngd(model, frozen_fngd_options(kSmallDamping, "shared", "sample_id"));
+  const auto first = step_info(0, 0, 1, torch::arange(kSamples));
+  woodbury_testing::train_step(model, fngd, first, batch);
+  const auto coefficients = fngd.coefficients(first)[0];
+  // First epoch: no per-sample gradients recorded for it, so (Σ c_i)·ḡ.
+  expect_close(model.logit_shift().grad(), coefficients.sum() * rows.mean(0), kTolerance);
+  // Later epochs: the weighted loss gives it Σ c_i ∇ℓ_i like every other parameter.
+  woodbury_testing::train_step(model, fngd, step_info(1, 0, 1, torch::arange(kSamples)), batch);
+  expect_close(model.logit_shift().grad(), coefficients.unsqueeze(0).mm(rows).squeeze(0), kTolerance);
+}
+
 TEST(Fngd, MissingCoefficientsAreAnError) {
   auto model = small_conv_net();
   const auto batch = woodbury_testing::random_batch(kSamples, {2, 8, 8}, 9);

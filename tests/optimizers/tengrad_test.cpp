@@ -35,6 +35,18 @@ TEST(Tengrad, PreconditionedGradientIsEachLayersDampedNaturalGradient) {
   }
 }
 
+TEST(Tengrad, UncapturedParametersStepWithTheirPlainGradient) {
+  torch::manual_seed(6);
+  woodbury_testing::SmallMlp model(/*logit_shift=*/true);
+  const auto batch = woodbury_testing::random_batch(kSamples, {12}, 12);
+  model.zero_grad();
+  torch::nn::functional::cross_entropy(model.forward(batch.images), batch.labels).backward();
+  const auto plain = model.logit_shift().grad().clone();
+  Tengrad tengrad(model, woodbury_testing::optimizer_options("tengrad", {{"lr", 0.0}, {"damping", 0.1}}));
+  woodbury_testing::train_step(model, tengrad, step_info(0, 0, 1, torch::arange(kSamples)), batch);
+  expect_close(model.logit_shift().grad(), plain, 1e-6);
+}
+
 TEST(Tengrad, ReusesStatisticsAndFactorBetweenRefreshes) {
   constexpr int64_t kFreq = 3;
   constexpr int64_t kSteps = 7;  // refreshes at steps 0, 3, 6

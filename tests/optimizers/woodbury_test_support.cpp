@@ -42,12 +42,16 @@ torch::Tensor SmallConvNet::forward(const torch::Tensor& input) {
   return fc_(torch::tanh(conv2_(torch::tanh(conv1_(input)))).flatten(1));
 }
 
-SmallMlp::SmallMlp() {
+SmallMlp::SmallMlp(bool logit_shift) {
   fc1_ = add_capture_layer("fc1", CaptureLinear(12, 6));
   fc2_ = add_capture_layer("fc2", CaptureLinear(6, kClasses));
+  if (logit_shift) logit_shift_ = register_parameter("logit_shift", torch::randn({kClasses}));
 }
 
-torch::Tensor SmallMlp::forward(const torch::Tensor& input) { return fc2_(torch::tanh(fc1_(input))); }
+torch::Tensor SmallMlp::forward(const torch::Tensor& input) {
+  auto logits = fc2_(torch::tanh(fc1_(input)));
+  return logit_shift_.defined() ? logits + logit_shift_ : logits;
+}
 
 Batch random_batch(int64_t n, std::vector<int64_t> shape, uint64_t seed) {
   auto generator = at::detail::createCPUGenerator(seed);

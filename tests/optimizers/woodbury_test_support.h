@@ -34,14 +34,17 @@ class SmallConvNet : public Model {
   CaptureLinear fc_{nullptr};
 };
 
-// linear(12→6) – tanh – linear(6→5).
+// linear(12→6) – tanh – linear(6→5), plus, with `logit_shift`, a parameter outside any capture
+// layer added to the logits (as a BN parameter would be).
 class SmallMlp : public Model {
  public:
-  SmallMlp();
+  explicit SmallMlp(bool logit_shift = false);
   torch::Tensor forward(const torch::Tensor& input) override;
+  torch::Tensor& logit_shift() { return logit_shift_; }
 
  private:
   CaptureLinear fc1_{nullptr}, fc2_{nullptr};
+  torch::Tensor logit_shift_;
 };
 
 // A batch of `n` random inputs of `shape` (per sample) and labels in [0, 5).
