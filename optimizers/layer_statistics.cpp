@@ -31,23 +31,29 @@ std::array<int64_t, 2> conv_padding(const torch::nn::detail::ConvNdOptions<2>& o
   return visit(ConvPadding{}, options.padding());
 }
 
+// The im2col patches of a conv layer's recorded input, (N, C_in·kh·kw, S), matching its stride,
+// padding and dilation.
+torch::Tensor conv_patches(CaptureLayer& layer) {
+  const auto& input = require(layer.input(), "input");
+  const auto& options = static_cast<CaptureConv2dImpl&>(layer).options();
+  TORCH_CHECK(options.groups() == 1, "curvature capture supports groups = 1 only");
+  const auto padding = conv_padding(options);
+  return torch::nn::functional::unfold(
+      input, torch::nn::functional::UnfoldFuncOptions({(*options.kernel_size())[0], (*options.kernel_size())[1]})
+                 .dilation({(*options.dilation())[0], (*options.dilation())[1]})
+                 .padding({padding[0], padding[1]})
+                 .stride({(*options.stride())[0], (*options.stride())[1]}));
+}
+
 }  // namespace
 
 torch::Tensor input_rows(CaptureLayer& layer) {
-  const auto& input = require(layer.input(), "input");
   torch::Tensor rows;
   if (layer.kind() == CaptureLayer::Kind::kLinear) {
+    const auto& input = require(layer.input(), "input");
     rows = input.reshape({-1, input.size(-1)});
   } else {
-    const auto& options = static_cast<CaptureConv2dImpl&>(layer).options();
-    TORCH_CHECK(options.groups() == 1, "curvature capture supports groups = 1 only");
-    const auto padding = conv_padding(options);
-    const auto patches = torch::nn::functional::unfold(
-        input, torch::nn::functional::UnfoldFuncOptions({(*options.kernel_size())[0], (*options.kernel_size())[1]})
-                   .dilation({(*options.dilation())[0], (*options.dilation())[1]})
-                   .padding({padding[0], padding[1]})
-                   .stride({(*options.stride())[0], (*options.stride())[1]}));
-    rows = patches.transpose(1, 2);  // N, S, C_in·kh·kw
+    rows = conv_patches(layer).transpose(1, 2);  // N, S, C_in·kh·kw
   }
   return layer.has_bias() ? append_ones(rows) : rows.contiguous();
 }
@@ -73,10 +79,14 @@ void set_gradient_matrix(CaptureLayer& layer, const torch::Tensor& matrix) {
 }
 
 torch::Tensor per_sample_gradients(CaptureLayer& layer) {
-  const auto inputs = input_rows(layer);
-  const auto grads = grad_output_rows(layer);
-  if (layer.kind() == CaptureLayer::Kind::kLinear) return torch::einsum("no,ni->noi", {grads, inputs});
-  return torch::einsum("nso,nsi->noi", {grads, inputs});
+  if (layer.kind() == CaptureLayer::Kind::kLinear) {
+    return torch::einsum("no,ni->noi", {grad_output_rows(layer), input_rows(layer)});
+  }
+  // Conv: contract the patches as unfold lays them out, without input_rows()'s ones column (a copy as
+  // large as the patches, which would cost as much as the unfold); the bias column is Σ_s g_s.
+  const auto grads = require(layer.grad_output(), "output gradient").flatten(2);  // N, out, S
+  const auto weights = torch::bmm(grads, conv_patches(layer).transpose(1, 2));
+  return layer.has_bias() ? torch::cat({weights, grads.sum(2, /*keepdim=*/true)}, 2) : weights;
 }
 
 }  // namespace ngd

@@ -1,7 +1,9 @@
 #include "optimizers/adamw.h"
+#include "optimizers/fngd.h"
 #include "optimizers/kfac.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/sgd.h"
+#include "optimizers/tengrad.h"
 
 namespace ngd {
 
@@ -12,6 +14,8 @@ const std::vector<OptimizerEntry>& optimizer_registry() {
       sgd_entry(),
       adamw_entry(),
       kfac_entry(),
+      tengrad_entry(),
+      fngd_entry(),
   };
   return table;
 }

@@ -1,0 +1,177 @@
+#include "optimizers/fngd.h"
+
+#include <fmt/format.h>
+
+#include <limits>
+#include <unordered_set>
+
+#include "optimizers/layer_statistics.h"
+
+namespace ngd {
+namespace {
+
+// As TENGraD's (HyLo's 3C1F script): lr/λ = 0.01, SGD's default, where λ dominates F (Σc_i → 1/λ).
+constexpr double kDefaultLearningRate = 0.003;
+// As TENGraD's; the paper's value is unknown.
+constexpr double kDefaultDamping = 0.3;
+
+}  // namespace
+
+void CoefficientTable::store(const StepInfo& info, const torch::Tensor& coefficients) {
+  const auto values = coefficients.to(torch::kCPU, torch::kFloat64);
+  if (!by_sample_id_) {
+    if (static_cast<int64_t>(by_batch_.size()) <= info.batch_index) by_batch_.resize(info.batch_index + 1);
+    by_batch_[info.batch_index] = values;
+    return;
+  }
+  const auto ids = info.sample_ids.to(torch::kCPU);
+  const int64_t needed = ids.max().item<int64_t>() + 1;
+  if (!by_id_.defined() || by_id_.size(1) < needed) {
+    // Grow geometrically: the first epoch's batches reveal the ids a few at a time.
+    const int64_t capacity = by_id_.defined() ? std::max(needed, 2 * by_id_.size(1)) : needed;
+    auto grown = torch::full({values.size(0), capacity}, std::numeric_limits<double>::quiet_NaN(), values.options());
+    if (by_id_.defined()) grown.slice(1, 0, by_id_.size(1)).copy_(by_id_);
+    by_id_ = grown;
+  }
+  by_id_.index_copy_(1, ids, values);
+}
+
+torch::Tensor CoefficientTable::lookup(const StepInfo& info) const {
+  const int64_t batch_size = info.sample_ids.size(0);
+  if (!by_sample_id_) {
+    TORCH_CHECK(info.batch_index < static_cast<int64_t>(by_batch_.size()) && by_batch_[info.batch_index].defined() &&
+                    by_batch_[info.batch_index].size(1) == batch_size,
+                "fngd: no coefficients stored for batch ", info.batch_index, " of size ", batch_size,
+                ": the first epoch must have the same batches");
+    return by_batch_[info.batch_index];
+  }
+  const auto ids = info.sample_ids.to(torch::kCPU);
+  TORCH_CHECK(by_id_.defined() && ids.max().item<int64_t>() < by_id_.size(1),
+              "fngd: no coefficients stored for some samples: the first epoch must visit every sample");
+  auto values = by_id_.index_select(1, ids);
+  TORCH_CHECK(!values.isnan().any().item<bool>(),
+              "fngd: no coefficients stored for some samples: the first epoch must visit every sample");
+  return values;
+}
+
+Fngd::Fngd(Model& model, const Options& options)
+    : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
+      layers_(model.capture_layers()),
+      per_layer_(options.text("coefficients") == "per_layer"),
+      relative_damping_(options.text("damping_rule") == "relative"),
+      solver_(woodbury_settings(options)),
+      damping_(options),
+      table_(options.text("coefficient_index") == "sample_id") {
+  std::unordered_set<const void*> captured;
+  for (const auto& layer : layers_) {
+    captured.insert(layer->weight().unsafeGetTensorImpl());
+    if (layer->has_bias()) captured.insert(layer->bias().unsafeGetTensorImpl());
+  }
+  for (const auto& parameter : model.parameters()) {
+    if (!captured.count(parameter.unsafeGetTensorImpl())) uncaptured_parameters_.push_back(parameter);
+  }
+}
+
+Capture Fngd::capture(const StepInfo& info) const {
+  return inverts(info) || recombines(info) ? Capture::kEmpirical : Capture::kNone;
+}
+
+torch::Tensor Fngd::reduce_loss(const torch::Tensor& per_sample_loss, const StepInfo& info) {
+  if (inverts(info) || recombines(info)) return per_sample_loss.mean();
+  // c already carries the 1/n of a mean: Σ c_i ℓ_i back-propagates to Σ c_i ∇ℓ_i.
+  const auto weights = table_.lookup(info)[0].to(per_sample_loss.options());
+  return (weights * per_sample_loss).sum();
+}
+
+torch::Tensor Fngd::solve_coefficients(const torch::Tensor& gram, const std::string& what) {
+  const int64_t n = gram.size(0);
+  // Relative: λ scales with the mean non-zero eigenvalue of F = UUᵀ/n, tr(K)/n².
+  const double damping = relative_damping_ ? damping_.value() * gram.trace().item<double>() / static_cast<double>(n * n)
+                                           : damping_.value();
+  const auto factor = solver_.factorize(gram, damping, what);
+  return solver_.solve(factor, torch::ones({n}, gram.options()));
+}
+
+void Fngd::invert(const StepInfo& info) {
+  std::vector<SampleGradients> gradients;
+  std::vector<torch::Tensor> grams;
+  for (const auto& layer : layers_) {
+    // The loss is the batch mean: per-sample gradients are n times the recorded ones.
+    gradients.push_back(solver_.sample_gradients(*layer, static_cast<double>(layer->input().size(0))));
+    grams.push_back(solver_.gram(gradients.back()));
+  }
+  std::vector<torch::Tensor> rows;
+  if (per_layer_) {
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      rows.push_back(solve_coefficients(grams[i], "fngd: " + describe_layer(*layers_[i], i, layers_.size())));
+    }
+  } else {
+    // One set for all layers: the Gram of the concatenated per-sample gradients is the sum.
+    rows.push_back(solve_coefficients(torch::stack(grams).sum(0), "fngd: all layers"));
+  }
+  const auto coefficients = torch::stack(rows);
+  table_.store(info, coefficients);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    set_gradient_matrix(*layers_[i], gradients[i].combine(coefficients[per_layer_ ? i : 0]));
+    layers_[i]->clear_captures();
+  }
+  scale_uncaptured_gradients(coefficients);
+  damping_.after_refresh(info);
+}
+
+void Fngd::recombine(const StepInfo& info) {
+  const auto coefficients = table_.lookup(info);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    auto& layer = *layers_[i];
+    const auto gradients = solver_.sample_gradients(layer, static_cast<double>(layer.input().size(0)));
+    set_gradient_matrix(layer, gradients.combine(coefficients[i].to(layer.weight().device())));
+    layer.clear_captures();
+  }
+  scale_uncaptured_gradients(coefficients);
+}
+
+void Fngd::scale_uncaptured_gradients(const torch::Tensor& coefficients) {
+  if (uncaptured_parameters_.empty()) return;
+  // Their per-sample gradients are not recorded: Σ c_i ∇ℓ_i is approximated by (Σ c_i)·ḡ.
+  const double scale = coefficients.sum(1).mean().item<double>();
+  for (auto& parameter : uncaptured_parameters_) {
+    if (parameter.grad().defined()) parameter.mutable_grad().mul_(scale);
+  }
+}
+
+void Fngd::step(const StepInfo& info, PhaseTimer& timer) {
+  torch::NoGradGuard no_grad;
+  if (inverts(info) || recombines(info)) {
+    auto scope = timer.scope(Phase::kCurvature);
+    if (inverts(info)) {
+      invert(info);
+    } else {
+      recombine(info);
+    }
+  }
+  TorchOptimizer::step(info, timer);
+}
+
+OptimizerEntry fngd_entry() {
+  auto hyperparameters = sgd_hyperparameters(kDefaultLearningRate);
+  for (auto& info : damping_hyperparameters(kDefaultDamping)) hyperparameters.push_back(std::move(info));
+  hyperparameters.push_back({"damping_rule", "absolute",
+                             "absolute: λ = damping; relative: λ = damping·tr(K)/n² (F's mean non-zero eigenvalue)",
+                             {"absolute", "relative"}});
+  hyperparameters.push_back({"coefficients", "shared",
+                             "shared: one c for all layers (full Fisher of the capture layers), reused as loss weights; "
+                             "per_layer: one c per layer (block Fisher), later epochs recombine recorded statistics",
+                             {"shared", "per_layer"}});
+  hyperparameters.push_back({"coefficient_index", "sample_id",
+                             "how later epochs find c: by dataset sample id, or by (batch index, position in batch)",
+                             {"sample_id", "batch_position"}});
+  for (auto& info : woodbury_hyperparameters()) hyperparameters.push_back(std::move(info));
+  return {"fngd",
+          "FNGD: first epoch steps with (F+λI)⁻¹ḡ = Σ c_i ∇ℓ_i, c = (K+nλI)⁻¹1; later epochs reuse c as per-sample "
+          "loss weights (no inversion)",
+          std::move(hyperparameters), [](Model& model, const Options& options) -> std::unique_ptr<Optimizer> {
+            return std::make_unique<Fngd>(model, options);
+          }};
+}
+
+}  // namespace ngd

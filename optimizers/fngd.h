@@ -1,0 +1,65 @@
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "optimizers/torch_optimizer.h"
+#include "optimizers/woodbury.h"
+
+namespace ngd {
+
+// FNGD's coefficients c (one row per coefficient set, one column per sample of a batch), kept from
+// the first epoch and looked up by dataset sample id or by (batch index, position in the batch).
+class CoefficientTable {
+ public:
+  explicit CoefficientTable(bool by_sample_id) : by_sample_id_(by_sample_id) {}
+
+  void store(const StepInfo& info, const torch::Tensor& coefficients);
+  // The stored coefficients for the batch of `info`, on the CPU in float64; throws when there are none.
+  torch::Tensor lookup(const StepInfo& info) const;
+
+ private:
+  bool by_sample_id_;
+  torch::Tensor by_id_;                   // sets × (ids seen so far), NaN where none was stored
+  std::vector<torch::Tensor> by_batch_;  // [batch index]: sets × batch size
+};
+
+// FNGD (Ou et al. 2024; reference §3): (F + λI)⁻¹ḡ = Σ_i c_i ∇ℓ_i with c = (K + nλI)⁻¹1. In the first
+// epoch every step forms the Gram K, solves for c, stores it and steps with Σ c_i ∇ℓ_i from the
+// recorded statistics. Later epochs do no inversion: with shared coefficients the loss is
+// reweighted to Σ c_i ℓ_i so that one ordinary backward gives the step; with per-layer
+// coefficients each layer's step is recombined from recorded statistics (no Gram, no solve).
+// SGD then applies momentum and weight decay. See docs/optimizers.md for the choices made.
+class Fngd : public TorchOptimizer {
+ public:
+  Fngd(Model& model, const Options& options);
+
+  Capture capture(const StepInfo& info) const override;
+  torch::Tensor reduce_loss(const torch::Tensor& per_sample_loss, const StepInfo& info) override;
+  void step(const StepInfo& info, PhaseTimer& timer) override;
+
+  const WoodburyCounters& counters() const { return solver_.counters(); }
+  // The coefficients the step of `info` uses (sets × batch size): one set shared by all layers, or
+  // one per capture layer.
+  torch::Tensor coefficients(const StepInfo& info) const { return table_.lookup(info); }
+
+ private:
+  bool inverts(const StepInfo& info) const { return info.epoch == 0; }
+  bool recombines(const StepInfo& info) const { return per_layer_ && !inverts(info); }
+  void invert(const StepInfo& info);
+  torch::Tensor solve_coefficients(const torch::Tensor& gram, const std::string& what);
+  void recombine(const StepInfo& info);
+  void scale_uncaptured_gradients(const torch::Tensor& coefficients);
+
+  std::vector<std::shared_ptr<CaptureLayer>> layers_;
+  std::vector<torch::Tensor> uncaptured_parameters_;  // parameters outside capture layers
+  bool per_layer_;
+  bool relative_damping_;
+  WoodburySolver solver_;
+  DampingSchedule damping_;
+  CoefficientTable table_;
+};
+
+OptimizerEntry fngd_entry();
+
+}  // namespace ngd

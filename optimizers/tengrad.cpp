@@ -1,0 +1,70 @@
+#include "optimizers/tengrad.h"
+
+#include "optimizers/layer_statistics.h"
+
+namespace ngd {
+namespace {
+
+// HyLo's 3C1F Fashion-MNIST script (reference §2c); lr/λ = 0.01, SGD's default, where λ dominates F.
+constexpr double kDefaultLearningRate = 0.003;
+// HyLo's 3C1F Fashion-MNIST script (constant damping).
+constexpr double kDefaultDamping = 0.3;
+// HyLo's scripts refresh the statistics every 100 steps.
+constexpr int64_t kDefaultFreq = 100;
+
+}  // namespace
+
+Tengrad::Tengrad(Model& model, const Options& options)
+    : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
+      layers_(model.capture_layers()),
+      freq_(options.integer("freq")),
+      solver_(woodbury_settings(options)),
+      damping_(options) {
+  if (freq_ < 1) throw std::invalid_argument("freq must be ≥ 1");
+  if (damping_.value() <= 0) throw std::invalid_argument("tengrad needs damping > 0: the inverse is (V − U c)/λ");
+}
+
+Capture Tengrad::capture(const StepInfo& info) const { return refreshes(info) ? Capture::kEmpirical : Capture::kNone; }
+
+void Tengrad::refresh(const StepInfo& info) {
+  blocks_.clear();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    auto& layer = *layers_[i];
+    // The loss is the batch mean: per-sample gradients are n times the recorded ones.
+    auto gradients = solver_.sample_gradients(layer, static_cast<double>(layer.input().size(0)));
+    auto factor = solver_.factorize(solver_.gram(gradients), damping_.value(),
+                                    "tengrad: " + describe_layer(layer, i, layers_.size()));
+    blocks_.push_back({std::move(gradients), std::move(factor)});
+    layer.clear_captures();  // the block holds what it needs until the next refresh
+  }
+  damping_.after_refresh(info);
+}
+
+void Tengrad::step(const StepInfo& info, PhaseTimer& timer) {
+  torch::NoGradGuard no_grad;
+  {
+    auto scope = timer.scope(Phase::kCurvature);
+    if (refreshes(info)) refresh(info);
+    TORCH_CHECK(blocks_.size() == layers_.size(), "tengrad: no statistics yet (the first step must refresh)");
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      auto& layer = *layers_[i];
+      set_gradient_matrix(layer, solver_.apply_inverse(blocks_[i].gradients, blocks_[i].factor, gradient_matrix(layer)));
+    }
+  }
+  TorchOptimizer::step(info, timer);
+}
+
+OptimizerEntry tengrad_entry() {
+  auto hyperparameters = sgd_hyperparameters(kDefaultLearningRate);
+  hyperparameters.push_back({"freq", kDefaultFreq, "steps between refreshes of the per-sample gradients and the factorised inverse"});
+  for (auto& info : damping_hyperparameters(kDefaultDamping)) hyperparameters.push_back(std::move(info));
+  for (auto& info : woodbury_hyperparameters()) hyperparameters.push_back(std::move(info));
+  return {"tengrad",
+          "TENGraD: exact Woodbury inverse of each layer's damped empirical-Fisher block, refreshed every freq steps, "
+          "then SGD with momentum",
+          std::move(hyperparameters), [](Model& model, const Options& options) -> std::unique_ptr<Optimizer> {
+            return std::make_unique<Tengrad>(model, options);
+          }};
+}
+
+}  // namespace ngd

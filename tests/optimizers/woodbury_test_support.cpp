@@ -1,0 +1,123 @@
+#include "tests/optimizers/woodbury_test_support.h"
+
+#include <gtest/gtest.h>
+
+#include "harness/phase_timer.h"
+#include "optimizers/layer_statistics.h"
+
+namespace ngd::woodbury_testing {
+namespace {
+
+// Classes of the small test models.
+constexpr int64_t kClasses = 5;
+
+void set_recording(Model& model, bool on) {
+  for (const auto& layer : model.capture_layers()) {
+    layer->set_record_input(on);
+    layer->set_record_grad_output(on);
+  }
+}
+
+torch::nn::functional::CrossEntropyFuncOptions per_sample() {
+  return torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone);
+}
+
+}  // namespace
+
+void PrintTo(const ConvShape& shape, std::ostream* out) {
+  *out << "stride " << shape.stride << " padding " << shape.padding << (shape.bias ? " bias" : " no bias");
+}
+
+SmallConvNet::SmallConvNet(ConvShape first, ConvShape second) {
+  conv1_ = add_capture_layer(
+      "conv1", CaptureConv2d(torch::nn::Conv2dOptions(2, 3, 3).stride(first.stride).padding(first.padding).bias(first.bias)));
+  conv2_ = add_capture_layer(
+      "conv2", CaptureConv2d(torch::nn::Conv2dOptions(3, 4, 2).stride(second.stride).padding(second.padding).bias(second.bias)));
+  torch::NoGradGuard no_grad;
+  const int64_t features = torch::tanh(conv2_(torch::tanh(conv1_(torch::zeros({1, 2, 8, 8}))))).numel();
+  fc_ = add_capture_layer("fc", CaptureLinear(features, kClasses));
+}
+
+torch::Tensor SmallConvNet::forward(const torch::Tensor& input) {
+  return fc_(torch::tanh(conv2_(torch::tanh(conv1_(input)))).flatten(1));
+}
+
+SmallMlp::SmallMlp(bool logit_shift) {
+  fc1_ = add_capture_layer("fc1", CaptureLinear(12, 6));
+  fc2_ = add_capture_layer("fc2", CaptureLinear(6, kClasses));
+  if (logit_shift) logit_shift_ = register_parameter("logit_shift", torch::randn({kClasses}));
+}
+
+torch::Tensor SmallMlp::forward(const torch::Tensor& input) {
+  auto logits = fc2_(torch::tanh(fc1_(input)));
+  return logit_shift_.defined() ? logits + logit_shift_ : logits;
+}
+
+Batch random_batch(int64_t n, std::vector<int64_t> shape, uint64_t seed) {
+  auto generator = at::detail::createCPUGenerator(seed);
+  shape.insert(shape.begin(), n);
+  return {torch::randn(shape, generator), torch::randint(kClasses, {n}, generator, torch::kInt64)};
+}
+
+std::vector<torch::Tensor> per_sample_gradient_loop(Model& model, const Batch& batch) {
+  set_recording(model, false);
+  const auto& layers = model.capture_layers();
+  std::vector<std::vector<torch::Tensor>> rows(layers.size());
+  for (int64_t i = 0; i < batch.images.size(0); ++i) {
+    model.zero_grad();
+    const auto logits = model.forward(batch.images.slice(0, i, i + 1));
+    torch::nn::functional::cross_entropy(logits, batch.labels.slice(0, i, i + 1)).backward();
+    for (size_t l = 0; l < layers.size(); ++l) rows[l].push_back(gradient_matrix(*layers[l]).reshape({-1}).to(torch::kDouble));
+  }
+  std::vector<torch::Tensor> per_layer;
+  for (const auto& layer_rows : rows) per_layer.push_back(torch::stack(layer_rows));
+  return per_layer;
+}
+
+torch::Tensor dense_damped_solve(const torch::Tensor& rows, double damping, const torch::Tensor& gradient) {
+  const int64_t n = rows.size(0), d = rows.size(1);
+  const auto fisher = rows.t().mm(rows) / static_cast<double>(n);
+  return torch::linalg::solve(fisher + damping * torch::eye(d, rows.options()), gradient.unsqueeze(1), true).squeeze(1);
+}
+
+torch::Tensor dense_damped_natural_gradient(const torch::Tensor& rows, double damping) {
+  return dense_damped_solve(rows, damping, rows.mean(0));
+}
+
+std::vector<torch::Tensor> layer_gradients(Model& model) {
+  std::vector<torch::Tensor> gradients;
+  for (const auto& layer : model.capture_layers()) gradients.push_back(gradient_matrix(*layer).reshape({-1}).to(torch::kDouble));
+  return gradients;
+}
+
+void train_step(Model& model, Optimizer& optimizer, const StepInfo& info, const Batch& batch) {
+  const Capture capture = optimizer.capture(info);
+  TORCH_CHECK(capture != Capture::kSampled, "train_step drives empirical capture only");
+  set_recording(model, capture == Capture::kEmpirical);
+  const auto logits = model.forward(batch.images);
+  const auto loss = optimizer.reduce_loss(torch::nn::functional::cross_entropy(logits, batch.labels, per_sample()), info);
+  model.zero_grad();
+  loss.backward();
+  PhaseTimer timer;
+  optimizer.step(info, timer);
+}
+
+StepInfo step_info(int64_t epoch, int64_t batch_index, int64_t batches_per_epoch, torch::Tensor sample_ids) {
+  return {epoch * batches_per_epoch + batch_index, epoch, batch_index, batches_per_epoch, std::move(sample_ids)};
+}
+
+Options optimizer_options(const std::string& name, const nlohmann::json& given) {
+  const auto* entry = find_entry(optimizer_registry(), name);
+  TORCH_CHECK(entry != nullptr, "no optimizer ", name);
+  return Options(resolve_options(given, entry->hyperparameters, "optimizer '" + name + "'", "hparams"));
+}
+
+void expect_close(const torch::Tensor& actual, const torch::Tensor& expected, double tolerance) {
+  ASSERT_EQ(actual.sizes(), expected.sizes());
+  const auto a = actual.to(torch::kDouble), e = expected.to(torch::kDouble);
+  const double scale = e.abs().max().item<double>();
+  const double error = (a - e).abs().max().item<double>();
+  EXPECT_LE(error, tolerance * scale) << "max error " << error << " vs max |expected| " << scale;
+}
+
+}  // namespace ngd::woodbury_testing
