@@ -103,7 +103,7 @@ void train_step(Model& model, Optimizer& optimizer, const StepInfo& info, const 
 }
 
 StepInfo step_info(int64_t epoch, int64_t batch_index, int64_t batches_per_epoch, torch::Tensor sample_ids) {
-  return {epoch * batches_per_epoch + batch_index, epoch, batch_index, batches_per_epoch, std::move(sample_ids)};
+  return {epoch * batches_per_epoch + batch_index, epoch, batch_index, batches_per_epoch, std::move(sample_ids), {}};
 }
 
 Options optimizer_options(const std::string& name, const nlohmann::json& given) {
