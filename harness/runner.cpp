@@ -206,6 +206,7 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
       }
     }
     if (result.status.empty()) result.status = "completed";
+    result.optimizer_report = complete_phases(optimizer->report(), result.epochs);
     for (size_t p = 0; p < static_cast<size_t>(Phase::kCount); ++p) {
       result.phase_times_s[phase_name(static_cast<Phase>(p))] = timer.seconds(static_cast<Phase>(p));
     }
