@@ -1,6 +1,7 @@
 #include "optimizers/adamw.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/sgd.h"
+#include "optimizers/sngd.h"
 
 namespace ngd {
 
@@ -10,6 +11,8 @@ const std::vector<OptimizerEntry>& optimizer_registry() {
   static const std::vector<OptimizerEntry> table = {
       sgd_entry(),
       adamw_entry(),
+      sngd_entry(),
+      sngd_rfim_entry(),
   };
   return table;
 }
