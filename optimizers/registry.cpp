@@ -2,6 +2,7 @@
 #include "optimizers/optimizer.h"
 #include "optimizers/sgd.h"
 #include "optimizers/sngd.h"
+#include "optimizers/subspace.h"
 
 namespace ngd {
 
@@ -13,6 +14,8 @@ const std::vector<OptimizerEntry>& optimizer_registry() {
       adamw_entry(),
       sngd_entry(),
       sngd_rfim_entry(),
+      psgd_entry(),
+      pbfgs_entry(),
   };
   return table;
 }
