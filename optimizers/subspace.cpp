@@ -136,7 +136,7 @@ class SubspaceTraining : public Optimizer {
   // The gradient's coordinates in the subspace, P·g.
   torch::Tensor projected_gradient() const { return basis_.mv(flat_gradients(parameters_)); }
   void set_gradient(const torch::Tensor& flat) { set_flat_gradients(parameters_, flat); }
-  torch::Tensor parameters_now() const { return flat_parameters(parameters_).clone(); }
+  torch::Tensor parameters_now() const { return flat_parameters(parameters_); }  // a copy (cat)
   void set_parameters(const torch::Tensor& flat) { scatter_flat(flat, parameters_); }
 
   std::vector<torch::Tensor> parameters_;
