@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -57,7 +58,31 @@ nlohmann::json to_json(const RunResult& result) {
           {"epochs_to_target", optional_json(result.epochs_to_target)},
           {"steps_to_target", optional_json(result.steps_to_target)},
           {"identity", config.identity()},
-          {"meta", result.meta}};
+          {"meta", result.meta},
+          {"optimizer_report", result.optimizer_report}};
+}
+
+nlohmann::json complete_phases(nlohmann::json report, const std::vector<EpochRecord>& epochs) {
+  if (!report.contains("phases")) return report;
+  size_t next = 0;  // index of the first epoch not yet given to a phase
+  int64_t steps_before = 0;
+  for (auto& phase : report["phases"]) {
+    const size_t planned = phase.contains("epochs") ? phase["epochs"].get<size_t>() : epochs.size();
+    const size_t end = std::min(epochs.size(), next + planned);
+    double time = 0;
+    for (size_t e = next; e < end; ++e) time += epochs[e].train_time_s;
+    const bool ran = end > next;
+    phase["first_epoch"] = ran ? nlohmann::json(epochs[next].epoch) : nlohmann::json();
+    phase["last_epoch"] = ran ? nlohmann::json(epochs[end - 1].epoch) : nlohmann::json();
+    phase["epochs_run"] = end - next;
+    phase["train_time_s"] = time;
+    phase["steps"] = ran ? epochs[end - 1].cumulative_steps - steps_before : 0;
+    phase["final_train_loss"] = ran ? nlohmann::json(epochs[end - 1].train_loss) : nlohmann::json();
+    phase["final_test_acc"] = ran ? nlohmann::json(epochs[end - 1].test_acc) : nlohmann::json();
+    if (ran) steps_before = epochs[end - 1].cumulative_steps;
+    next = end;
+  }
+  return report;
 }
 
 std::string result_path(const std::string& out_dir, const RunConfig& config) {

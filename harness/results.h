@@ -35,9 +35,16 @@ struct RunResult {
   std::optional<int64_t> epochs_to_target;
   std::optional<int64_t> steps_to_target;
   nlohmann::json meta = nlohmann::json::object();
+  nlohmann::json optimizer_report = nlohmann::json::object();  // Optimizer::report(), phases completed
 };
 
 nlohmann::json to_json(const RunResult& result);
+
+// An optimizer's report with each entry of its "phases" list completed from the recorded epochs:
+// phases take consecutive epochs ("epochs" of them; one without "epochs" takes the rest) and get
+// `first_epoch`, `last_epoch` (null when the run ended before the phase), `epochs_run`, `train_time_s`,
+// `steps`, `final_train_loss` and `final_test_acc`. A report without phases is returned as it is.
+nlohmann::json complete_phases(nlohmann::json report, const std::vector<EpochRecord>& epochs);
 
 // The result file of `config` under `out_dir`: OUT/<experiment>/<run-id>.json.
 std::string result_path(const std::string& out_dir, const RunConfig& config);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <functional>
@@ -53,6 +54,11 @@ class Optimizer {
 
   // The runner's schedule sets the learning rate before every step.
   virtual void set_learning_rate(double lr) = 0;
+
+  // What the optimizer wants recorded in the result as "optimizer_report" at the end of the run (an
+  // object; empty by default). A "phases" list of {"name", "epochs"} splits the run into consecutive
+  // phases (the last may omit "epochs": the rest); the runner adds each phase's epochs, time and steps.
+  virtual nlohmann::json report() const { return nlohmann::json::object(); }
 };
 
 // An optimizer the harness can run: its settings (with defaults) and how to build it for a model.

@@ -3,6 +3,8 @@
 #include "optimizers/kfac.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/sgd.h"
+#include "optimizers/sngd.h"
+#include "optimizers/subspace.h"
 #include "optimizers/tengrad.h"
 
 namespace ngd {
@@ -16,6 +18,10 @@ const std::vector<OptimizerEntry>& optimizer_registry() {
       kfac_entry(),
       tengrad_entry(),
       fngd_entry(),
+      sngd_entry(),
+      sngd_rfim_entry(),
+      psgd_entry(),
+      pbfgs_entry(),
   };
   return table;
 }

@@ -2,20 +2,22 @@
 
 namespace ngd {
 
-Mlp::Mlp(const std::vector<int64_t>& hidden, const ModelInput& input) {
+Mlp::Mlp(const std::vector<int64_t>& hidden, int64_t rank, const ModelInput& input) {
   int64_t width = 1;
   for (auto extent : input.image_shape) width *= extent;
-  for (size_t i = 0; i < hidden.size(); ++i) {
-    layers_.push_back(add_capture_layer("fc" + std::to_string(i + 1), CaptureLinear(width, hidden[i])));
-    width = hidden[i];
+  std::vector<int64_t> widths = hidden;
+  widths.push_back(input.num_classes);
+  for (size_t i = 0; i < widths.size(); ++i) {
+    const auto layer = make_linear(width, widths[i], saving_rank(width, widths[i], rank));
+    layers_.push_back(add_factored_layer("fc" + std::to_string(i + 1), layer));
+    width = widths[i];
   }
-  layers_.push_back(add_capture_layer("fc" + std::to_string(hidden.size() + 1), CaptureLinear(width, input.num_classes)));
 }
 
 torch::Tensor Mlp::forward(const torch::Tensor& input) {
   auto x = input.flatten(1);
-  for (size_t i = 0; i + 1 < layers_.size(); ++i) x = torch::relu(layers_[i]->forward(x));
-  return layers_.back()->forward(x);
+  for (size_t i = 0; i + 1 < layers_.size(); ++i) x = torch::relu(layers_[i].forward(x));
+  return layers_.back().forward(x);
 }
 
 }  // namespace ngd

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "harness/models/capture_layers.h"
+#include "harness/models/factored_layer.h"
 #include "harness/options.h"
 
 namespace ngd {
@@ -30,6 +31,18 @@ class Model : public torch::nn::Module {
     return layer;
   }
 
+  // Registers the parts of a dense or factorised layer: "NAME", or "NAME_v" and "NAME_u".
+  template <class Layer>
+  FactoredLayer<Layer> add_factored_layer(const std::string& name, FactoredLayer<Layer> layer) {
+    if (layer.parts.size() == 1) {
+      add_capture_layer(name, layer.parts[0]);
+    } else {
+      add_capture_layer(name + "_v", layer.parts[0]);
+      add_capture_layer(name + "_u", layer.parts[1]);
+    }
+    return layer;
+  }
+
  private:
   std::vector<std::shared_ptr<CaptureLayer>> capture_layers_;
 };
@@ -48,5 +61,12 @@ struct ModelEntry {
 };
 
 const std::vector<ModelEntry>& model_registry();
+
+// Number of trainable parameters.
+int64_t parameter_count(Model& model);
+
+// FLOPs of one sample's forward pass through the capture layers: 2 × the multiply-adds of every
+// Linear and Conv2d (bias adds, activations and pooling not counted). Runs one forward pass.
+int64_t flops_per_sample(Model& model, const std::vector<int64_t>& image_shape);
 
 }  // namespace ngd

@@ -1,0 +1,31 @@
+#include "harness/models/model.h"
+
+namespace ngd {
+
+int64_t parameter_count(Model& model) {
+  int64_t count = 0;
+  for (const auto& parameter : model.parameters()) count += parameter.numel();
+  return count;
+}
+
+int64_t flops_per_sample(Model& model, const std::vector<int64_t>& image_shape) {
+  torch::NoGradGuard no_grad;
+  std::vector<int64_t> batch_shape{1};
+  batch_shape.insert(batch_shape.end(), image_shape.begin(), image_shape.end());
+  for (const auto& layer : model.capture_layers()) layer->set_record_input(true);
+  model.forward(torch::zeros(batch_shape));
+  int64_t multiply_adds = 0;
+  for (const auto& layer : model.capture_layers()) {
+    layer->set_record_input(false);
+    int64_t output_positions = 1;
+    if (layer->kind() == CaptureLayer::Kind::kConv2d) {
+      const auto output = static_cast<CaptureConv2dImpl&>(*layer).conv->forward(layer->input());
+      output_positions = output.size(2) * output.size(3);
+    }
+    multiply_adds += output_positions * layer->weight().numel();
+    layer->clear_captures();
+  }
+  return 2 * multiply_adds;
+}
+
+}  // namespace ngd

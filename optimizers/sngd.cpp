@@ -1,0 +1,205 @@
+#include "optimizers/sngd.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "optimizers/layer_statistics.h"
+#include "optimizers/matrix_roots.h"
+#include "optimizers/torch_optimizer.h"
+
+namespace ngd {
+namespace {
+
+// One Kronecker factor: the moving average of its statistics and the damped inverse the step uses.
+struct KroneckerFactor {
+  torch::Tensor running;   // starts at I (as in the KFAC codes), so early steps are close to SGD
+  torch::Tensor inverse;   // (running + damping)⁻¹ = ((running + damping)^{-1/2})², from the roots
+};
+
+// The local Fisher of one Linear/Conv2d layer, F ≈ A ⊗ G with A = E[ā āᵀ] over the layer's input rows
+// and G = E[D Dᵀ] over the per-sample output gradients D (see docs/optimizers.md#sngd for the conv
+// normalisation).
+struct LocalFisher {
+  std::shared_ptr<CaptureLayer> layer;
+  KroneckerFactor input;
+  KroneckerFactor output;
+};
+
+struct RefreshCounts {
+  int64_t refreshes = 0;         // factor roots computed
+  int64_t iterations = 0;        // summed over refreshes
+  int64_t max_iterations = 0;
+  int64_t unconverged = 0;       // iteration stopped at its limit (the result is used)
+  int64_t failed = 0;            // non-finite or singular: the previous inverse is kept
+  double seconds = 0;            // spent computing roots
+};
+
+class Sngd : public TorchOptimizer {
+ public:
+  Sngd(Model& model, const Options& options)
+      : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
+        fisher_(options.text("fisher") == "sampled" ? Capture::kSampled : Capture::kEmpirical),
+        output_factor_(options.text("local_fisher") == "kronecker"),
+        damping_(options.number("damping")),
+        ema_decay_(options.number("ema_decay")),
+        stats_interval_(options.integer("stats_interval")),
+        inverse_interval_(options.integer("inverse_interval")),
+        root_method_(options.text("root_method")),
+        root_iterations_(options.integer("root_iterations")),
+        root_tolerance_(options.number("root_tolerance")),
+        kl_clip_(options.number("kl_clip")),
+        learning_rate_(options.number("lr")) {
+    if (stats_interval_ < 1 || inverse_interval_ < 1) throw std::invalid_argument("stats_interval and inverse_interval must be ≥ 1");
+    for (const auto& layer : model.capture_layers()) layers_.push_back({layer, {}, {}});
+  }
+
+  Capture capture(const StepInfo& info) const override {
+    return info.step % stats_interval_ == 0 ? fisher_ : Capture::kNone;
+  }
+
+  void step(const StepInfo& info, PhaseTimer& timer) override {
+    {
+      auto scope = timer.scope(Phase::kCurvature);
+      torch::NoGradGuard no_grad;
+      std::vector<std::pair<LocalFisher*, torch::Tensor>> updates;
+      double predicted_change = 0;  // Σ ⟨update, gradient⟩ = the step's squared Fisher norm / lr²
+      for (auto& fisher : layers_) {
+        if (capture(info) != Capture::kNone) update_factors(fisher);
+        if (info.step % inverse_interval_ == 0) refresh_inverses(fisher);
+        if (!fisher.input.inverse.defined()) continue;
+        // Gradient descent on W' = G^{1/2} W̄ A^{1/2} moves W̄ by G^{-1/2} (G^{-1/2} ∇W̄ A^{-1/2}) A^{-1/2}.
+        const auto gradient = gradient_matrix(*fisher.layer);
+        auto update = gradient.mm(fisher.input.inverse);
+        if (output_factor_) update = fisher.output.inverse.mm(update);
+        predicted_change += (update * gradient).sum().item<double>();
+        updates.emplace_back(&fisher, update);
+      }
+      // KFAC's KL clip: scale all updates so that lr²·Σ⟨update, gradient⟩ ≤ kl_clip.
+      const double clip = kl_clip_ > 0 && predicted_change > 0
+                              ? std::min(1.0, std::sqrt(kl_clip_ / (learning_rate_ * learning_rate_ * predicted_change)))
+                              : 1.0;
+      for (auto& [fisher, update] : updates) set_gradient_matrix(*fisher->layer, clip * update);
+    }
+    TorchOptimizer::step(info, timer);
+  }
+
+  void set_learning_rate(double lr) override {
+    learning_rate_ = lr;
+    TorchOptimizer::set_learning_rate(lr);
+  }
+
+  nlohmann::json report() const override {
+    return {{"root_method", root_method_},
+            {"refreshes", counts_.refreshes},
+            {"mean_root_iterations", counts_.refreshes ? double(counts_.iterations) / counts_.refreshes : 0.0},
+            {"max_root_iterations", counts_.max_iterations},
+            {"unconverged_refreshes", counts_.unconverged},
+            {"failed_refreshes", counts_.failed},
+            {"root_time_s", counts_.seconds}};
+  }
+
+ private:
+  void update_factors(LocalFisher& fisher) {
+    auto inputs = input_rows(*fisher.layer);
+    const double batch = static_cast<double>(inputs.size(0));
+    inputs = inputs.reshape({-1, inputs.size(-1)});
+    const auto average = [&](KroneckerFactor& factor, const torch::Tensor& stats) {
+      if (!factor.running.defined()) factor.running = torch::eye(stats.size(0), stats.options());
+      factor.running = ema_decay_ * factor.running + (1 - ema_decay_) * stats;
+    };
+    // A averages over all rows (samples × positions), G sums positions and averages samples (KFC).
+    average(fisher.input, inputs.t().mm(inputs) / static_cast<double>(inputs.size(0)));
+    if (output_factor_) {
+      auto grads = grad_output_rows(*fisher.layer);
+      grads = grads.reshape({-1, grads.size(-1)}) * batch;  // per-sample output gradients: undo the mean
+      average(fisher.output, grads.t().mm(grads) / batch);
+    }
+  }
+
+  void refresh_inverses(LocalFisher& fisher) {
+    if (!fisher.input.running.defined()) return;  // no statistics yet
+    std::vector<KroneckerFactor*> factors{&fisher.input};
+    if (output_factor_) factors.push_back(&fisher.output);
+    for (auto* factor : factors) {
+      const auto start = std::chrono::steady_clock::now();
+      const auto& running = factor->running;
+      const int64_t dim = running.size(0);
+      // Damping relative to the mean eigenvalue, so it means the same for every layer and scale.
+      const auto damped = running + damping_ * running.trace() / static_cast<double>(dim) * torch::eye(dim, running.options());
+      MatrixRoots roots;
+      bool usable = true;
+      try {
+        roots = compute_roots(damped);
+        usable = torch::isfinite(roots.inverse_sqrt).all().item<bool>();
+      } catch (const c10::Error&) {
+        usable = false;  // singular in an iteration
+      }
+      ++counts_.refreshes;
+      counts_.iterations += roots.iterations;
+      counts_.max_iterations = std::max(counts_.max_iterations, roots.iterations);
+      if (!usable) {
+        ++counts_.failed;
+      } else {
+        if (!roots.converged) ++counts_.unconverged;
+        factor->inverse = roots.inverse_sqrt.mm(roots.inverse_sqrt);
+      }
+      counts_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+    // A layer is preconditioned only once both factors have an inverse; until then it takes the gradient.
+    if (!fisher.input.inverse.defined() || (output_factor_ && !fisher.output.inverse.defined())) {
+      fisher.input.inverse.reset();
+      fisher.output.inverse.reset();
+    }
+  }
+
+  MatrixRoots compute_roots(const torch::Tensor& damped) const {
+    if (root_method_ == "newton-schulz") return newton_schulz_roots(damped, root_iterations_, root_tolerance_);
+    if (root_method_ == "eigh") return eigh_roots(damped);
+    return denman_beavers_roots(damped, root_iterations_, root_tolerance_);
+  }
+
+  Capture fisher_;
+  bool output_factor_;  // A ⊗ G; without it A ⊗ I (input whitening only)
+  double damping_;
+  double ema_decay_;
+  int64_t stats_interval_;
+  int64_t inverse_interval_;
+  std::string root_method_;
+  int64_t root_iterations_;
+  double root_tolerance_;
+  double kl_clip_;
+  double learning_rate_;
+  std::vector<LocalFisher> layers_;
+  RefreshCounts counts_;
+};
+
+}  // namespace
+
+OptimizerEntry sngd_entry() {
+  auto hyperparameters = sgd_hyperparameters(0.1);
+  hyperparameters.insert(
+      hyperparameters.end(),
+      {
+          {"damping", 1.0, "added to each Kronecker factor as damping·tr(F)/dim·I"},
+          {"local_fisher", "kronecker", "the local Fisher's structure: A ⊗ G, or A ⊗ I (whitened inputs only)",
+           {"kronecker", "input"}},
+          {"fisher", "sampled", "output gradients of sampled labels (true Fisher) or of the true labels (empirical)",
+           {"sampled", "empirical"}},
+          {"ema_decay", 0.95, "moving-average decay of the factors, which start at I"},
+          {"stats_interval", 10, "steps between factor updates (t_cov)"},
+          {"inverse_interval", 100, "steps between root/inverse refreshes (t_inv)"},
+          {"root_method", "denman-beavers", "how the factors' square roots are computed",
+           {"denman-beavers", "newton-schulz", "eigh"}},
+          {"kl_clip", 1e-3, "KFAC's KL clip κ: scale updates so lr²·Σ⟨update, ∇⟩ ≤ κ (0 = off)"},
+          {"root_iterations", 50, "iteration limit of Denman–Beavers / Newton–Schulz"},
+          {"root_tolerance", 1e-4, "stop when ‖M − I‖_F/√n (DB) or ‖ZY − I‖_F/√n (NS) is below this"},
+      });
+  return {"sngd",
+          "structured NGD (reconstruction): GD on layers rescaled by the square roots of their Kronecker-factored "
+          "local Fisher (Denman–Beavers), torch SGD on the result",
+          hyperparameters, [](Model& model, const Options& options) -> std::unique_ptr<Optimizer> {
+            return std::make_unique<Sngd>(model, options);
+          }};
+}
+
+}  // namespace ngd

@@ -1,0 +1,143 @@
+// The official SNGD code's optimizer (Chaochao-Lin/SNGD, MLP.py): relative Fisher metrics per layer.
+#include "optimizers/layer_statistics.h"
+#include "optimizers/sngd.h"
+#include "optimizers/torch_optimizer.h"
+
+namespace ngd {
+namespace {
+
+// One layer's metrics, stacked: (1, d, d) for the input-covariance ("linear") metric of the first and
+// last layers, (out, d, d) with one metric per output unit for hidden layers; d = in + 1 (bias).
+struct LayerMetric {
+  std::shared_ptr<CaptureLayer> layer;
+  bool per_unit = false;
+  torch::Tensor metric;
+  torch::Tensor inverse;
+  torch::Tensor batch_metric;  // this step's statistics, averaged in after the step
+};
+
+class SngdRfim : public TorchOptimizer {
+ public:
+  SngdRfim(Model& model, const Options& options)
+      : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
+        metric_decay_(options.number("metric_decay")),
+        damping_(options.number("damping")),
+        inverse_interval_(options.integer("inverse_interval")),
+        l2_(options.number("l2")) {
+    if (inverse_interval_ < 1) throw std::invalid_argument("inverse_interval must be ≥ 1");
+    const auto& layers = model.capture_layers();
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const auto& layer = layers[i];
+      if (layer->kind() != CaptureLayer::Kind::kLinear) {
+        throw std::invalid_argument("sngd-rfim supports Linear layers only (the official code's MLP); use sngd");
+      }
+      const bool per_unit = i != 0 && i + 1 != layers.size();
+      const int64_t dim = layer->weight().size(1) + (layer->has_bias() ? 1 : 0);
+      const int64_t count = per_unit ? layer->weight().size(0) : 1;
+      // Metrics and inverses start at I, so the first step is plain gradient descent.
+      const auto identity = torch::eye(dim, layer->weight().options()).expand({count, dim, dim}).clone();
+      metrics_.push_back({layer, per_unit, identity, identity.clone(), {}});
+    }
+  }
+
+  Capture capture(const StepInfo&) const override { return Capture::kEmpirical; }
+
+  void step(const StepInfo& info, PhaseTimer& timer) override {
+    {
+      auto scope = timer.scope(Phase::kCurvature);
+      torch::NoGradGuard no_grad;
+      for (auto& layer : metrics_) {
+        layer.batch_metric = batch_metric(layer);
+        set_gradient_matrix(*layer.layer, precondition(layer, regularised_gradient(*layer.layer)));
+      }
+    }
+    TorchOptimizer::step(info, timer);
+    auto scope = timer.scope(Phase::kCurvature);
+    torch::NoGradGuard no_grad;
+    for (auto& layer : metrics_) {
+      layer.metric = metric_decay_ * layer.metric + (1 - metric_decay_) * layer.batch_metric;
+      layer.batch_metric.reset();
+      // The official loop counts iterations within an epoch, so the inverse refreshes at its batch 0, 100, ….
+      if (info.batch_index % inverse_interval_ == 0) refresh_inverse(layer);
+    }
+  }
+
+  nlohmann::json report() const override {
+    return {{"inverse_refreshes", refreshes_}, {"identity_fallbacks", fallbacks_}};
+  }
+
+ private:
+  // The gradient of CE + l2·½‖W‖² (biases excluded), as [∇W | ∇b].
+  torch::Tensor regularised_gradient(CaptureLayer& layer) const {
+    auto gradient = gradient_matrix(layer);
+    const auto weight = layer.weight().reshape({layer.weight().size(0), -1});
+    gradient.slice(1, 0, weight.size(1)).add_(weight, l2_);
+    return gradient;
+  }
+
+  // Linear metric: mean ā āᵀ. Per unit o: mean σ(h_o)² ā āᵀ, h = W̄ ā the pre-activation, recomputed
+  // from the recorded input (the official code recomputes it after the step; see docs).
+  torch::Tensor batch_metric(const LayerMetric& layer) const {
+    const auto inputs = input_rows(*layer.layer);  // N × d
+    const double batch = static_cast<double>(inputs.size(0));
+    if (!layer.per_unit) return (inputs.t().mm(inputs) / batch).unsqueeze(0);
+    const auto weight = layer.layer->weight().reshape({layer.layer->weight().size(0), -1});
+    const auto weights_and_bias = layer.layer->has_bias() ? torch::cat({weight, layer.layer->bias().unsqueeze(1)}, 1) : weight;
+    const auto gate = torch::sigmoid(inputs.mm(weights_and_bias.t()));  // N × out
+    const auto weighted = gate.t().unsqueeze(2) * inputs.unsqueeze(0);  // out × N × d: σ(h_o)·ā
+    return torch::bmm(weighted.transpose(1, 2), weighted) / batch;
+  }
+
+  // Linear metric: ∇W̄ M⁻¹ (every unit shares M). Per unit: row o ← M_o⁻¹ (row o).
+  static torch::Tensor precondition(const LayerMetric& layer, const torch::Tensor& gradient) {
+    if (!layer.per_unit) return gradient.mm(layer.inverse[0]);
+    return torch::bmm(layer.inverse, gradient.unsqueeze(2)).squeeze(2);
+  }
+
+  // (M + damping·tr(M)·I)⁻¹ per metric; the identity for the whole layer if an inverse fails.
+  void refresh_inverse(LayerMetric& layer) {
+    const int64_t dim = layer.metric.size(1);
+    const auto identity = torch::eye(dim, layer.metric.options());
+    const auto trace = layer.metric.diagonal(0, 1, 2).sum(1).reshape({-1, 1, 1});
+    const auto [inverse, info] = torch::linalg_inv_ex(layer.metric + damping_ * trace * identity);
+    ++refreshes_;
+    if (info.ne(0).any().item<bool>() || !torch::isfinite(inverse).all().item<bool>()) {
+      ++fallbacks_;
+      layer.inverse = identity.expand_as(layer.metric).clone();
+    } else {
+      layer.inverse = inverse;
+    }
+  }
+
+  double metric_decay_;
+  double damping_;
+  int64_t inverse_interval_;
+  double l2_;
+  std::vector<LayerMetric> metrics_;
+  int64_t refreshes_ = 0;
+  int64_t fallbacks_ = 0;
+};
+
+}  // namespace
+
+OptimizerEntry sngd_rfim_entry() {
+  auto hyperparameters = sgd_hyperparameters(0.1);
+  for (auto& option : hyperparameters) {
+    if (option.name == "momentum") option.default_value = 0.0;  // the official code's plain GD
+  }
+  hyperparameters.insert(hyperparameters.end(),
+                         {
+                             {"metric_decay", 0.995, "moving-average decay of the metrics (M ← d·M + (1−d)·batch)"},
+                             {"damping", 1e-4, "inverse of M + damping·tr(M)·I"},
+                             {"inverse_interval", 100, "batches (counted within each epoch) between inverse refreshes"},
+                             {"l2", 1e-3, "l2·½‖W‖² (biases excluded) in the loss: its gradient is preconditioned"},
+                         });
+  return {"sngd-rfim",
+          "the official SNGD code: relative Fisher metrics (per-unit sigmoid² for hidden layers, input covariance "
+          "for the first and last), plain GD; Linear layers only",
+          hyperparameters, [](Model& model, const Options& options) -> std::unique_ptr<Optimizer> {
+            return std::make_unique<SngdRfim>(model, options);
+          }};
+}
+
+}  // namespace ngd
