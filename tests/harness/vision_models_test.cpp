@@ -11,12 +11,6 @@ std::shared_ptr<Model> make_model(const std::string& name, const nlohmann::json&
   return entry->make(Options(resolve_options(options, entry->options, name, "model")), {{3, 32, 32}, classes});
 }
 
-int64_t parameter_count(Model& model) {
-  int64_t count = 0;
-  for (const auto& parameter : model.parameters()) count += parameter.numel();
-  return count;
-}
-
 struct PublishedSize {
   const char* model;
   int64_t classes;
