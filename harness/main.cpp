@@ -90,6 +90,9 @@ int run(const std::vector<std::string>& spec_paths, ngd::RunnerOptions options, 
       for (const auto& result : results) failures += result["status"] == "failed" ? 1 : 0;
     } catch (const ngd::DatasetNotFound& error) {
       std::cout << fmt::format("skipped {}: {}\n", spec.name, error.what());
+    } catch (const std::exception& error) {  // e.g. an unwritable results folder: stop, nothing half-written
+      std::cerr << fmt::format("error: {}: {}\n", spec.name, error.what());
+      return 1;
     }
   }
   return failures == 0 ? 0 : 1;

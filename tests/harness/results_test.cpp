@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -86,47 +87,83 @@ int run_cli(const std::string& spec, const std::string& out, const std::string& 
   return std::system(command.c_str());
 }
 
-TEST(Resume, KilledSweepResumesToTheUninterruptedResult) {
-  testing::TempDir root, work;
-  testing::write_synthetic_fashion_mnist(root.path(), 2000, 200);
-  auto document = testing::tiny_spec();
-  document["optimizers"][0]["hparams"]["lr"] = {0.01, 0.02, 0.03, 0.04, 0.05};
-  const auto spec_path = work.file("tiny.json");
-  std::ofstream(spec_path) << document.dump();
-  const auto complete = work.file("complete"), resumed = work.file("resumed");
-  ASSERT_EQ(run_cli(spec_path, complete, root.path()), 0);
-  const auto expected_files = result_files(complete + "/tiny");
-  ASSERT_EQ(expected_files.size(), 5u);
-
-  // Start the same sweep, kill it once its first result is on disk.
+// Starts the CLI on `spec` into `out` in a child process; returns its pid.
+pid_t start_sweep(const std::string& spec, const std::string& out, const std::string& data_root) {
   const pid_t child = ::fork();
-  ASSERT_GE(child, 0);
   if (child == 0) {
-    ::execl(testing::ngdbench_binary().c_str(), "ngdbench", "run", spec_path.c_str(), "--out", resumed.c_str(),
-            "--data-root", root.path().c_str(), "--threads", "1", "--quiet", static_cast<char*>(nullptr));
+    ::execl(testing::ngdbench_binary().c_str(), "ngdbench", "run", spec.c_str(), "--out", out.c_str(), "--data-root",
+            data_root.c_str(), "--threads", "1", "--quiet", static_cast<char*>(nullptr));
     ::_exit(127);
   }
-  while (result_files(resumed + "/tiny").empty()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  return child;
+}
+
+void kill_sweep(pid_t child) {
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);
-  const auto before = result_files(resumed + "/tiny");
-  ASSERT_LT(before.size(), 5u) << "the sweep finished before it could be killed; the test needs longer runs";
-  const auto first_written = json::parse(read_file(resumed + "/tiny/" + before[0]));
+}
 
-  ASSERT_EQ(run_cli(spec_path, resumed, root.path()), 0);
-  EXPECT_EQ(result_files(resumed + "/tiny"), expected_files);  // every run present, once
+// Expects `resumed` to hold exactly the files of `complete`, each with identical metrics.
+void expect_same_results(const std::string& complete, const std::string& resumed) {
+  const auto expected_files = result_files(complete);
+  EXPECT_EQ(result_files(resumed), expected_files);  // every run present, once
   for (const auto& name : expected_files) {
-    const auto expected = json::parse(read_file(complete + "/tiny/" + name));
-    const auto actual = json::parse(read_file(resumed + "/tiny/" + name));
+    const auto expected = json::parse(read_file(complete + "/" + name));
+    const auto actual = json::parse(read_file(resumed + "/" + name));
     EXPECT_EQ(actual["status"], "completed");
+    ASSERT_EQ(actual["epochs"].size(), expected["epochs"].size());
     for (size_t e = 0; e < expected["epochs"].size(); ++e) {
       for (const auto* metric : {"train_loss", "train_acc", "test_loss", "test_acc"}) {
         EXPECT_EQ(actual["epochs"][e][metric], expected["epochs"][e][metric]) << name << " " << metric;
       }
     }
   }
+}
+
+class KilledSweep : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::write_synthetic_fashion_mnist(root_.path(), 2000, 200);
+    auto document = testing::tiny_spec();
+    document["optimizers"][0]["hparams"]["lr"] = {0.01, 0.02, 0.03, 0.04, 0.05};
+    std::ofstream(spec_) << document.dump();
+    ASSERT_EQ(run_cli(spec_, complete_, root_.path()), 0);
+    ASSERT_EQ(result_files(complete_ + "/tiny").size(), 5u);
+  }
+  testing::TempDir root_, work_;
+  const std::string spec_ = work_.file("tiny.json");
+  const std::string complete_ = work_.file("complete");
+  const std::string resumed_ = work_.file("resumed");
+};
+
+TEST_F(KilledSweep, ResumesToTheUninterruptedResult) {
+  // Kill the sweep once its first result is on disk.
+  const pid_t child = start_sweep(spec_, resumed_, root_.path());
+  while (result_files(resumed_ + "/tiny").empty()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  kill_sweep(child);
+  const auto before = result_files(resumed_ + "/tiny");
+  ASSERT_LT(before.size(), 5u) << "the sweep finished before it could be killed; the test needs longer runs";
+  const auto first_written = json::parse(read_file(resumed_ + "/tiny/" + before[0]));
+
+  ASSERT_EQ(run_cli(spec_, resumed_, root_.path()), 0);
+  expect_same_results(complete_ + "/tiny", resumed_ + "/tiny");
   // The run finished before the kill was kept, not rerun.
-  EXPECT_EQ(json::parse(read_file(resumed + "/tiny/" + before[0]))["meta"]["started_at"], first_written["meta"]["started_at"]);
+  EXPECT_EQ(json::parse(read_file(resumed_ + "/tiny/" + before[0]))["meta"]["started_at"], first_written["meta"]["started_at"]);
+}
+
+TEST_F(KilledSweep, SurvivesKillsAtRandomPoints) {
+  std::mt19937 random(12345);  // fixed: the kill points are random but the test is repeatable
+  std::uniform_int_distribution<int> delay_ms(20, 600);
+  for (int kill = 0; kill < 4; ++kill) {
+    const pid_t child = start_sweep(spec_, resumed_, root_.path());
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(random)));
+    kill_sweep(child);
+    for (const auto& name : result_files(resumed_ + "/tiny")) {
+      EXPECT_NO_THROW(json::parse(read_file(resumed_ + "/tiny/" + name))) << name << " is corrupt after kill " << kill;
+    }
+  }
+  ASSERT_EQ(run_cli(spec_, resumed_, root_.path()), 0);
+  expect_same_results(complete_ + "/tiny", resumed_ + "/tiny");
 }
 
 TEST(Cli, BadSpecExitsWithTwoAndNamesFileAndPath) {
@@ -140,6 +177,38 @@ TEST(Cli, BadSpecExitsWithTwoAndNamesFileAndPath) {
   EXPECT_EQ(WEXITSTATUS(std::system(command.c_str())), 2);
   const auto message = read_file(log);
   EXPECT_NE(message.find("bad.json: optimizers[0].hparams.lrr"), std::string::npos) << message;
+}
+
+TEST(Cli, UnwritableResultsFolderIsAClearErrorAndWritesNothing) {
+  testing::TempDir root, work;
+  testing::write_synthetic_fashion_mnist(root.path(), 64, 32);
+  const auto spec_path = work.file("tiny.json");
+  std::ofstream(spec_path) << testing::tiny_spec().dump();
+  std::ofstream(work.file("not-a-folder")) << "x";  // results would have to go below a regular file
+  const auto log = work.file("log");
+  const auto command = testing::ngdbench_binary() + " run " + spec_path + " --quiet --out " + work.file("not-a-folder") +
+                       " --data-root " + root.path() + " 2> " + log + " > /dev/null";
+  EXPECT_EQ(WEXITSTATUS(std::system(command.c_str())), 1);
+  const auto message = read_file(log);
+  EXPECT_NE(message.find("error: tiny:"), std::string::npos) << message;
+  EXPECT_NE(message.find("not-a-folder"), std::string::npos) << message;
+  EXPECT_EQ(read_file(work.file("not-a-folder")), "x");
+}
+
+TEST(Cli, MissingDatasetSkipsTheSpecWithOneLine) {
+  testing::TempDir empty, work;
+  const auto spec_path = work.file("tiny.json");
+  auto document = testing::tiny_spec();
+  document["dataset"] = {{"name", "cifar10"}};  // in none of the roots once NGDBENCH_DATA is unset
+  document["model"] = {{"name", "cnn"}};
+  std::ofstream(spec_path) << document.dump();
+  const auto out = work.file("stdout");
+  ::unsetenv("NGDBENCH_DATA");
+  const auto command = testing::ngdbench_binary() + " run " + spec_path + " --out " + work.file("out") +
+                       " --data-root " + empty.path() + " > " + out;
+  EXPECT_EQ(std::system(command.c_str()), 0);
+  EXPECT_NE(read_file(out).find("skipped tiny: dataset 'cifar10' not found"), std::string::npos) << read_file(out);
+  EXPECT_FALSE(fs::exists(work.file("out/tiny")));
 }
 
 TEST(Cli, DryRunListsExpandedRuns) {
