@@ -140,6 +140,11 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
         if (capture == Capture::kSampled) {
           // True Fisher: output gradients of the loss with labels drawn from the model's prediction.
           auto scope = timer.scope(Phase::kCurvature);
+          if (!torch::isfinite(logits).all().item<bool>()) {  // no distribution to sample from
+            diverged = true;
+            ++step;
+            break;
+          }
           const auto sampled = torch::multinomial(torch::softmax(logits.detach(), 1), 1).squeeze(1);
           torch::nn::functional::cross_entropy(logits, sampled).backward({}, /*retain_graph=*/true);
           set_recording(*model, true, false);  // keep the sampled labels' gradients through the real backward

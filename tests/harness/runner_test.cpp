@@ -97,6 +97,14 @@ TEST(Runner, HugeLearningRateIsRecordedAsDiverged) {
   EXPECT_NE(result.error.find("non-finite"), std::string::npos) << result.error;
 }
 
+TEST(Runner, TrueFisherOptimizerWithNonFiniteLogitsIsDivergedNotFailed) {
+  const auto dataset = testing::synthetic_fashion_mnist(256, 64);
+  const auto result = train_run(
+      tiny_run({{"optimizers", {{{"name", "kfac"}, {"hparams", {{"lr", 1e12}, {"kl_clip", 0.0}, {"t_cov", 1}}}}}}}),
+      dataset, quiet_options());
+  EXPECT_EQ(result.status, "diverged") << result.error;
+}
+
 TEST(Runner, InvalidOptimizerSettingIsRecordedAsFailed) {
   const auto dataset = testing::synthetic_fashion_mnist(64, 32);
   const auto result = train_run(
