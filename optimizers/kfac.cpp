@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "optimizers/layer_statistics.h"
+#include "optimizers/matrix_roots.h"
 
 namespace ngd {
 namespace {
@@ -122,8 +123,8 @@ void Kfac::refresh_inverses() {
   const auto start = Clock::now();
   for (auto& state : layers_) {
     if (inverse_method_ == InverseMethod::kEigen) {
-      std::tie(state.input_eigenvalues, state.input_basis) = torch::linalg_eigh(state.input_factor);
-      std::tie(state.grad_eigenvalues, state.grad_basis) = torch::linalg_eigh(state.grad_factor);
+      std::tie(state.input_eigenvalues, state.input_basis) = symmetric_eigh(state.input_factor);
+      std::tie(state.grad_eigenvalues, state.grad_basis) = symmetric_eigh(state.grad_factor);
       state.input_eigenvalues.masked_fill_(state.input_eigenvalues < kEigenvalueFloor, 0);
       state.grad_eigenvalues.masked_fill_(state.grad_eigenvalues < kEigenvalueFloor, 0);
     } else {

@@ -62,8 +62,13 @@ MatrixRoots newton_schulz_roots(const torch::Tensor& spd, int64_t max_iterations
   return roots;
 }
 
+std::tuple<torch::Tensor, torch::Tensor> symmetric_eigh(const torch::Tensor& symmetric) {
+  const auto [eigenvalues, eigenvectors] = torch::linalg_eigh(symmetric.to(torch::kDouble));
+  return {eigenvalues.to(symmetric.scalar_type()), eigenvectors.to(symmetric.scalar_type())};
+}
+
 MatrixRoots eigh_roots(const torch::Tensor& spd) {
-  const auto [eigenvalues, eigenvectors] = torch::linalg_eigh(spd);
+  const auto [eigenvalues, eigenvectors] = symmetric_eigh(spd);
   const auto root = eigenvalues.sqrt();
   MatrixRoots roots;
   roots.sqrt = (eigenvectors * root).mm(eigenvectors.t());

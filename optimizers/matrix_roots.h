@@ -29,4 +29,10 @@ MatrixRoots newton_schulz_roots(const torch::Tensor& spd, int64_t max_iterations
 // The roots from a symmetric eigendecomposition (the reference the iterations are tested against).
 MatrixRoots eigh_roots(const torch::Tensor& spd);
 
+// Eigendecomposition (ascending eigenvalues, eigenvectors as columns) of a symmetric matrix, computed
+// in float64 and returned in the input's dtype. float32 LAPACK fails on factors of a few thousand rows
+// (its workspace-size query is returned as a float and rounds, "Argument 8 has illegal value"), as
+// KFAC met on ResNet-18's 4609-row input factors.
+std::tuple<torch::Tensor, torch::Tensor> symmetric_eigh(const torch::Tensor& symmetric);
+
 }  // namespace ngd

@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "optimizers/matrix_roots.h"
 #include "optimizers/torch_optimizer.h"
 
 namespace ngd {
@@ -297,7 +298,7 @@ PcaBasis pca_basis(const std::vector<torch::Tensor>& snapshots, int64_t dim) {
     gram += chunk.mm(chunk.t());
   }
   // Gram = U S² Uᵀ for the centred n×D matrix X = U S Vᵀ; the directions are Vᵀ = S⁻¹ Uᵀ X.
-  const auto [ascending_values, ascending_vectors] = torch::linalg_eigh(gram);
+  const auto [ascending_values, ascending_vectors] = symmetric_eigh(gram);
   const auto values = ascending_values.flip(0).clamp_min(0);
   const auto vectors = ascending_vectors.flip(1);
   const double largest = values[0].item<double>();
