@@ -112,7 +112,7 @@ void Fngd::invert(const StepInfo& info) {
   const auto coefficients = torch::stack(rows);
   table_.store(info, coefficients);
   for (size_t i = 0; i < layers_.size(); ++i) {
-    set_gradient_matrix(*layers_[i], gradients[i].combine(coefficients[per_layer_ ? i : 0]));
+    set_gradient_matrix(*layers_[i], gradients[i].combine(coefficients[per_layer_ ? static_cast<int64_t>(i) : 0]));
     layers_[i]->clear_captures();
   }
   scale_uncaptured_gradients(coefficients);
@@ -124,7 +124,7 @@ void Fngd::recombine(const StepInfo& info) {
   for (size_t i = 0; i < layers_.size(); ++i) {
     auto& layer = *layers_[i];
     const auto gradients = solver_.sample_gradients(layer, static_cast<double>(layer.input().size(0)));
-    set_gradient_matrix(layer, gradients.combine(coefficients[i].to(layer.weight().device())));
+    set_gradient_matrix(layer, gradients.combine(coefficients[static_cast<int64_t>(i)].to(layer.weight().device())));
     layer.clear_captures();
   }
   scale_uncaptured_gradients(coefficients);
