@@ -88,7 +88,7 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
     torch::manual_seed(static_cast<uint64_t>(config.seed));
     const auto* model_entry = find_entry(model_registry(), config.model);
     auto model = model_entry->make(Options(config.model_options), {dataset.image_shape(), dataset.num_classes});
-    result.meta["model_parameters"] = parameter_count(*model);
+    result.meta["model_parameters"] = trainable_parameter_count(*model);
     result.meta["model_flops_per_sample"] = flops_per_sample(*model, dataset.image_shape());
     model->to(device);
     auto optimizer = find_entry(optimizer_registry(), config.optimizer)->make(*model, Options(config.hparams));

@@ -63,7 +63,7 @@ struct ModelEntry {
 const std::vector<ModelEntry>& model_registry();
 
 // Number of trainable parameters.
-int64_t parameter_count(Model& model);
+int64_t trainable_parameter_count(Model& model);
 
 // FLOPs of one sample's forward pass through the capture layers: 2 × the multiply-adds of every
 // Linear and Conv2d (bias adds, activations and pooling not counted). Runs one forward pass.

@@ -76,7 +76,7 @@ TEST(LowRank, ModelsFactoriseOnlyWhereItSavesWeightsAndListTheFactors) {
   // fc1 784→64 and fc2 64→10 through rank 8: 8·(784+64) < 784·64 and 8·(64+10) < 64·10.
   auto mlp = make_model("mlp", {{"hidden", {64}}, {"rank", 8}});
   EXPECT_EQ(mlp->capture_layers().size(), 4u);
-  EXPECT_EQ(parameter_count(*mlp), 784 * 8 + (8 * 64 + 64) + 64 * 8 + (8 * 10 + 10));
+  EXPECT_EQ(trainable_parameter_count(*mlp), 784 * 8 + (8 * 64 + 64) + 64 * 8 + (8 * 10 + 10));
   // With rank 9 the classifier stays dense: 9·(64+10) = 666 > 640.
   EXPECT_EQ(make_model("mlp", {{"hidden", {64}}, {"rank", 9}})->capture_layers().size(), 3u);
 

@@ -11,6 +11,12 @@ std::shared_ptr<Model> make_model(const std::string& name, const nlohmann::json&
   return entry->make(Options(resolve_options(options, entry->options, name, "model")), input);
 }
 
+int64_t parameter_count(Model& model) {
+  int64_t count = 0;
+  for (const auto& parameter : model.parameters()) count += parameter.numel();
+  return count;
+}
+
 const ModelInput kFashionMnist{{1, 28, 28}, 10};
 
 TEST(Models, MlpShapesAndParameterCount) {
