@@ -10,12 +10,6 @@
 namespace ngd {
 namespace {
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
-}
-
 std::string steps_text(const nlohmann::json& steps) { return steps.is_null() ? "never" : fmt::format("{}", steps.get<double>()); }
 
 }  // namespace

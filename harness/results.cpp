@@ -85,6 +85,12 @@ nlohmann::json complete_phases(nlohmann::json report, const std::vector<EpochRec
   return report;
 }
 
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
 std::string result_path(const std::string& out_dir, const RunConfig& config) {
   return (std::filesystem::path(out_dir) / config.experiment / (config.run_id() + ".json")).string();
 }

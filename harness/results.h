@@ -40,6 +40,9 @@ struct RunResult {
 
 nlohmann::json to_json(const RunResult& result);
 
+// The median of `values` (non-empty): how summaries and the regression check aggregate over seeds.
+double median(std::vector<double> values);
+
 // An optimizer's report with each entry of its "phases" list completed from the recorded epochs:
 // phases take consecutive epochs ("epochs" of them; one without "epochs" takes the rest) and get
 // `first_epoch`, `last_epoch` (null when the run ended before the phase), `epochs_run`, `train_time_s`,

@@ -269,12 +269,6 @@ std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& opti
 
 namespace {
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
-}
-
 std::string spread(const std::vector<double>& values, const char* format) {
   if (values.empty()) return "—";
   const auto [low, high] = std::minmax_element(values.begin(), values.end());
