@@ -11,11 +11,16 @@ OUT ?= results/runs
 SCALE ?= auto
 # Threads for training runs (0 = one per core).
 THREADS ?= 0
+# The paper suites: one folder per paper under experiments/.
+SUITES := $(sort $(wildcard experiments/fngd/*.json experiments/tengrad/*.json experiments/sngd/*.json \
+                            experiments/dldr/*.json))
 # Specs `make reproduce` runs.
-SPECS ?= experiments/fashion-mnist/mlp-sgd-adamw.json
+SPECS ?= $(SUITES)
+# Where `make tables` writes report.md, report.html, tables/ and plots/.
+REPORT_DIR ?= results
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test test-asan fuzz bench reproduce report clean
+.PHONY: all deps configure build test test-asan fuzz bench reproduce tables clean
 
 all: build
 
@@ -56,13 +61,14 @@ BENCH_OUT ?= $(BUILD_DIR)/bench.json
 bench: build
 	$(BUILD_DIR)/ngdbench_bench --benchmark_out=$(BENCH_OUT) --benchmark_out_format=json
 
+# Runs every suite (resuming finished runs), then makes the tables even when some runs failed.
 reproduce: build
-	$(BUILD_DIR)/ngdbench run $(SPECS) --out $(OUT) --threads $(THREADS) --scale $(SCALE)
-	@$(MAKE) --no-print-directory report
+	@status=0; $(BUILD_DIR)/ngdbench run $(SPECS) --out $(OUT) --threads $(THREADS) --scale $(SCALE) || status=$$?; \
+	  $(MAKE) --no-print-directory tables && exit $$status
 
-# Tables (Markdown, LaTeX), plots and results/report/report.md from the result files.
-report:
-	/usr/bin/python3 scripts/report.py $(OUT) --out results/report
+# Tables (Markdown, LaTeX), plots, report.md and report.html from the result files alone.
+tables:
+	/usr/bin/python3 scripts/report.py $(OUT) --out $(REPORT_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -1,19 +1,22 @@
 #!/usr/bin/python3
 """Turns ngdbench result files into paper-style tables, plots and a report.
 
-    scripts/report.py [RESULTS_DIR] [--out DIR] [--claims FILE]
+    scripts/report.py [RESULTS_DIR] [--out DIR] [--claims FILE] [--discussion FILE] [--no-plots]
 
 Reads RESULTS_DIR/<experiment>/<run-id>.json (schema_version 1), groups runs by experiment and scale,
-and writes into --out (default RESULTS_DIR/../report):
-  report.md              every table, the papers' claims next to our measurements, links to plots
-  <experiment>.md/.tex   the experiment's table (Markdown and LaTeX)
-  <experiment>.png       test metric and train loss against wall-clock time and against epochs
+and writes into --out (default: the parent of RESULTS_DIR):
+  report.md, report.html   every table, the papers' claims next to our measurements, the plots
+  tables/<name>.md, .tex   each experiment's table (Markdown, LaTeX booktabs); <name> = experiment@scale
+  plots/<name>.png         test metric and train loss against training time and against epochs
 
 Table rows are configurations (optimizer + grid values); each cell is the median over seeds with the
-min–max range. Speedups are ratios of medians of time to target against the best configuration of
-SGD and of KFAC in the same experiment; a target never reached is "—" and counts as infinite time.
+min–max range. The test metric is the final test accuracy, or for translation runs the test BLEU of
+the best-validation checkpoint. Speedups are ratios of median times to target against the best
+configuration of SGD and of KFAC in the same experiment; a target never reached is "—" and counts as
+infinite time. Everything is regenerated from the result files alone.
 """
 import argparse
+import html
 import json
 import math
 import os
@@ -23,8 +26,12 @@ from collections import OrderedDict
 
 INF = float("inf")
 
+# Result statuses in the order the seeds column lists them.
+STATUSES = ("completed", "diverged", "failed")
+
 
 def load_results(results_dir):
+    """{(experiment, scale): [result, ...]} from every readable schema-1 result file."""
     experiments = OrderedDict()
     for experiment in sorted(os.listdir(results_dir)):
         folder = os.path.join(results_dir, experiment)
@@ -43,8 +50,7 @@ def load_results(results_dir):
             if result.get("schema_version") != 1:
                 print(f"report: skipping {path}: schema_version {result.get('schema_version')}", file=sys.stderr)
                 continue
-            key = (result["experiment"], result.get("scale", ""))
-            experiments.setdefault(key, []).append(result)
+            experiments.setdefault((result["experiment"], result.get("scale", "")), []).append(result)
     return experiments
 
 
@@ -58,6 +64,27 @@ def spread(values, digits):
     return f"{median(values):.{digits}f} [{min(values):.{digits}f}–{max(values):.{digits}f}]"
 
 
+def is_translation(results):
+    return any((r.get("final") or {}).get("test_bleu") is not None for r in results)
+
+
+class Metric:
+    """The experiment's test metric: accuracy of the last epoch, or BLEU of the best checkpoint."""
+
+    def __init__(self, results):
+        self.translation = is_translation(results)
+        self.name = "test BLEU" if self.translation else "test acc"
+        self.digits = 2 if self.translation else 4
+        # The per-epoch curve that stands for it in the plots.
+        self.curve_key = "val_bleu" if self.translation else "test_acc"
+        self.curve_name = "validation BLEU" if self.translation else "test accuracy"
+
+    def final(self, run):
+        if self.translation:
+            return (run.get("final") or {}).get("test_bleu")
+        return run["epochs"][-1].get("test_acc")
+
+
 class Row:
     """One configuration of an experiment, aggregated over its seeds."""
 
@@ -68,10 +95,15 @@ class Row:
     def completed(self):
         return [r for r in self.runs if r["status"] == "completed" and r["epochs"]]
 
-    def final(self, metric):
-        return [r["epochs"][-1][metric] for r in self.completed()]
+    def finals(self, metric):
+        return [v for v in (metric.final(r) for r in self.completed()) if v is not None]
+
+    def final_train_losses(self):
+        return [r["epochs"][-1]["train_loss"] for r in self.completed()]
 
     def epoch_times(self, first):
+        """Per seed, the median epoch time of epoch 1 (first) or of epochs ≥ 2: FNGD and the subspace
+        methods change their cost after the first epoch."""
         times = []
         for r in self.completed():
             epochs = r["epochs"][:1] if first else r["epochs"][1:]
@@ -89,11 +121,15 @@ class Row:
         times = self.times_to_target()
         return median(times) if times else INF
 
-    def status_note(self):
-        counts = {}
-        for r in self.runs:
-            counts[r["status"]] = counts.get(r["status"], 0) + 1
-        return ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    def seeds_note(self, expected):
+        counts = {status: sum(r["status"] == status for r in self.runs) for status in STATUSES}
+        note = f"{counts['completed']}/{expected}"
+        note += "".join(f" +{counts[s]} {s}" for s in STATUSES[1:] if counts[s])
+        return note
+
+
+# Table rows list these reference optimizers first, as the papers do, then the others by label.
+REFERENCE_ORDER = ("sgd", "adamw", "kfac")
 
 
 def rows_of(results):
@@ -101,21 +137,22 @@ def rows_of(results):
     for result in results:
         row = rows.setdefault(result["config_hash"], Row(result["label"], result["optimizer"]))
         row.runs.append(result)
-    return list(rows.values())
+    rank = lambda row: REFERENCE_ORDER.index(row.optimizer) if row.optimizer in REFERENCE_ORDER else len(REFERENCE_ORDER)
+    return sorted(rows.values(), key=lambda row: (rank(row), row.label))
 
 
-def best_row(rows, optimizer):
-    """The configuration of `optimizer` with the shortest median time to target, then best accuracy."""
+def best_row(rows, optimizer, metric):
+    """The configuration of `optimizer` with the shortest median time to target, then the best test metric."""
     candidates = [r for r in rows if r.optimizer == optimizer and r.completed()]
     if not candidates:
         return None
-    return min(candidates, key=lambda r: (r.median_time_to_target(), -(median(r.final("test_acc")) or 0)))
+    return min(candidates, key=lambda r: (r.median_time_to_target(), -(median(r.finals(metric)) or 0)))
 
 
-def speedup(reference, row):
-    if reference is None:
+def ratio_text(theirs, ours):
+    """theirs/ours as a speedup; an infinite time of ours is "—", of theirs "∞"."""
+    if ours is None or theirs is None:
         return "n/a"
-    ours, theirs = row.median_time_to_target(), reference.median_time_to_target()
     if math.isinf(ours):
         return "—"
     if math.isinf(theirs):
@@ -123,48 +160,67 @@ def speedup(reference, row):
     return f"{theirs / ours:.2f}×"
 
 
+def speedup(reference, row):
+    if reference is None:
+        return "n/a"
+    return ratio_text(reference.median_time_to_target(), row.median_time_to_target())
+
+
+def epoch_time_ratio(reference, row):
+    """Ratio of median epoch-≥2 times (epoch 1 when the runs have one epoch)."""
+    if reference is None:
+        return "n/a"
+    theirs = median(reference.epoch_times(False)) or median(reference.epoch_times(True))
+    ours = median(row.epoch_times(False)) or median(row.epoch_times(True))
+    return ratio_text(theirs, ours)
+
+
 def format_time(values):
-    finite = [v for v in values if not math.isinf(v)]
     if not values:
         return "—"
-    m = median(values)
-    text = "—" if math.isinf(m) else f"{m:.1f}"
-    return f"{text} ({len(finite)}/{len(values)})"
+    finite = [v for v in values if not math.isinf(v)]
+    middle = median(values)
+    return f"{'—' if math.isinf(middle) else f'{middle:.1f}'} ({len(finite)}/{len(values)})"
 
 
-COLUMNS = ["optimizer", "seeds", "final test acc", "final train loss", "epoch 1 s", "epoch ≥2 s",
-           "total train s", "time to target s (reached)", "speedup vs SGD", "speedup vs KFAC"]
+def columns(metric):
+    return ["optimizer", "seeds", f"final {metric.name}", "final train loss", "epoch 1 s", "epoch ≥2 s",
+            "total train s", "time to target s (reached)", "speedup vs SGD", "speedup vs KFAC"]
 
 
-def table_rows(results):
+def table_rows(results, metric):
     rows = rows_of(results)
-    sgd, kfac = best_row(rows, "sgd"), best_row(rows, "kfac")
-    table = []
-    for row in rows:
-        table.append([
-            row.label, row.status_note(), spread(row.final("test_acc"), 4), spread(row.final("train_loss"), 4),
-            spread(row.epoch_times(True), 2), spread(row.epoch_times(False), 2), spread(row.total_times(), 1),
-            format_time(row.times_to_target()), speedup(sgd, row), speedup(kfac, row)])
-    return table
+    expected = len({r["seed"] for r in results})
+    sgd, kfac = best_row(rows, "sgd", metric), best_row(rows, "kfac", metric)
+    return [[row.label, row.seeds_note(expected), spread(row.finals(metric), metric.digits),
+             spread(row.final_train_losses(), 4), spread(row.epoch_times(True), 2), spread(row.epoch_times(False), 2),
+             spread(row.total_times(), 1), format_time(row.times_to_target()), speedup(sgd, row), speedup(kfac, row)]
+            for row in rows]
 
 
-def markdown_table(table):
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in table]
+def markdown_table(header, cells):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join(lines)
 
 
-def latex_table(table, caption):
-    escape = lambda text: (text.replace("_", r"\_").replace("%", r"\%").replace("×", r"$\times$")
-                           .replace("–", "--").replace("—", "---").replace("≥", r"$\geq$").replace("∞", r"$\infty$"))
-    lines = [r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{l" + "r" * (len(COLUMNS) - 1) + "}",
-             r"\toprule", " & ".join(escape(c) for c in COLUMNS) + r" \\", r"\midrule"]
-    lines += [" & ".join(escape(c) for c in cells) + r" \\" for cells in table]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\caption{" + escape(caption) + "}", r"\end{table}"]
+def latex_escape(text):
+    for plain, latex in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
+                         ("×", r"$\times$"), ("–", "--"), ("—", "---"), ("≥", r"$\geq$"), ("≤", r"$\leq$"),
+                         ("∞", r"$\infty$")):
+        text = text.replace(plain, latex)
+    return text
+
+
+def latex_table(header, cells, caption):
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
+             r"\toprule", " & ".join(latex_escape(c) for c in header) + r" \\", r"\midrule"]
+    lines += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in cells]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\caption{" + latex_escape(caption) + "}", r"\end{table}"]
     return "\n".join(lines)
 
 
-def plot(results, title, path):
+def plot(results, metric, title, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -175,23 +231,28 @@ def plot(results, title, path):
         if not runs:
             continue
         length = min(len(r["epochs"]) for r in runs)
-        epochs = list(range(1, length + 1))
-        for metric, y in (("test_acc", 0), ("train_loss", 1)):
-            values = [[r["epochs"][i][metric] for r in runs] for i in range(length)]
-            times = [statistics.median(r["epochs"][i]["cumulative_train_time_s"] for r in runs) for i in range(length)]
-            middle = [statistics.median(v) for v in values]
-            for x, axis in ((times, axes[y][0]), (epochs, axes[y][1])):
+        times = [statistics.median(r["epochs"][i]["cumulative_train_time_s"] for r in runs) for i in range(length)]
+        for key, y in ((metric.curve_key, 0), ("train_loss", 1)):
+            points = []  # (time, epoch, values over seeds) where every seed has the value
+            for i in range(length):
+                values = [r["epochs"][i].get(key) for r in runs]
+                if all(v is not None for v in values):
+                    points.append((times[i], i + 1, values))
+            if not points:
+                continue
+            middle = [statistics.median(v) for _, _, v in points]
+            low, high = [min(v) for _, _, v in points], [max(v) for _, _, v in points]
+            for x, axis in (([p[0] for p in points], axes[y][0]), ([p[1] for p in points], axes[y][1])):
                 line, = axis.plot(x, middle, marker="o", markersize=3, label=row.label)
-                axis.fill_between(x, [min(v) for v in values], [max(v) for v in values], alpha=0.15,
-                                  color=line.get_color())
-    for y, metric in ((0, "test accuracy"), (1, "train loss")):
+                axis.fill_between(x, low, high, alpha=0.15, color=line.get_color())
+    for y, name in ((0, metric.curve_name), (1, "train loss")):
         axes[y][0].set_xlabel("training time (s, median over seeds)")
         axes[y][1].set_xlabel("epoch")
         for x in (0, 1):
-            axes[y][x].set_ylabel(metric)
+            axes[y][x].set_ylabel(name)
             axes[y][x].grid(alpha=0.3)
-    axes[1][0].set_yscale("log")
-    axes[1][1].set_yscale("log")
+            if y == 1:
+                axes[y][x].set_yscale("log")
     axes[0][0].legend(fontsize=7)
     figure.suptitle(f"{title} (median, min–max band over seeds)")
     figure.tight_layout()
@@ -199,22 +260,97 @@ def plot(results, title, path):
     plt.close(figure)
 
 
-def claims_for(claims, experiment):
-    return [c for c in claims if c.get("experiment") == experiment]
-
-
-def measured_value(results, measure):
+def measured_value(results, metric, measure):
     """Our figure for a claim's `measure`: {"kind": "speedup", "optimizer", "reference"} (ratio of
-    median times to target, best configurations) or {"kind": "final_difference", "optimizer",
-    "reference", "metric"} (difference of median final metrics)."""
+    median times to target of the best configurations, and of their epoch times) or
+    {"kind": "final_difference", "optimizer", "reference", "metric"} (difference of median finals)."""
     rows = rows_of(results)
-    row, reference = best_row(rows, measure["optimizer"]), best_row(rows, measure["reference"])
+    row, reference = best_row(rows, measure["optimizer"], metric), best_row(rows, measure["reference"], metric)
     if row is None or reference is None:
         return "not run"
     if measure["kind"] == "speedup":
-        return speedup(reference, row)
-    metric = measure["metric"]
-    return f"{median(row.final(metric)) - median(reference.final(metric)):+.4f}"
+        return (f"{speedup(reference, row)} in time to target; "
+                f"{epoch_time_ratio(reference, row)} in time per epoch (≥2)")
+    ours, theirs = median(row.finals(metric)), median(reference.finals(metric))
+    if ours is None or theirs is None:
+        return "not run"
+    scale = 100 if metric.name == "test acc" else 1  # accuracy differences in points, like BLEU
+    return f"{(ours - theirs) * scale:+.2f} {'points' if scale == 100 else 'BLEU'}"
+
+
+def experiment_caption(experiment, scale, results):
+    target = results[0].get("target")
+    target_text = (f"{target['metric']} {'≤' if 'loss' in target['metric'] else '≥'} {target['value']}"
+                   if target else "none")
+    meta = results[0]["meta"]
+    scale_text = {"cpu": "cpu (SCALED DOWN for a CPU; not the paper's protocol)",
+                  "paper": "paper (the published protocol)"}.get(scale, scale or "as written")
+    return (f"{experiment}, scale {scale_text}; target {target_text}; {meta.get('device')} "
+            f"{meta.get('cpu_model')}, threads {meta.get('threads')}, BLAS {meta.get('blas', '?')}")
+
+
+def machine_summary(experiments):
+    metas = [results[0]["meta"] for results in experiments.values()]
+    seen = OrderedDict()
+    for meta in metas:
+        key = (meta.get("cpu_model"), meta.get("cpu_count"), meta.get("threads"), meta.get("torch_version"),
+               meta.get("device"), meta.get("git_commit"))
+        seen.setdefault(key, meta)
+    return [f"{m.get('device')}: {m.get('cpu_model')} ({m.get('cpu_count')} cores), threads {m.get('threads')}, "
+            f"torch {m.get('torch_version')}, BLAS {m.get('blas', '?')}, commit {m.get('git_commit')}"
+            for m in seen.values()]
+
+
+# A report is a list of blocks rendered to Markdown and HTML alike:
+# ("h", level, text), ("p", text), ("table", header, cells), ("img", alt, path), ("md", markdown text;
+# HTML shows it preformatted).
+
+def render_markdown(blocks):
+    out = []
+    for block in blocks:
+        if block[0] == "h":
+            out.append("#" * block[1] + " " + block[2])
+        elif block[0] in ("p", "md"):
+            out.append(block[1])
+        elif block[0] == "table":
+            out.append(markdown_table(block[1], block[2]))
+        elif block[0] == "img":
+            out.append(f"![{block[1]}]({block[2]})")
+        out.append("")
+    return "\n".join(out)
+
+
+def render_html(blocks, title):
+    out = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">", f"<title>{html.escape(title)}</title>",
+           "<style>body{font-family:sans-serif;max-width:80em;margin:auto}table{border-collapse:collapse;"
+           "font-size:90%}td,th{border:1px solid #bbb;padding:2px 6px;text-align:right}"
+           "td:first-child,th:first-child{text-align:left}img{max-width:100%}</style>", "</head><body>"]
+    for block in blocks:
+        if block[0] == "h":
+            out.append(f"<h{block[1]}>{html.escape(block[2])}</h{block[1]}>")
+        elif block[0] == "p":
+            out.append(f"<p>{html.escape(block[1])}</p>")
+        elif block[0] == "table":
+            out.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in block[1]) + "</tr>")
+            out += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in block[2]]
+            out.append("</table>")
+        elif block[0] == "img":
+            out.append(f"<p><img src=\"{html.escape(block[2])}\" alt=\"{html.escape(block[1])}\"></p>")
+        elif block[0] == "md":
+            out.append(f"<pre style=\"white-space:pre-wrap\">{html.escape(block[1])}</pre>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def write(path, text):
+    """Writes through a temporary file so an interrupted report never leaves a half-written file."""
+    temporary = path + ".tmp"
+    with open(temporary, "w") as file:
+        file.write(text)
+    os.replace(temporary, path)
+
+
+CLAIM_HEADER = ["paper claim", "source", "published", "scale of the claim", "measured here", "our scale"]
 
 
 def main():
@@ -222,47 +358,54 @@ def main():
     parser.add_argument("results", nargs="?", default="results/runs")
     parser.add_argument("--out", default=None)
     parser.add_argument("--claims", default=os.path.join(os.path.dirname(__file__), "..", "results", "paper-claims.json"))
+    parser.add_argument("--discussion", default=None, help="Markdown file appended as the report's discussion")
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args()
-    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.results)), "report")
     if not os.path.isdir(args.results):
         sys.exit(f"report: {args.results}: no results folder (run `make reproduce` first)")
-    os.makedirs(out, exist_ok=True)
+    out = args.out or os.path.dirname(os.path.abspath(args.results))
+    for folder in ("tables", "plots"):
+        os.makedirs(os.path.join(out, folder), exist_ok=True)
     claims = []
     if os.path.exists(args.claims):
         with open(args.claims) as file:
             claims = json.load(file)["claims"]
 
-    report = ["# ngdbench report", "",
-              "Each cell: median [min–max] over seeds. Times are training seconds (evaluation excluded). "
-              "Speedups: ratio of median time to target against the best SGD / KFAC configuration; "
-              "a target never reached is — and counts as infinite.", ""]
-    for (experiment, scale), results in load_results(args.results).items():
+    experiments = load_results(args.results)
+    blocks = [("h", 1, "ngdbench report"),
+              ("p", "Each cell: median [min–max] over seeds; seeds = completed/seeds run (+ diverged, failed). "
+                    "Times are training seconds (evaluation excluded). Speedups: ratio of median time to target "
+                    "against the best SGD / KFAC configuration; a target never reached is — and counts as infinite. "
+                    "Experiments at scale cpu are scaled down (subsets, narrow models, few epochs): compare their "
+                    "direction with the papers' claims, not their values.")]
+    blocks += [("p", "Machine: " + line) for line in machine_summary(experiments)]
+    for (experiment, scale), results in experiments.items():
         name = experiment + (f"@{scale}" if scale else "")
-        target = results[0].get("target")
-        target_text = f"{target['metric']} {'≤' if 'loss' in target['metric'] else '≥'} {target['value']}" if target else "none"
-        meta = results[0]["meta"]
-        caption = (f"{experiment}, scale {scale or 'as written'}; target {target_text}; "
-                   f"{meta.get('device')} {meta.get('cpu_model')}, {meta.get('threads')} threads")
-        table = table_rows(results)
-        with open(os.path.join(out, name + ".md"), "w") as file:
-            file.write(f"## {name}\n\n{caption}\n\n{markdown_table(table)}\n")
-        with open(os.path.join(out, name + ".tex"), "w") as file:
-            file.write(latex_table(table, caption) + "\n")
-        report += [f"## {name}", "", caption, "", markdown_table(table), ""]
-        relevant = claims_for(claims, experiment)
+        metric = Metric(results)
+        caption = experiment_caption(experiment, scale, results)
+        header, cells = columns(metric), table_rows(results, metric)
+        write(os.path.join(out, "tables", name + ".md"), f"## {name}\n\n{caption}\n\n{markdown_table(header, cells)}\n")
+        write(os.path.join(out, "tables", name + ".tex"), latex_table(header, cells, caption) + "\n")
+        blocks += [("h", 2, name), ("p", caption), ("table", header, cells),
+                   ("p", f"Tables: tables/{name}.md, tables/{name}.tex")]
+        relevant = [c for c in claims if c.get("experiment") == experiment]
         if relevant:
-            report += ["| paper claim | published | scale of the claim | measured here | our scale |", "|---|---|---|---|---|"]
-            for claim in relevant:
-                report.append(f"| {claim['description']} ({claim['source']}) | {claim['value']} | {claim['scale']} | "
-                              f"{measured_value(results, claim['measure'])} | {scale or 'as written'} |")
-            report.append("")
+            blocks.append(("table", CLAIM_HEADER,
+                           [[c["description"], c["source"], c["value"], c["scale"],
+                             measured_value(results, metric, c["measure"]), scale or "as written"] for c in relevant]))
         if not args.no_plots:
-            plot(results, name, os.path.join(out, name + ".png"))
-            report += [f"![{name}]({name}.png)", ""]
-    with open(os.path.join(out, "report.md"), "w") as file:
-        file.write("\n".join(report) + "\n")
-    print(f"report: wrote {os.path.join(out, 'report.md')}")
+            plot(results, metric, name, os.path.join(out, "plots", name + ".png"))
+            blocks.append(("img", name, f"plots/{name}.png"))
+    unmeasured = [c for c in claims if not any(e == c.get("experiment") for e, _ in experiments)]
+    if unmeasured:
+        blocks += [("h", 2, "Claims without a measurement here"),
+                   ("table", CLAIM_HEADER[:4], [[c["description"], c["source"], c["value"], c["scale"]] for c in unmeasured])]
+    if args.discussion:
+        with open(args.discussion) as file:
+            blocks += [("h", 2, "Discussion"), ("md", file.read().strip())]
+    write(os.path.join(out, "report.md"), render_markdown(blocks))
+    write(os.path.join(out, "report.html"), render_html(blocks, "ngdbench report"))
+    print(f"report: wrote {os.path.join(out, 'report.md')} and report.html ({len(experiments)} experiments)")
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ namespace {
 ModelEntry cifar_resnet(int64_t depth) {
   return {"resnet" + std::to_string(depth),
           "He et al. CIFAR ResNet-" + std::to_string(depth) + " (16-32-64 channels, option-A shortcuts, BN)",
-          {},
-          [depth](const Options&, const ModelInput& input) -> std::shared_ptr<Model> {
-            return std::make_shared<CifarResNet>(depth, input);
+          {{"width", 16, "channels of the first stage; the stages have width·1, 2, 4 (16 in the paper)"}},
+          [depth](const Options& options, const ModelInput& input) -> std::shared_ptr<Model> {
+            return std::make_shared<CifarResNet>(depth, options.integer("width"), input);
           }};
 }
 
@@ -57,9 +57,9 @@ const std::vector<ModelEntry>& model_registry() {
        }},
       {"resnet18",
        "ResNet-18 for CIFAR (3×3 stem, no max-pool, projection shortcuts, BN)",
-       {},
-       [](const Options&, const ModelInput& input) -> std::shared_ptr<Model> {
-         return std::make_shared<ResNet18>(input);
+       {{"width", 64, "channels of the first stage; the stages have width·1, 2, 4, 8 (64 in kuangliu/pytorch-cifar)"}},
+       [](const Options& options, const ModelInput& input) -> std::shared_ptr<Model> {
+         return std::make_shared<ResNet18>(options.integer("width"), input);
        }},
       cifar_resnet(20),
       cifar_resnet(32),

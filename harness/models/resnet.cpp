@@ -12,27 +12,27 @@ CaptureConv2d conv(int64_t in_channels, int64_t out_channels, int64_t kernel, in
 
 }  // namespace
 
-CifarResNet::CifarResNet(int64_t depth, const ModelInput& input) {
+CifarResNet::CifarResNet(int64_t depth, int64_t width, const ModelInput& input) {
   if (depth < 8 || (depth - 2) % 6 != 0) {
     throw std::invalid_argument(fmt::format("CIFAR ResNet depth {} is not 6n+2", depth));
   }
   const int64_t blocks_per_stage = (depth - 2) / 6;
-  stem_ = add_capture_layer("stem", conv(input.image_shape[0], 16, 3, 1));
-  stem_bn_ = register_module("stem_bn", torch::nn::BatchNorm2d(16));
-  int64_t channels = 16;
+  stem_ = add_capture_layer("stem", conv(input.image_shape[0], width, 3, 1));
+  stem_bn_ = register_module("stem_bn", torch::nn::BatchNorm2d(width));
+  int64_t channels = width;
   for (int64_t stage = 0; stage < 3; ++stage) {
-    const int64_t width = 16 << stage;
+    const int64_t stage_width = width << stage;
     for (int64_t b = 0; b < blocks_per_stage; ++b) {
       const auto name = fmt::format("stage{}_block{}", stage + 1, b + 1);
       Block block;
       block.stride = (stage > 0 && b == 0) ? 2 : 1;
-      block.pad_channels = (width - channels) / 2;
-      block.conv1 = add_capture_layer(name + "_conv1", conv(channels, width, 3, block.stride));
-      block.bn1 = register_module(name + "_bn1", torch::nn::BatchNorm2d(width));
-      block.conv2 = add_capture_layer(name + "_conv2", conv(width, width, 3, 1));
-      block.bn2 = register_module(name + "_bn2", torch::nn::BatchNorm2d(width));
+      block.pad_channels = (stage_width - channels) / 2;
+      block.conv1 = add_capture_layer(name + "_conv1", conv(channels, stage_width, 3, block.stride));
+      block.bn1 = register_module(name + "_bn1", torch::nn::BatchNorm2d(stage_width));
+      block.conv2 = add_capture_layer(name + "_conv2", conv(stage_width, stage_width, 3, 1));
+      block.bn2 = register_module(name + "_bn2", torch::nn::BatchNorm2d(stage_width));
       blocks_.push_back(block);
-      channels = width;
+      channels = stage_width;
     }
   }
   fc_ = add_capture_layer("fc", CaptureLinear(channels, input.num_classes));
@@ -53,26 +53,26 @@ torch::Tensor CifarResNet::forward(const torch::Tensor& input) {
   return fc_->forward(torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1));
 }
 
-ResNet18::ResNet18(const ModelInput& input) {
-  stem_ = add_capture_layer("stem", conv(input.image_shape[0], 64, 3, 1));
-  stem_bn_ = register_module("stem_bn", torch::nn::BatchNorm2d(64));
-  int64_t channels = 64;
+ResNet18::ResNet18(int64_t width, const ModelInput& input) {
+  stem_ = add_capture_layer("stem", conv(input.image_shape[0], width, 3, 1));
+  stem_bn_ = register_module("stem_bn", torch::nn::BatchNorm2d(width));
+  int64_t channels = width;
   for (int64_t stage = 0; stage < 4; ++stage) {
-    const int64_t width = 64 << stage;
+    const int64_t stage_width = width << stage;
     for (int64_t b = 0; b < 2; ++b) {
       const auto name = fmt::format("layer{}_block{}", stage + 1, b + 1);
       const int64_t stride = (stage > 0 && b == 0) ? 2 : 1;
       Block block;
-      block.conv1 = add_capture_layer(name + "_conv1", conv(channels, width, 3, stride));
-      block.bn1 = register_module(name + "_bn1", torch::nn::BatchNorm2d(width));
-      block.conv2 = add_capture_layer(name + "_conv2", conv(width, width, 3, 1));
-      block.bn2 = register_module(name + "_bn2", torch::nn::BatchNorm2d(width));
-      if (stride != 1 || channels != width) {
-        block.shortcut = add_capture_layer(name + "_shortcut", conv(channels, width, 1, stride));
-        block.shortcut_bn = register_module(name + "_shortcut_bn", torch::nn::BatchNorm2d(width));
+      block.conv1 = add_capture_layer(name + "_conv1", conv(channels, stage_width, 3, stride));
+      block.bn1 = register_module(name + "_bn1", torch::nn::BatchNorm2d(stage_width));
+      block.conv2 = add_capture_layer(name + "_conv2", conv(stage_width, stage_width, 3, 1));
+      block.bn2 = register_module(name + "_bn2", torch::nn::BatchNorm2d(stage_width));
+      if (stride != 1 || channels != stage_width) {
+        block.shortcut = add_capture_layer(name + "_shortcut", conv(channels, stage_width, 1, stride));
+        block.shortcut_bn = register_module(name + "_shortcut_bn", torch::nn::BatchNorm2d(stage_width));
       }
       blocks_.push_back(block);
-      channels = width;
+      channels = stage_width;
     }
   }
   fc_ = add_capture_layer("fc", CaptureLinear(channels, input.num_classes));

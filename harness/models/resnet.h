@@ -4,13 +4,13 @@
 
 namespace ngd {
 
-// He et al.'s CIFAR ResNets (ResNet-20/32/56/110): a 3×3 conv stem with 16 channels, three stages of
-// `blocks_per_stage` basic blocks with 16, 32, 64 channels, identity shortcuts that subsample and
+// He et al.'s CIFAR ResNets (ResNet-20/32/56/110): a 3×3 conv stem with `width` channels (16 in the
+// paper), three stages of `blocks_per_stage` basic blocks with width, 2·width, 4·width channels, identity shortcuts that subsample and
 // zero-pad channels (option A, parameter-free), global average pooling and one FC layer.
 // Depth = 6·blocks_per_stage + 2.
 class CifarResNet : public Model {
  public:
-  CifarResNet(int64_t depth, const ModelInput& input);
+  CifarResNet(int64_t depth, int64_t width, const ModelInput& input);
   torch::Tensor forward(const torch::Tensor& input) override;
 
  private:
@@ -26,11 +26,11 @@ class CifarResNet : public Model {
   CaptureLinear fc_{nullptr};
 };
 
-// ResNet-18 as used for CIFAR (kuangliu/pytorch-cifar): 3×3 stem with 64 channels and no max-pool,
-// four stages of two basic blocks (64, 128, 256, 512 channels), 1×1 conv + BN projection shortcuts.
+// ResNet-18 as used for CIFAR (kuangliu/pytorch-cifar): 3×3 stem with `width` channels (64) and no
+// max-pool, four stages of two basic blocks (width·1, 2, 4, 8 channels), 1×1 conv + BN projection shortcuts.
 class ResNet18 : public Model {
  public:
-  explicit ResNet18(const ModelInput& input);
+  ResNet18(int64_t width, const ModelInput& input);
   torch::Tensor forward(const torch::Tensor& input) override;
 
  private:

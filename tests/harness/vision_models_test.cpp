@@ -33,6 +33,33 @@ INSTANTIATE_TEST_SUITE_P(Published, VisionModelSize,
                                            PublishedSize{"vgg16_bn", 10, 14.73}),
                          [](const auto& info) { return std::string(info.param.model); });
 
+// Parameters of a CIFAR ResNet counted by hand from its layers: 3×3 convs without bias, two BN
+// parameters per channel, option-A shortcuts (no parameters), a linear classifier.
+int64_t cifar_resnet_parameters(int64_t depth, int64_t width, int64_t classes) {
+  const int64_t blocks_per_stage = (depth - 2) / 6;
+  int64_t count = 3 * 9 * width + 2 * width;  // stem conv + BN
+  int64_t channels = width;
+  for (int64_t stage = 0; stage < 3; ++stage) {
+    const int64_t stage_width = width << stage;
+    for (int64_t b = 0; b < blocks_per_stage; ++b) {
+      count += 9 * channels * stage_width + 9 * stage_width * stage_width + 4 * stage_width;
+      channels = stage_width;
+    }
+  }
+  return count + channels * classes + classes;
+}
+
+TEST(VisionModels, WidthOptionScalesEveryStage) {
+  for (const int64_t width : {16, 8}) {
+    auto model = make_model("resnet20", {{"width", width}}, 10);
+    EXPECT_EQ(trainable_parameter_count(*model), cifar_resnet_parameters(20, width, 10)) << width;
+  }
+  auto narrow = make_model("resnet18", {{"width", 16}}, 100);
+  narrow->eval();
+  EXPECT_EQ(narrow->forward(torch::randn({2, 3, 32, 32})).sizes(), (std::vector<int64_t>{2, 100}));
+  EXPECT_EQ(narrow->capture_layers().back()->weight().size(1), 8 * 16);  // the last stage has 8·width channels
+}
+
 TEST(VisionModels, DenseNetBcOfTheTengradSettingHasTwoBottlenecksPerBlock) {
   auto model = make_model("densenet_bc", nlohmann::json::object(), 100);
   model->eval();

@@ -1,0 +1,55 @@
+#!/usr/bin/python3
+"""Golden-file test of scripts/report.py: the report of the fixed result files in fixtures/runs
+(medians, min–max, speedups with unreached targets, a diverged seed, a grid point with a missing seed,
+a translation experiment) must equal golden/ byte for byte; plots must be written.
+
+    check_report.py            compare (exit 1 with a diff on a mismatch)
+    check_report.py --update   rewrite golden/ after a deliberate change (review the diff)
+"""
+import difflib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPORT = os.path.join(HERE, "..", "..", "scripts", "report.py")
+GOLDEN = os.path.join(HERE, "golden")
+COMPARED = ["report.md", "report.html", "tables/fixture-vision@cpu.md", "tables/fixture-vision@cpu.tex",
+            "tables/fixture-translation.md", "tables/fixture-translation.tex"]
+PLOTS = ["plots/fixture-vision@cpu.png", "plots/fixture-translation.png"]
+
+
+def main():
+    with tempfile.TemporaryDirectory() as out:
+        subprocess.run([sys.executable, REPORT, os.path.join(HERE, "fixtures", "runs"), "--out", out,
+                        "--claims", os.path.join(HERE, "fixtures", "claims.json"),
+                        "--discussion", os.path.join(HERE, "fixtures", "discussion.md")], check=True)
+        if "--update" in sys.argv:
+            for name in COMPARED:
+                os.makedirs(os.path.dirname(os.path.join(GOLDEN, name)), exist_ok=True)
+                shutil.copy(os.path.join(out, name), os.path.join(GOLDEN, name))
+            print(f"check_report: rewrote {GOLDEN}")
+            return 0
+        failures = 0
+        for name in COMPARED:
+            with open(os.path.join(GOLDEN, name)) as file:
+                expected = file.read()
+            with open(os.path.join(out, name)) as file:
+                actual = file.read()
+            if actual != expected:
+                failures += 1
+                sys.stdout.writelines(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True),
+                                                           "golden/" + name, "generated/" + name))
+        for name in PLOTS:
+            path = os.path.join(out, name)
+            if not os.path.exists(path) or os.path.getsize(path) < 1000:
+                failures += 1
+                print(f"check_report: {name} missing or empty")
+        print(f"check_report: {len(COMPARED)} files compared, {len(PLOTS)} plots checked, {failures} failures")
+        return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
