@@ -85,9 +85,12 @@ ImageDataset load_dataset(const DatasetRequest& request, const std::vector<std::
   }
   const auto folder = find_dataset_folder(*entry, roots);
   if (!folder) {
+    // Fashion-MNIST comes from Debian's package; the others from the fetch script.
+    const auto how = request.name == "fashion-mnist" ? std::string("apt install dataset-fashion-mnist")
+                                                     : "scripts/fetch-datasets.sh " + request.name;
     throw std::runtime_error(fmt::format("dataset '{}' not found: no '{}' folder in {} "
-                                         "(set --data-root or NGDBENCH_DATA; scripts/fetch-datasets.sh downloads it)",
-                                         request.name, entry->folder, fmt::join(roots, ", ")));
+                                         "(get it with `{}`, or point --data-root / NGDBENCH_DATA at a copy)",
+                                         request.name, entry->folder, fmt::join(roots, ", "), how));
   }
   // Resolving again is idempotent for a spec's request and fills defaults for hand-made ones.
   const Options options(resolve_options(request.options, entry->options, "dataset '" + entry->name + "'", "dataset"));
