@@ -20,7 +20,7 @@ SPECS ?= $(SUITES)
 REPORT_DIR ?= results
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test test-asan fuzz bench reproduce tables clean
+.PHONY: all deps configure build cli test test-asan fuzz bench reproduce tables clean
 
 all: build
 
@@ -34,6 +34,10 @@ configure: deps $(BUILD_DIR)/build.ninja
 
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# Only the CLI: what `make reproduce` needs.
+cli: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target ngdbench
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
@@ -62,7 +66,7 @@ bench: build
 	$(BUILD_DIR)/ngdbench_bench --benchmark_out=$(BENCH_OUT) --benchmark_out_format=json
 
 # Runs every suite (resuming finished runs), then makes the tables even when some runs failed.
-reproduce: build
+reproduce: cli
 	@status=0; $(BUILD_DIR)/ngdbench run $(SPECS) --out $(OUT) --threads $(THREADS) --scale $(SCALE) || status=$$?; \
 	  $(MAKE) --no-print-directory tables && exit $$status
 
