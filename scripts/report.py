@@ -242,8 +242,10 @@ def main():
         target = results[0].get("target")
         target_text = f"{target['metric']} {'≤' if 'loss' in target['metric'] else '≥'} {target['value']}" if target else "none"
         meta = results[0]["meta"]
+        gpu = meta.get("gpu") or {}  # null for CPU runs
+        hardware = f"{meta.get('device')} {gpu['name']}" if gpu else f"{meta.get('device')} {meta.get('cpu_model')}"
         caption = (f"{experiment}, scale {scale or 'as written'}; target {target_text}; "
-                   f"{meta.get('device')} {meta.get('cpu_model')}, {meta.get('threads')} threads")
+                   f"{hardware}, {meta.get('threads')} threads")
         table = table_rows(results)
         with open(os.path.join(out, name + ".md"), "w") as file:
             file.write(f"## {name}\n\n{caption}\n\n{markdown_table(table)}\n")
