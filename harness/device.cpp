@@ -10,11 +10,13 @@
 namespace ngd {
 namespace {
 
+// Reads counted by host_value since the process started; runs take differences.
 std::atomic<int64_t> host_syncs{0};
 
 }  // namespace
 
 void check_device_name(const std::string& name) {
+  // The device names LibTorch accepts that ngdbench supports: the CPU and CUDA devices.
   static const std::regex kDevicePattern(R"(cpu|cuda(:\d{1,4})?)");
   if (!std::regex_match(name, kDevicePattern)) {
     throw std::runtime_error(fmt::format("unknown device \"{}\" (valid: cpu, cuda, cuda:N)", name));

@@ -8,6 +8,7 @@
 namespace ngd {
 
 Shard parse_shard(const std::string& text) {
+  // "K/N" with up to nine digits each (anything longer is a typo).
   static const std::regex kShardPattern(R"(\s*(\d{1,9})\s*/\s*(\d{1,9})\s*)");
   std::smatch match;
   if (!std::regex_match(text, match, kShardPattern)) {
