@@ -48,9 +48,16 @@ Batch BatchLoader::make_batch(int64_t index) {
   batch.sample_ids = order_.slice(0, index * batch_size_, std::min((index + 1) * batch_size_, train.size()));
   auto images = augment_batch(train.images.index_select(0, batch.sample_ids), dataset_.augmentation,
                               augmentation_generator_);
-  batch.images = normalize_images(images, dataset_).to(device_);
-  batch.labels = train.labels.index_select(0, batch.sample_ids).to(device_);
+  batch.images = to_device(normalize_images(images, dataset_));
+  batch.labels = to_device(train.labels.index_select(0, batch.sample_ids));
   return batch;
+}
+
+torch::Tensor BatchLoader::to_device(const torch::Tensor& host) const {
+  if (!device_.is_cuda()) return host.to(device_);
+  // From page-locked memory the copy runs asynchronously on the stream, so it overlaps the training
+  // thread's kernels; LibTorch's pinned allocator keeps the buffer until the copy has finished.
+  return host.pin_memory().to(device_, /*non_blocking=*/true);
 }
 
 void BatchLoader::request(int64_t index) {

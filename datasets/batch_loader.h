@@ -19,9 +19,10 @@ struct Batch {
 };
 
 // Draws a run's training batches: a fresh seeded shuffle each epoch, augmentation from its own seeded
-// generator, normalisation, transfer to the device. With prefetch, a worker thread prepares the next
-// batch while the caller trains on the current one; batches are made strictly in order by one
-// producer, so the numbers are the same with or without prefetch.
+// generator, normalisation, transfer to the device (on a GPU from pinned memory, without blocking).
+// With prefetch, a worker thread prepares the next batch while the caller trains on the current one;
+// batches are made strictly in order by one producer, so the numbers are the same with or without
+// prefetch.
 class BatchLoader {
  public:
   BatchLoader(const ImageDataset& dataset, int64_t batch_size, uint64_t seed, torch::Device device, bool prefetch);
@@ -37,6 +38,7 @@ class BatchLoader {
 
  private:
   Batch make_batch(int64_t index);
+  torch::Tensor to_device(const torch::Tensor& host) const;
   void request(int64_t index);
   void work();
 

@@ -3,6 +3,8 @@
 #include <dlfcn.h>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <torch/cuda.h>
 #include <torch/version.h>
 
 #include <array>
@@ -49,6 +51,32 @@ std::string loaded_blas() {
   return error ? info.dli_fname : path.string();
 }
 
+// "12.1" from CUDA's 12010 (major·1000 + minor·10).
+std::string cuda_version(long code) { return fmt::format("{}.{}", code / 1000, code % 1000 / 10); }
+
+// "8.9.2" from cuDNN 8's 8902 (major·1000 + minor·100 + patch), "9.1.0" from cuDNN 9's 90100
+// (major·10000 + minor·100 + patch).
+std::string cudnn_version(long code) {
+  const long per_major = code >= 90000 ? 10000 : 1000;
+  return fmt::format("{}.{}.{}", code / per_major, code % per_major / 100, code % 100);
+}
+
+// The GPU of a CUDA device as the result's meta records it; null for the CPU.
+nlohmann::json gpu_meta(const std::string& device_name) {
+  const torch::Device device(device_name);
+  if (!device.is_cuda()) return nullptr;
+  const auto& hooks = at::detail::getCUDAHooks();
+  const auto query = command_output(fmt::format(
+      "nvidia-smi --query-gpu=name,driver_version --format=csv,noheader -i {} 2>/dev/null", device.has_index() ? device.index() : 0));
+  const auto comma = query.find(',');
+  const bool queried = comma != std::string::npos;
+  return {{"name", queried ? query.substr(0, comma) : "unavailable"},
+          {"driver", queried ? query.substr(comma + 2) : "unavailable"},
+          {"cuda_runtime", cuda_version(hooks.versionCUDART())},
+          {"cudnn", torch::cuda::cudnn_is_available() ? cudnn_version(hooks.versionCuDNN()) : "unavailable"},
+          {"count", torch::cuda::device_count()}};
+}
+
 }  // namespace
 
 int configure_threads(int threads) {
@@ -70,6 +98,7 @@ nlohmann::json machine_meta(const std::string& device) {
           {"torch_version", TORCH_VERSION},
           {"blas", loaded_blas()},
           {"device", device},
+          {"gpu", gpu_meta(device)},
           {"started_at", fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::time(nullptr)))}};
 }
 

@@ -8,11 +8,14 @@
 #include <iostream>
 
 #include "datasets/dataset.h"
+#include "harness/device.h"
 #include "harness/machine.h"
 #include "harness/regress.h"
 #include "harness/results.h"
 #include "harness/runner.h"
 #include "harness/schedule.h"
+#include "harness/shard.h"
+#include "harness/slurm.h"
 #include "harness/spec.h"
 #include "optimizers/optimizer.h"
 
@@ -51,8 +54,15 @@ int list(const std::string& what, bool verbose) {
   return 0;
 }
 
+// The device a spec's runs use: --device when given, else the spec's "device", else the CPU.
+std::string device_for(const ngd::Spec& spec, const std::string& device_flag) {
+  if (!device_flag.empty()) return device_flag;
+  return spec.device.empty() ? "cpu" : spec.device;
+}
+
 int run(const std::vector<std::string>& spec_paths, ngd::RunnerOptions options, const std::string& data_root,
-        int threads, std::string scale, bool dry_run) {
+        int threads, std::string scale, bool dry_run, const std::string& device_flag,
+        const std::optional<ngd::Shard>& shard) {
   if (scale == "auto") {
     scale = torch::cuda::is_available() ? "paper" : "cpu";
     std::cout << fmt::format("ngdbench: scale '{}' ({})\n", scale,
@@ -62,16 +72,30 @@ int run(const std::vector<std::string>& spec_paths, ngd::RunnerOptions options, 
   for (const auto& path : spec_paths) {
     try {
       specs.push_back(ngd::load_spec(path, scale));
+      ngd::require_device(device_for(specs.back(), device_flag));  // before any run starts
     } catch (const std::exception& error) {
       std::cerr << "error: " << error.what() << "\n";
       return kExitBadInput;
     }
   }
+  size_t sweep_runs = 0;
+  for (auto& spec : specs) {
+    spec.runs = ngd::selected_runs(spec, options);
+    sweep_runs += spec.runs.size();
+  }
+  if (shard) {
+    specs = ngd::shard_specs(std::move(specs), *shard);
+    size_t shard_runs = 0;
+    for (const auto& spec : specs) shard_runs += spec.runs.size();
+    std::cout << fmt::format("ngdbench: shard {}/{}: {} of the sweep's {} runs\n", shard->index, shard->count,
+                             shard_runs, sweep_runs);
+  }
   options.data_roots = ngd::data_roots(data_root);
   if (dry_run) {
     for (const auto& spec : specs) {
-      const auto runs = ngd::selected_runs(spec, options);
-      std::cout << fmt::format("{} ({}): {} runs\n", spec.name, spec.path, runs.size());
+      const auto& runs = spec.runs;
+      std::cout << fmt::format("{} ({}): {} runs on {}\n", spec.name, spec.path, runs.size(),
+                               device_for(spec, device_flag));
       for (const auto& run : runs) {
         std::cout << fmt::format("  {}/{}  {} seed={} hparams={} schedule={}\n", run.experiment, run.run_id(),
                                  run.label(), run.seed, run.hparams.dump(), run.schedule.dump());
@@ -80,10 +104,12 @@ int run(const std::vector<std::string>& spec_paths, ngd::RunnerOptions options, 
     return 0;
   }
   const int threads_in_use = ngd::configure_threads(threads);
-  std::cout << fmt::format("ngdbench: {} thread(s), device {}, results in {}\n", threads_in_use, options.device,
-                           options.out_dir);
+  std::cout << fmt::format("ngdbench: {} thread(s), results in {}\n", threads_in_use, options.out_dir);
   int failures = 0;
   for (const auto& spec : specs) {
+    if (spec.runs.empty()) continue;  // nothing of this spec in the filter or the shard
+    options.device = device_for(spec, device_flag);
+    std::cout << fmt::format("ngdbench: {}: {} runs on device {}\n", spec.name, spec.runs.size(), options.device);
     try {
       const auto results = ngd::run_spec(spec, options);
       ngd::print_summary(spec, results, std::cout);
@@ -96,6 +122,36 @@ int run(const std::vector<std::string>& spec_paths, ngd::RunnerOptions options, 
     }
   }
   return failures == 0 ? 0 : 1;
+}
+
+int slurm(ngd::SlurmJob job, std::string script_path) {
+  if (job.scale == "auto") job.scale = job.gpus_per_task > 0 ? "paper" : "cpu";  // what `run --scale auto` picks there
+  // The specs are checked here, at the tasks' scale, so that a typo fails now rather than in N queued tasks.
+  ngd::RunnerOptions options;
+  if (!job.filter.empty()) options.filter = std::regex(job.filter);
+  size_t runs = 0;
+  try {
+    for (const auto& path : job.spec_paths) runs += ngd::selected_runs(ngd::load_spec(path, job.scale), options).size();
+  } catch (const std::exception& error) {
+    std::cerr << "error: " << error.what() << "\n";
+    return kExitBadInput;
+  }
+  if (script_path.empty()) script_path = (std::filesystem::path(job.out_dir) / "ngdbench.sbatch").string();
+  job.log_dir = (std::filesystem::path(job.out_dir) / "slurm-logs").string();
+  job.binary = std::filesystem::canonical("/proc/self/exe").string();
+  job.workdir = std::filesystem::current_path().string();
+  std::filesystem::create_directories(job.log_dir);  // Slurm does not create the folder of --output
+  ngd::write_file_atomically(script_path, ngd::slurm_script(job));
+  std::filesystem::permissions(script_path, std::filesystem::perms::owner_exec, std::filesystem::perm_options::add);
+  std::cout << fmt::format("ngdbench: {} runs (scale '{}') in {} shards of about {} runs; script {}\n", runs,
+                           job.scale, job.shards, (runs + job.shards - 1) / job.shards, script_path);
+  if (static_cast<int64_t>(runs) < job.shards) {
+    std::cout << fmt::format("warning: more shards than runs: {} tasks will find nothing to do\n",
+                             job.shards - static_cast<int64_t>(runs));
+  }
+  std::cout << fmt::format("submit:\n  sbatch {}\nwhen every task has finished, make the tables:\n  make tables OUT={}\n",
+                           ngd::shell_quote(script_path), ngd::shell_quote(job.out_dir));
+  return 0;
 }
 
 int regress(const std::string& suite, const std::string& baseline_path, ngd::RunnerOptions options,
@@ -172,7 +228,25 @@ int main(int argc, char** argv) {
   run_command->add_option("--out", options.out_dir, "results folder (OUT/<experiment>/<run-id>.json)")->capture_default_str();
   run_command->add_option("--data-root", data_root, "data root searched first (then $NGDBENCH_DATA, ./data, /usr/share/datasets)");
   run_command->add_option("--threads", threads, "intra-op and BLAS threads (0 = one per core)")->check(CLI::NonNegativeNumber);
-  run_command->add_option("--device", options.device, "cpu or cuda")->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
+  std::string device_flag;
+  const CLI::Validator device_name(
+      [](std::string& name) {
+        try {
+          ngd::check_device_name(name);
+          return std::string();
+        } catch (const std::runtime_error& error) {
+          return std::string(error.what());
+        }
+      },
+      "DEVICE");
+  run_command->add_option("--device", device_flag, "cpu, cuda or cuda:N (default: the spec's \"device\", else cpu)")
+      ->check(device_name);
+  std::string shard_text;
+  run_command->add_option("--shard", shard_text,
+                          "K/N: train only shard K (1..N) of the sweep's runs, for N workers sharing --out");
+  bool no_phase_timing = false;
+  run_command->add_flag("--no-phase-timing", no_phase_timing,
+                        "no per-phase times (on a GPU they synchronise the device at every phase boundary)");
   run_command->add_option("--filter", filter, "only runs whose '<experiment>/<run-id> <label>' matches this regex");
   std::string scale;
   run_command->add_option("--scale", scale,
@@ -211,7 +285,46 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   regress_command->add_flag("--update", update, "rewrite the baseline from this run");
 
-  CLI11_PARSE(app, argc, argv);
+  auto* slurm_command = app.add_subcommand(
+      "slurm", "write a Slurm job-array script: one array task per shard of the specs' runs, all into --out");
+  ngd::SlurmJob job;
+  job.scale = "auto";
+  std::string script_path;
+  slurm_command->add_option("specs", job.spec_paths, "experiment spec files (JSON)")->required()->check(CLI::ExistingFile);
+  slurm_command->add_option("--out", job.out_dir, "the shared results folder (on a filesystem every node sees)")->required();
+  slurm_command->add_option("--shards", job.shards, "array tasks (shards)")->required()->check(CLI::PositiveNumber);
+  slurm_command->add_option("--partition", job.partition, "Slurm partition (default: the cluster's)");
+  slurm_command->add_option("--gpus-per-task", job.gpus_per_task, "0: CPU tasks; 1: one GPU per task, --device cuda")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1));
+  slurm_command->add_option("--cpus-per-task", job.cpus_per_task, "CPU cores per task")->capture_default_str()->check(CLI::PositiveNumber);
+  slurm_command->add_option("--threads", job.threads, "ngdbench --threads (0 = --cpus-per-task)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  slurm_command->add_option("--time", job.time_limit, "time limit per task, e.g. 12:00:00 (default: the partition's)");
+  slurm_command->add_option("--job-name", job.job_name, "Slurm job name")->capture_default_str();
+  slurm_command->add_option("--scale", job.scale, "the specs' scale; auto: paper with --gpus-per-task 1, else cpu")
+      ->capture_default_str();
+  slurm_command->add_option("--filter", job.filter, "only runs matching this regex (as run --filter)");
+  slurm_command->add_option("--data-root", job.data_root, "data root searched first, as the nodes see it");
+  slurm_command->add_option("--script", script_path, "where to write the script (default: OUT/ngdbench.sbatch)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {  // bad arguments exit with 2, like bad specs; --help with 0
+    return app.exit(error) == 0 ? 0 : kExitBadInput;
+  }
+  if (slurm_command->parsed()) {
+    if (!job.filter.empty()) {
+      try {
+        std::regex check(job.filter);
+      } catch (const std::regex_error& error) {
+        std::cerr << "error: --filter: invalid regex '" << job.filter << "': " << error.what() << "\n";
+        return kExitBadInput;
+      }
+    }
+    return slurm(job, script_path);
+  }
   if (regress_command->parsed()) {
     ngd::RunnerOptions regress_options;
     regress_options.out_dir = regress_out;
@@ -229,9 +342,15 @@ int main(int argc, char** argv) {
       return kExitBadInput;
     }
   }
-  if (options.device == "cuda" && !torch::cuda::is_available()) {
-    std::cerr << "error: --device cuda: this LibTorch build sees no CUDA device\n";
-    return kExitBadInput;
+  options.phase_timing = !no_phase_timing;
+  std::optional<ngd::Shard> shard;
+  if (!shard_text.empty()) {
+    try {
+      shard = ngd::parse_shard(shard_text);
+    } catch (const std::runtime_error& error) {
+      std::cerr << "error: " << error.what() << "\n";
+      return kExitBadInput;
+    }
   }
-  return run(spec_paths, options, data_root, threads, scale, dry_run);
+  return run(spec_paths, options, data_root, threads, scale, dry_run, device_flag, shard);
 }

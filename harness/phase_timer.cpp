@@ -15,6 +15,8 @@ const char* phase_name(Phase phase) {
 }
 
 void PhaseTimer::switch_to(Phase phase) {
+  if (!enabled_) return;
+  if (synchronize_) synchronize_();
   const auto now = Clock::now();
   if (current_ != Phase::kCount) {
     seconds_[static_cast<size_t>(current_)] += std::chrono::duration<double>(now - since_).count();

@@ -2,7 +2,9 @@
 
 #include <array>
 #include <chrono>
+#include <functional>
 #include <string>
+#include <utility>
 
 namespace ngd {
 
@@ -15,6 +17,12 @@ const char* phase_name(Phase phase);
 class PhaseTimer {
  public:
   using Clock = std::chrono::steady_clock;
+
+  // A disabled timer records nothing and never synchronises (its scopes cost nothing). `synchronize`,
+  // when set, runs before every clock reading of an enabled timer: on a GPU it waits for the queued
+  // kernels, so that each phase is charged with its own work rather than with its launches.
+  explicit PhaseTimer(bool enabled = true, std::function<void()> synchronize = {})
+      : enabled_(enabled), synchronize_(std::move(synchronize)) {}
 
   // Charges time to `phase` until the returned scope ends, then resumes the enclosing phase.
   class Scope {
@@ -30,11 +38,14 @@ class PhaseTimer {
   };
 
   Scope scope(Phase phase) { return Scope(*this, phase); }
+  bool enabled() const { return enabled_; }
   double seconds(Phase phase) const { return seconds_[static_cast<size_t>(phase)]; }
 
  private:
   void switch_to(Phase phase);
 
+  bool enabled_;
+  std::function<void()> synchronize_;
   std::array<double, static_cast<size_t>(Phase::kCount)> seconds_{};
   Phase current_ = Phase::kCount;  // kCount: no phase running
   Clock::time_point since_ = Clock::now();

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -54,6 +55,7 @@ nlohmann::json to_json(const RunResult& result) {
           {"error", result.error.empty() ? nlohmann::json() : nlohmann::json(result.error)},
           {"epochs", epochs},
           {"phase_times_s", result.phase_times_s},
+          {"host_syncs", result.host_syncs},
           {"time_to_target_s", optional_json(result.time_to_target_s)},
           {"epochs_to_target", optional_json(result.epochs_to_target)},
           {"steps_to_target", optional_json(result.steps_to_target)},
@@ -98,7 +100,10 @@ std::string result_path(const std::string& out_dir, const RunConfig& config) {
 void write_file_atomically(const std::string& path, const std::string& content) {
   const auto target = std::filesystem::path(path);
   if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path());
-  const auto temporary = fmt::format("{}.tmp.{}", path, ::getpid());
+  // Host and process in the name: workers on several machines may share the folder (and a pid).
+  std::array<char, 256> host{};
+  ::gethostname(host.data(), host.size() - 1);
+  const auto temporary = fmt::format("{}.tmp.{}.{}", path, host.data(), ::getpid());
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) throw std::runtime_error(fmt::format("{}: cannot create ({})", temporary, std::strerror(errno)));
   size_t written = 0;

@@ -30,7 +30,8 @@ struct RunResult {
   std::string status;  // completed | diverged | failed
   std::string error;   // why a run diverged or failed
   std::vector<EpochRecord> epochs;
-  nlohmann::json phase_times_s = nlohmann::json::object();  // phase -> seconds over the whole run
+  nlohmann::json phase_times_s = nlohmann::json::object();  // phase -> seconds over the whole run ({} untimed)
+  nlohmann::json host_syncs = nullptr;  // {"total", "per_step"}: device→host reads inside training steps
   std::optional<double> time_to_target_s;
   std::optional<int64_t> epochs_to_target;
   std::optional<int64_t> steps_to_target;
@@ -53,7 +54,8 @@ nlohmann::json complete_phases(nlohmann::json report, const std::vector<EpochRec
 std::string result_path(const std::string& out_dir, const RunConfig& config);
 
 // Writes `content` so that `path` holds either its old content or all of the new one, never a part:
-// a temporary file in the same folder, flushed to disk, then renamed over `path`.
+// a temporary file in the same folder (named after the host and process, so that workers sharing the
+// folder never collide), flushed to disk, then renamed over `path`.
 void write_file_atomically(const std::string& path, const std::string& content);
 
 // The stored result of `config` if a finished one (completed or diverged) with the same identity and

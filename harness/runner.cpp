@@ -11,6 +11,7 @@
 #include <map>
 
 #include "datasets/batch_loader.h"
+#include "harness/device.h"
 #include "harness/machine.h"
 #include "harness/phase_timer.h"
 #include "harness/schedule.h"
@@ -99,7 +100,8 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
     const double base_lr = config.hparams.at("lr").get<double>();
     const bool draw_bar = options.progress && ::isatty(STDERR_FILENO);
 
-    PhaseTimer timer;
+    PhaseTimer timer(options.phase_timing, [&device] { synchronize(device); });
+    const int64_t host_syncs_before = host_sync_count();
     int64_t step = 0;
     double cumulative_time = 0;
     for (int64_t epoch = 0; epoch < config.epochs; ++epoch) {
@@ -110,6 +112,7 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
       bool diverged = false;
       double lr = base_lr;
       auto last_draw = Clock::now();
+      synchronize(device);  // epoch times always wait for the device: queued kernels are not finished work
       const auto epoch_start = Clock::now();
       for (int64_t batch = 0; batch < steps_per_epoch; ++batch, ++step) {
         StepInfo info{step, epoch, batch, steps_per_epoch, {}, {}};
@@ -123,7 +126,7 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
         }
         info.batch_loss = [&model, &images, &labels] {
           torch::NoGradGuard no_grad;
-          return torch::nn::functional::cross_entropy(model->forward(images), labels).item<double>();
+          return host_value<double>(torch::nn::functional::cross_entropy(model->forward(images), labels));
         };
         const Capture capture = optimizer->capture(info);
         // Output gradients are recorded by hooks the forward pass registers, so both switches go
@@ -140,7 +143,8 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
         if (capture == Capture::kSampled) {
           // True Fisher: output gradients of the loss with labels drawn from the model's prediction.
           auto scope = timer.scope(Phase::kCurvature);
-          if (!torch::isfinite(logits).all().item<bool>()) {  // no distribution to sample from
+          // No distribution to sample from (and on a GPU, multinomial would fail on the device).
+          if (!host_value<bool>(torch::isfinite(logits).all())) {
             diverged = true;
             ++step;
             break;
@@ -163,7 +167,7 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
         loss_sum += per_sample_loss.detach().sum().to(torch::kDouble);
         correct += logits.detach().argmax(1).eq(labels).sum();
         if ((batch + 1) % kDivergenceCheckInterval == 0 || batch + 1 == steps_per_epoch) {
-          if (!std::isfinite(loss_sum.item<double>())) {
+          if (!std::isfinite(host_value<double>(loss_sum))) {
             diverged = true;
             ++step;
             break;
@@ -174,6 +178,7 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
           last_draw = Clock::now();
         }
       }
+      synchronize(device);
       const double epoch_time = seconds_since(epoch_start);
       if (draw_bar) std::cerr << "\r" << std::string(80, ' ') << "\r";
       cumulative_time += epoch_time;
@@ -213,9 +218,12 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
     }
     if (result.status.empty()) result.status = "completed";
     result.optimizer_report = complete_phases(optimizer->report(), result.epochs);
-    for (size_t p = 0; p < static_cast<size_t>(Phase::kCount); ++p) {
+    for (size_t p = 0; p < static_cast<size_t>(Phase::kCount) && timer.enabled(); ++p) {
       result.phase_times_s[phase_name(static_cast<Phase>(p))] = timer.seconds(static_cast<Phase>(p));
     }
+    const int64_t host_syncs = host_sync_count() - host_syncs_before;
+    result.host_syncs = {{"total", host_syncs},
+                         {"per_step", step > 0 ? static_cast<double>(host_syncs) / static_cast<double>(step) : 0.0}};
   } catch (const std::exception& error) {
     result.status = "failed";
     result.error = error.what();

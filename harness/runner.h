@@ -22,6 +22,7 @@ struct RunnerOptions {
   bool force = false;                    // rerun finished runs instead of resuming
   bool progress = true;                  // per-epoch lines (and a bar on a terminal)
   bool prefetch = true;                  // prepare the next training batch on a worker thread
+  bool phase_timing = true;              // per-phase times (on a GPU: a device sync at every phase boundary)
 };
 
 // Thrown when a spec's dataset is in none of the data roots: the sweep skips that spec.

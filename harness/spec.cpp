@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "harness/device.h"
 #include "harness/schedule.h"
 #include "harness/spec_error.h"
 #include "optimizers/optimizer.h"
@@ -16,7 +17,8 @@ namespace {
 constexpr int64_t kDefaultEvalBatchSize = 1000;
 
 const std::vector<std::string> kTopLevelKeys = {"name", "description", "notes", "dataset", "model", "epochs",
-                                                "batch_size", "eval_batch_size", "seeds", "target", "optimizers", "scales"};
+                                                "batch_size", "eval_batch_size", "seeds", "target", "optimizers", "scales",
+                                                "device"};
 const std::vector<std::string> kTargetMetrics = {"train_loss", "train_acc", "test_loss", "test_acc"};
 
 void check_keys(const nlohmann::json& object, const std::vector<std::string>& valid, const std::string& path) {
@@ -170,6 +172,14 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
     throw SpecError("name", "must be non-empty and contain no '/' (it names the results folder)");
   }
   if (auto it = spec.find("description"); it != spec.end()) result.description = text(*it, "description");
+  if (auto it = spec.find("device"); it != spec.end()) {
+    result.device = text(*it, "device");
+    try {
+      check_device_name(result.device);
+    } catch (const std::runtime_error& error) {
+      throw SpecError("device", error.what());
+    }
+  }
   if (auto it = spec.find("notes"); it != spec.end()) {
     const bool list_of_strings =
         it->is_array() && std::all_of(it->begin(), it->end(), [](const nlohmann::json& line) { return line.is_string(); });

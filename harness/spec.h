@@ -51,6 +51,7 @@ struct Spec {
   std::string name;
   std::string scale;
   std::string description;
+  std::string device;  // "cpu", "cuda" or "cuda:N" as the spec asks; "" = not given. Not part of a run's identity.
   std::vector<RunConfig> runs;  // the expanded grid: seed-major, then optimizer, then grid point
 };
 

@@ -5,6 +5,7 @@
 #include <limits>
 #include <unordered_set>
 
+#include "harness/device.h"
 #include "optimizers/layer_statistics.h"
 
 namespace ngd {
@@ -18,6 +19,8 @@ constexpr double kDefaultDamping = 0.3;
 }  // namespace
 
 void CoefficientTable::store(const StepInfo& info, const torch::Tensor& coefficients) {
+  // The table lives in host memory (one value per sample and layer): this copy is a read-back.
+  count_host_sync();
   const auto values = coefficients.to(torch::kCPU, torch::kFloat64);
   if (!by_sample_id_) {
     if (static_cast<int64_t>(by_batch_.size()) <= info.batch_index) by_batch_.resize(info.batch_index + 1);
@@ -86,7 +89,7 @@ torch::Tensor Fngd::reduce_loss(const torch::Tensor& per_sample_loss, const Step
 torch::Tensor Fngd::solve_coefficients(const torch::Tensor& gram, const std::string& what) {
   const int64_t n = gram.size(0);
   // Relative: λ scales with the mean non-zero eigenvalue of F = UUᵀ/n, tr(K)/n².
-  const double damping = relative_damping_ ? damping_.value() * gram.trace().item<double>() / static_cast<double>(n * n)
+  const double damping = relative_damping_ ? damping_.value() * host_value<double>(gram.trace()) / static_cast<double>(n * n)
                                            : damping_.value();
   const auto factor = solver_.factorize(gram, damping, what);
   return solver_.solve(factor, torch::ones({n}, gram.options()));
@@ -133,7 +136,7 @@ void Fngd::recombine(const StepInfo& info) {
 void Fngd::scale_uncaptured_gradients(const torch::Tensor& coefficients) {
   if (uncaptured_parameters_.empty()) return;
   // Their per-sample gradients are not recorded: Σ c_i ∇ℓ_i is approximated by (Σ c_i)·ḡ.
-  const double scale = coefficients.sum(1).mean().item<double>();
+  const double scale = host_value<double>(coefficients.sum(1).mean());
   for (auto& parameter : uncaptured_parameters_) {
     if (parameter.grad().defined()) parameter.mutable_grad().mul_(scale);
   }

@@ -133,8 +133,8 @@ void Kfac::refresh_inverses() {
       // between A and G.
       const auto& a = state.input_factor;
       const auto& g = state.grad_factor;
-      const double pi = std::sqrt((a.trace().item<double>() / static_cast<double>(a.size(0))) /
-                                  (g.trace().item<double>() / static_cast<double>(g.size(0))));
+      // π stays a 0-d tensor on the factors' device: no read-back per layer.
+      const auto pi = ((a.trace() / static_cast<double>(a.size(0))) / (g.trace() / static_cast<double>(g.size(0)))).sqrt();
       const double root_damping = std::sqrt(damping_);
       state.input_basis = torch::linalg_inv(a + pi * root_damping * torch::eye(a.size(0), a.options()));
       state.grad_basis = torch::linalg_inv(g + root_damping / pi * torch::eye(g.size(0), g.options()));
@@ -163,12 +163,10 @@ void Kfac::precondition() {
     const auto layer_alignment = (updates.back() * gradient).sum();
     alignment = alignment.defined() ? alignment + layer_alignment : layer_alignment;
   }
-  double scale = 1;
-  if (kl_clip_ > 0 && alignment.defined()) {
-    const double predicted_change = lr_ * lr_ * alignment.item<double>();
-    if (predicted_change > 0) scale = std::min(1.0, std::sqrt(kl_clip_ / predicted_change));
+  if (alignment.defined()) {
+    const auto scale = kl_clip_factor(alignment, kl_clip_, lr_);
+    for (size_t i = 0; i < layers_.size(); ++i) set_gradient_matrix(*layers_[i].layer, updates[i].mul_(scale));
   }
-  for (size_t i = 0; i < layers_.size(); ++i) set_gradient_matrix(*layers_[i].layer, updates[i].mul_(scale));
   ++counters_.preconditioned_steps;
   counters_.precondition_s += seconds_since(start);
 }

@@ -89,4 +89,11 @@ torch::Tensor per_sample_gradients(CaptureLayer& layer) {
   return layer.has_bias() ? torch::cat({weights, grads.sum(2, /*keepdim=*/true)}, 2) : weights;
 }
 
+torch::Tensor kl_clip_factor(const torch::Tensor& alignment, double kl_clip, double learning_rate) {
+  const auto one = torch::ones_like(alignment);
+  if (kl_clip <= 0) return one;
+  const auto predicted_change = learning_rate * learning_rate * alignment;
+  return torch::where(predicted_change > 0, torch::clamp_max(torch::sqrt(kl_clip / predicted_change), 1.0), one);
+}
+
 }  // namespace ngd

@@ -28,4 +28,9 @@ void set_gradient_matrix(CaptureLayer& layer, const torch::Tensor& matrix);
 // Linear g_i a_iᵀ, Conv2d Σ_s g_{i,s} a_{i,s}ᵀ. Summed over i they give gradient_matrix().
 torch::Tensor per_sample_gradients(CaptureLayer& layer);
 
+// KFAC's KL clip factor min(1, sqrt(kl_clip / (lr²·alignment))) for alignment = Σ ⟨update, ∇W̄⟩ (the
+// step's squared Fisher norm / lr²); 1 when kl_clip is 0 or alignment ≤ 0. A 0-d tensor on the
+// alignment's device: scaling the updates by it needs no read-back.
+torch::Tensor kl_clip_factor(const torch::Tensor& alignment, double kl_clip, double learning_rate);
+
 }  // namespace ngd

@@ -2,13 +2,15 @@
 
 #include <cmath>
 
+#include "harness/device.h"
+
 namespace ngd {
 namespace {
 
 torch::Tensor identity_like(const torch::Tensor& matrix) { return torch::eye(matrix.size(0), matrix.options()); }
 
 double distance_from_identity(const torch::Tensor& matrix) {
-  return (matrix - identity_like(matrix)).norm().item<double>() / std::sqrt(static_cast<double>(matrix.size(0)));
+  return host_value<double>((matrix - identity_like(matrix)).norm()) / std::sqrt(static_cast<double>(matrix.size(0)));
 }
 
 }  // namespace
@@ -21,7 +23,7 @@ MatrixRoots denman_beavers_roots(const torch::Tensor& spd, int64_t max_iteration
   while (roots.iterations < max_iterations) {
     ++roots.iterations;
     const auto product_inverse = torch::linalg_inv(product);
-    const double log_det = std::get<1>(torch::linalg_slogdet(product)).item<double>();
+    const double log_det = host_value<double>(std::get<1>(torch::linalg_slogdet(product)));
     const double mu = std::exp(-log_det / (2 * n));
     const auto factor = identity + product_inverse / (mu * mu);
     roots.sqrt = 0.5 * mu * roots.sqrt.mm(factor);
@@ -39,7 +41,7 @@ MatrixRoots denman_beavers_roots(const torch::Tensor& spd, int64_t max_iteration
 
 MatrixRoots newton_schulz_roots(const torch::Tensor& spd, int64_t max_iterations, double tolerance) {
   const auto identity = identity_like(spd);
-  const double scale = spd.norm().item<double>();
+  const double scale = host_value<double>(spd.norm());
   auto y = spd / scale;
   auto z = identity.clone();
   MatrixRoots roots;

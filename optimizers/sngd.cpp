@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "harness/device.h"
 #include "optimizers/layer_statistics.h"
 #include "optimizers/matrix_roots.h"
 #include "optimizers/torch_optimizer.h"
@@ -62,7 +63,7 @@ class Sngd : public TorchOptimizer {
       auto scope = timer.scope(Phase::kCurvature);
       torch::NoGradGuard no_grad;
       std::vector<std::pair<LocalFisher*, torch::Tensor>> updates;
-      double predicted_change = 0;  // Σ ⟨update, gradient⟩ = the step's squared Fisher norm / lr²
+      torch::Tensor alignment;  // Σ ⟨update, gradient⟩ = the step's squared Fisher norm / lr²
       for (auto& fisher : layers_) {
         if (capture(info) != Capture::kNone) update_factors(fisher);
         if (info.step % inverse_interval_ == 0) refresh_inverses(fisher);
@@ -71,14 +72,15 @@ class Sngd : public TorchOptimizer {
         const auto gradient = gradient_matrix(*fisher.layer);
         auto update = gradient.mm(fisher.input.inverse);
         if (output_factor_) update = fisher.output.inverse.mm(update);
-        predicted_change += (update * gradient).sum().item<double>();
+        const auto layer_alignment = (update * gradient).sum();
+        alignment = alignment.defined() ? alignment + layer_alignment : layer_alignment;
         updates.emplace_back(&fisher, update);
       }
       // KFAC's KL clip: scale all updates so that lr²·Σ⟨update, gradient⟩ ≤ kl_clip.
-      const double clip = kl_clip_ > 0 && predicted_change > 0
-                              ? std::min(1.0, std::sqrt(kl_clip_ / (learning_rate_ * learning_rate_ * predicted_change)))
-                              : 1.0;
-      for (auto& [fisher, update] : updates) set_gradient_matrix(*fisher->layer, clip * update);
+      if (alignment.defined()) {
+        const auto clip = kl_clip_factor(alignment, kl_clip_, learning_rate_);
+        for (auto& [fisher, update] : updates) set_gradient_matrix(*fisher->layer, clip * update);
+      }
     }
     TorchOptimizer::step(info, timer);
   }
@@ -130,7 +132,7 @@ class Sngd : public TorchOptimizer {
       bool usable = true;
       try {
         roots = compute_roots(damped);
-        usable = torch::isfinite(roots.inverse_sqrt).all().item<bool>();
+        usable = host_value<bool>(torch::isfinite(roots.inverse_sqrt).all());
       } catch (const c10::Error&) {
         usable = false;  // singular in an iteration
       }

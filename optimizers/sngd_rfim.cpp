@@ -1,4 +1,5 @@
 // The official SNGD code's optimizer (Chaochao-Lin/SNGD, MLP.py): relative Fisher metrics per layer.
+#include "harness/device.h"
 #include "optimizers/layer_statistics.h"
 #include "optimizers/sngd.h"
 #include "optimizers/torch_optimizer.h"
@@ -101,7 +102,7 @@ class SngdRfim : public TorchOptimizer {
     const auto trace = layer.metric.diagonal(0, 1, 2).sum(1).reshape({-1, 1, 1});
     const auto [inverse, info] = torch::linalg_inv_ex(layer.metric + damping_ * trace * identity);
     ++refreshes_;
-    if (info.ne(0).any().item<bool>() || !torch::isfinite(inverse).all().item<bool>()) {
+    if (host_value<bool>(info.ne(0).any()) || !host_value<bool>(torch::isfinite(inverse).all())) {
       ++fallbacks_;
       layer.inverse = identity.expand_as(layer.metric).clone();
     } else {

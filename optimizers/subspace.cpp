@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "harness/device.h"
 #include "optimizers/matrix_roots.h"
 #include "optimizers/torch_optimizer.h"
 
@@ -239,7 +240,7 @@ class ProjectedBfgs : public SubspaceTraining {
     LineSearchResult search;
     {
       auto scope = timer.scope(Phase::kCurvature);
-      search = armijo_backtracking(loss_now_.item<double>(), gradient.dot(direction).item<double>(), [&](double scale) {
+      search = armijo_backtracking(host_value<double>(loss_now_), host_value<double>(gradient.dot(direction)), [&](double scale) {
         move(scale);
         return info.batch_loss();
       });
@@ -301,8 +302,8 @@ PcaBasis pca_basis(const std::vector<torch::Tensor>& snapshots, int64_t dim) {
   const auto [ascending_values, ascending_vectors] = symmetric_eigh(gram);
   const auto values = ascending_values.flip(0).clamp_min(0);
   const auto vectors = ascending_vectors.flip(1);
-  const double largest = values[0].item<double>();
-  const int64_t rank = values.gt(kRankTolerance * largest).sum().item<int64_t>();
+  const double largest = host_value<double>(values[0]);
+  const int64_t rank = host_value<int64_t>(values.gt(kRankTolerance * largest).sum());
   const int64_t kept = std::min(dim, rank);
   const auto coefficients = (vectors.slice(1, 0, kept) / values.slice(0, 0, kept).sqrt()).t();  // k × n
   PcaBasis basis;
@@ -312,7 +313,7 @@ PcaBasis pca_basis(const std::vector<torch::Tensor>& snapshots, int64_t dim) {
     basis.components.slice(1, begin, end).copy_(coefficients.mm(centred_columns(begin, end)));
   }
   basis.explained_variance = values.slice(0, 0, kept) / static_cast<double>(count - 1);
-  basis.total_variance = values.sum().item<double>() / static_cast<double>(count - 1);
+  basis.total_variance = host_value<double>(values.sum()) / static_cast<double>(count - 1);
   return basis;
 }
 
@@ -339,7 +340,7 @@ torch::Tensor Bfgs::direction(const torch::Tensor& gradient) {
   const auto g = gradient.to(torch::kDouble);
   if (last_step_.defined()) {
     const auto y = g - last_gradient_;
-    const double curvature = y.dot(last_step_).item<double>();
+    const double curvature = host_value<double>(y.dot(last_step_));
     if (curvature > kCurvatureGuard) {
       const double rho = 1 / curvature;
       const auto t = torch::eye(g.numel(), torch::kDouble) - rho * torch::outer(y, last_step_);

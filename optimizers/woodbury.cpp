@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "harness/device.h"
 #include "optimizers/layer_statistics.h"
 
 namespace ngd {
@@ -156,17 +157,17 @@ torch::Tensor WoodburySolver::gram(const SampleGradients& gradients) {
 DampedGram WoodburySolver::factorize(const torch::Tensor& gram, double damping, const std::string& what) {
   ++counters_.factorizations;
   const auto matrix = gram.to(settings_.solve_dtype);
-  if (!torch::isfinite(matrix).all().item<bool>()) {
+  if (!host_value<bool>(torch::isfinite(matrix).all())) {
     throw std::runtime_error(what + ": the Gram of per-sample gradients is not finite (have the gradients diverged?)");
   }
   const int64_t n = matrix.size(0);
   const auto identity = torch::eye(n, matrix.options());
-  const double floor = std::max(kRaiseFloorRelative * matrix.diagonal().abs().mean().item<double>() / static_cast<double>(n),
+  const double floor = std::max(kRaiseFloorRelative * host_value<double>(matrix.diagonal().abs().mean()) / static_cast<double>(n),
                                 kRaiseFloorAbsolute);
   double lambda = damping;
   for (int raises = 0;; ++raises) {
     auto [factor, info] = torch::linalg_cholesky_ex(matrix + static_cast<double>(n) * lambda * identity);
-    if (info.item<int64_t>() == 0) return {factor, lambda};
+    if (host_value<int64_t>(info) == 0) return {factor, lambda};
     if (raises == kMaxDampingRaises) {
       throw std::runtime_error(fmt::format("{}: K + nλI is not positive definite even at λ = {:.3g}", what, lambda));
     }

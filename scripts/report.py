@@ -283,10 +283,12 @@ def experiment_caption(experiment, scale, results):
     target_text = (f"{target['metric']} {'≤' if 'loss' in target['metric'] else '≥'} {target['value']}"
                    if target else "none")
     meta = results[0]["meta"]
+    gpu = meta.get("gpu") or {}  # null for CPU runs
+    hardware = f"{meta.get('device')} {gpu['name']}" if gpu else f"{meta.get('device')} {meta.get('cpu_model')}"
     scale_text = {"cpu": "cpu (SCALED DOWN for a CPU; not the paper's protocol)",
                   "paper": "paper (the published protocol)"}.get(scale, scale or "as written")
-    return (f"{experiment}, scale {scale_text}; target {target_text}; {meta.get('device')} "
-            f"{meta.get('cpu_model')}, threads {meta.get('threads')}, BLAS {meta.get('blas', '?')}")
+    return (f"{experiment}, scale {scale_text}; target {target_text}; {hardware}, threads {meta.get('threads')}, "
+            f"BLAS {meta.get('blas', '?')}")
 
 
 def machine_summary(experiments):

@@ -20,12 +20,7 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-std::string read_file(const std::string& path) {
-  std::ifstream file(path);
-  std::stringstream content;
-  content << file.rdbuf();
-  return content.str();
-}
+using testing::read_file;
 
 std::vector<std::string> result_files(const std::string& folder) {
   std::vector<std::string> files;

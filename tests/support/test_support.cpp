@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 namespace ngd::testing {
@@ -118,5 +119,12 @@ torch::Tensor conv_patches_by_loops(const torch::Tensor& input, std::array<int64
 
 std::string ngdbench_binary() { return NGDBENCH_BINARY; }
 std::string source_dir() { return NGDBENCH_SOURCE_DIR; }
+
+std::string read_file(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  std::stringstream content;
+  content << file.rdbuf();
+  return content.str();
+}
 
 }  // namespace ngd::testing

@@ -50,6 +50,9 @@ torch::Tensor conv_patches_by_loops(const torch::Tensor& input, std::array<int64
                                     std::array<int64_t, 2> stride, std::array<int64_t, 2> padding,
                                     std::array<int64_t, 2> dilation);
 
+// A file's whole content ("" when it cannot be read).
+std::string read_file(const std::string& path);
+
 // The built `ngdbench` CLI and the source tree.
 std::string ngdbench_binary();
 std::string source_dir();

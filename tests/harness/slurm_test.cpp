@@ -1,0 +1,65 @@
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "harness/slurm.h"
+#include "tests/support/test_support.h"
+
+namespace ngd {
+namespace {
+
+// What /bin/sh makes of `word`: printf '%s' WORD, read back.
+std::string through_shell(const std::string& word) {
+  std::FILE* pipe = ::popen(("printf '%s' " + word).c_str(), "r");
+  std::string output;
+  char buffer[256];
+  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
+  ::pclose(pipe);
+  return output;
+}
+
+TEST(Slurm, ScriptMatchesTheGoldenFile) {
+  SlurmJob job;
+  job.binary = "/home/me/ngdbench/build/ngdbench";
+  job.workdir = "/home/me/ngdbench";
+  job.spec_paths = {"experiments/kfac/step-time-mlp.json", "experiments/my specs/b.json"};
+  job.out_dir = "/shared/results";
+  job.log_dir = "/shared/results/slurm-logs";
+  job.shards = 4;
+  job.partition = "gpu";
+  job.time_limit = "12:00:00";
+  job.gpus_per_task = 1;
+  job.cpus_per_task = 8;
+  job.scale = "paper";
+  job.filter = "kfac|sgd lr=0.1$";
+  job.data_root = "/shared/data";
+  const auto golden = testing::read_file(testing::source_dir() + "/tests/harness/golden/slurm.sh");
+  ASSERT_FALSE(golden.empty());
+  EXPECT_EQ(slurm_script(job), golden);  // byte for byte
+}
+
+TEST(Slurm, CpuTasksAskForNoGpuAndRunOnTheCpu) {
+  SlurmJob job;
+  job.binary = "/b/ngdbench";
+  job.workdir = "/w";
+  job.spec_paths = {"a.json"};
+  job.out_dir = "out";
+  job.log_dir = "out/slurm-logs";
+  job.shards = 2;
+  job.cpus_per_task = 3;
+  const auto script = slurm_script(job);
+  EXPECT_EQ(script.find("--gpus-per-task"), std::string::npos) << script;
+  EXPECT_EQ(script.find("--partition"), std::string::npos) << script;
+  EXPECT_NE(script.find("--device cpu --threads 3 --quiet"), std::string::npos) << script;
+  EXPECT_NE(script.find("#SBATCH --array=1-2\n"), std::string::npos) << script;
+}
+
+TEST(Slurm, ShellQuotingGivesBackTheWordThroughTheShell) {
+  for (const std::string word : {"plain/path.json", "with space", "it's", "$HOME", "a|b$", "`x`", "*", "\"q\"", ""}) {
+    EXPECT_EQ(through_shell(shell_quote(word)), word) << shell_quote(word);
+  }
+  EXPECT_EQ(shell_quote("experiments/a-b_c.json"), "experiments/a-b_c.json");  // safe words stay readable
+}
+
+}  // namespace
+}  // namespace ngd
