@@ -98,7 +98,9 @@ TEST(FashionMnist, RejectsLabelOutOfRangeAndCountMismatch) {
 TEST(Datasets, MissingDatasetNamesTheRootsSearched) {
   TempDir root;
   expect_error([&] { load_dataset({"fashion-mnist", std::nullopt, std::nullopt}, {root.path()}); },
-               {"not found", root.path(), "fetch-datasets"});
+               {"not found", root.path(), "apt install dataset-fashion-mnist"});
+  expect_error([&] { load_dataset({"cifar100", std::nullopt, std::nullopt}, {root.path()}); },
+               {"not found", root.path(), "scripts/fetch-datasets.sh cifar100"});
 }
 
 TEST(Datasets, SubsetIsClassBalancedAndDeterministic) {
