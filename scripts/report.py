@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """Turns ngdbench result files into paper-style tables, plots and a report.
 
-    scripts/report.py [RESULTS_DIR] [--out DIR] [--claims FILE] [--discussion FILE] [--no-plots]
+    scripts/report.py [RESULTS_DIR] [--out DIR] [--claims FILE] [--no-plots]
 
 Reads RESULTS_DIR/<experiment>/<run-id>.json (schema_version 1), groups runs by experiment and scale,
 and writes into --out (default: the parent of RESULTS_DIR):
-  report.md, report.html   every table, the papers' claims next to our measurements, the plots
+  report.md, report.html   every table, the papers' claims next to our measurements, the plots, and
+                           DIR/discussion.md when it exists (hand-written: where and why we disagree)
   tables/<name>.md, .tex   each experiment's table (Markdown, LaTeX booktabs); <name> = experiment@scale
   plots/<name>.png         test metric and train loss against training time and against epochs
 
@@ -360,7 +361,6 @@ def main():
     parser.add_argument("results", nargs="?", default="results/runs")
     parser.add_argument("--out", default=None)
     parser.add_argument("--claims", default=os.path.join(os.path.dirname(__file__), "..", "results", "paper-claims.json"))
-    parser.add_argument("--discussion", default=None, help="Markdown file appended as the report's discussion")
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args()
     if not os.path.isdir(args.results):
@@ -402,8 +402,9 @@ def main():
     if unmeasured:
         blocks += [("h", 2, "Claims without a measurement here"),
                    ("table", CLAIM_HEADER[:4], [[c["description"], c["source"], c["value"], c["scale"]] for c in unmeasured])]
-    if args.discussion:
-        with open(args.discussion) as file:
+    discussion = os.path.join(out, "discussion.md")
+    if os.path.exists(discussion):
+        with open(discussion) as file:
             blocks += [("h", 2, "Discussion"), ("md", file.read().strip())]
     write(os.path.join(out, "report.md"), render_markdown(blocks))
     write(os.path.join(out, "report.html"), render_html(blocks, "ngdbench report"))
