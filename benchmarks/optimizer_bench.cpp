@@ -3,7 +3,8 @@
 // (forward_backward: capture, sampled labels) untimed, then times Optimizer::step at the next global
 // step. Step 0, which sets up curvature (KFAC and SNGD decompose their factors), runs untimed first: the
 // figure is the step between setups, with periodic work (KFAC's t_cov factor updates, refreshes every
-// t_inv steps) counted at the rate it falls into the iterations run; refresh costs are BM_SymmetricEigh.
+// t_inv steps) counted at the rate it falls into the kTimedSteps steps timed; refresh costs are
+// BM_SymmetricEigh.
 // BM_KfacFactorUpdate isolates KFAC's factor update (im2col, A and G products, running averages).
 #include <benchmark/benchmark.h>
 
@@ -20,6 +21,10 @@ constexpr int64_t kBatchSizes[] = {32, 128};
 
 // Batches in the benchmarks' one long epoch: steps never reach an epoch boundary.
 constexpr int64_t kBatchesPerEpoch = 1000000;
+// Steps timed per run of a step benchmark, fixed rather than from --benchmark_min_time: the untimed
+// passes before each step cost up to 100× a cheap step, so a time-based count would spend minutes
+// on them. 20 covers KFAC's and SNGD's default factor-update period (10) twice.
+constexpr int64_t kTimedSteps = 20;
 
 // The StepInfo of global step `step` after the passes `optimizer` asks for on `data` (untimed).
 StepInfo prepare_step(Model& model, Optimizer& optimizer, const BenchBatch& data, int64_t step) {
@@ -89,6 +94,7 @@ int main(int argc, char** argv) {
                                      [&entry, &shape, batch](benchmark::State& state) {
                                        BM_OptimizerStep(state, entry, shape, batch);
                                      })
+            ->Iterations(kTimedSteps)
             ->Unit(benchmark::kMillisecond);
       }
     }
@@ -97,6 +103,7 @@ int main(int argc, char** argv) {
     for (const int64_t batch : kBatchSizes) {
       benchmark::RegisterBenchmark(("BM_KfacFactorUpdate/" + shape_label(shape, batch)).c_str(),
                                    [&shape, batch](benchmark::State& state) { BM_KfacFactorUpdate(state, shape, batch); })
+          ->Iterations(kTimedSteps)
           ->Unit(benchmark::kMillisecond);
     }
   }
