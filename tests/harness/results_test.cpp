@@ -204,9 +204,21 @@ class KilledSweep : public ::testing::Test {
     auto document = testing::tiny_spec();
     document["optimizers"][0]["hparams"]["lr"] = {0.01, 0.02, 0.03, 0.04, 0.05};
     std::ofstream(spec_) << document.dump();
-    ASSERT_EQ(run_cli(spec_, complete_, root_.path()), 0);
+    startup_ms_ = milliseconds_taken([&] {
+      ASSERT_EQ(std::system((testing::ngdbench_binary() + " run " + spec_ + " --dry-run > /dev/null").c_str()), 0);
+    });
+    sweep_ms_ = milliseconds_taken([&] { ASSERT_EQ(run_cli(spec_, complete_, root_.path()), 0); });
     ASSERT_EQ(result_files(complete_ + "/tiny").size(), 5u);
   }
+  template <class Action>
+  static int milliseconds_taken(Action action) {
+    const auto start = std::chrono::steady_clock::now();
+    action();
+    return static_cast<int>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count());
+  }
+  int startup_ms_ = 0;  // the CLI's start-up and exit (LibTorch loading, spec parsing), from a dry run
+  int sweep_ms_ = 0;    // the uninterrupted sweep, start-up included
   testing::TempDir root_, work_;
   const std::string spec_ = work_.file("tiny.json");
   const std::string complete_ = work_.file("complete");
@@ -230,15 +242,32 @@ TEST_F(KilledSweep, ResumesToTheUninterruptedResult) {
 
 TEST_F(KilledSweep, SurvivesKillsAtRandomPoints) {
   std::mt19937 random(12345);  // fixed: the kill points are random but the test is repeatable
-  std::uniform_int_distribution<int> delay_ms(20, 600);
+  // Start-up and exit (loading and unloading LibTorch) take most of a sweep this small, so a delay
+  // from the start would rarely land in training. Each kill instead waits for a random number of
+  // finished runs, then a random part of the next run's time.
+  const int run_ms = std::max(1, (sweep_ms_ - startup_ms_) / 5);
+  std::uniform_int_distribution<int> extra_ms(0, run_ms);
+  int mid_sweep_kills = 0;  // kills that left some results but not all
   for (int kill = 0; kill < 4; ++kill) {
+    const size_t finished = result_files(resumed_ + "/tiny").size();
+    if (finished >= 4) break;
+    const size_t wait_for = std::uniform_int_distribution<size_t>(finished, 4)(random);
     const pid_t child = start_sweep(spec_, resumed_, root_.path());
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(random)));
+    bool exited = false;  // on its own (it should not before the last result): nothing to kill
+    while (!exited && result_files(resumed_ + "/tiny").size() < wait_for) {
+      exited = ::waitpid(child, nullptr, WNOHANG) == child;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_FALSE(exited) << "the sweep ended before writing " << wait_for << " results";
+    std::this_thread::sleep_for(std::chrono::milliseconds(extra_ms(random)));
     kill_sweep(child);
-    for (const auto& name : result_files(resumed_ + "/tiny")) {
+    const auto files = result_files(resumed_ + "/tiny");
+    mid_sweep_kills += !files.empty() && files.size() < 5 ? 1 : 0;
+    for (const auto& name : files) {
       EXPECT_NO_THROW(json::parse(read_file(resumed_ + "/tiny/" + name))) << name << " is corrupt after kill " << kill;
     }
   }
+  EXPECT_GT(mid_sweep_kills, 0) << "no kill landed between the first result and the last";
   ASSERT_EQ(run_cli(spec_, resumed_, root_.path()), 0);
   expect_same_results(complete_ + "/tiny", resumed_ + "/tiny");
 }
