@@ -49,8 +49,8 @@ struct DatasetRequest {
 };
 
 // A dataset the harness can load: the folder a data root holds it in (official archive name), how
-// to get that folder, and its options. Every entry has "mean", "std", "random_crop_padding" and "horizontal_flip"
-// (image_options()), which load_dataset applies after the entry's loader.
+// to get that folder, and its options. Every entry has "mean", "std", "random_crop_padding" and
+// "horizontal_flip" (image_options()), which load_dataset applies after the entry's loader.
 struct DatasetEntry {
   std::string name;
   std::string folder;

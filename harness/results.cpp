@@ -116,32 +116,25 @@ void write_file_atomically(const std::string& path, const std::string& content) 
   const auto temporary = fmt::format("{}.tmp.{}", path, ::getpid());
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) throw fail("cannot create a file next to it", errno);
-  const auto discard = [&](const char* what) {
-    const int error = errno;  // before close and unlink can change it
-    ::close(fd);
+  // `error` is passed in, read before close and unlink can change errno.
+  const auto abandon = [&](const char* what, int error) {
     ::unlink(temporary.c_str());
     return fail(what, error);
+  };
+  const auto close_and_abandon = [&](int error) {
+    ::close(fd);
+    return abandon("write failed", error);
   };
   size_t written = 0;
   while (written < content.size()) {
     const ssize_t count = ::write(fd, content.data() + written, content.size() - written);
-    if (count < 0) {
-      if (errno == EINTR) continue;
-      throw discard("write failed");
-    }
+    if (count < 0 && errno == EINTR) continue;
+    if (count < 0) throw close_and_abandon(errno);
     written += static_cast<size_t>(count);
   }
-  if (::fsync(fd) != 0) throw discard("write failed");
-  if (::close(fd) != 0) {  // a delayed write error (network file systems) surfaces here
-    const int error = errno;
-    ::unlink(temporary.c_str());
-    throw fail("write failed", error);
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    const int error = errno;
-    ::unlink(temporary.c_str());
-    throw fail("cannot replace", error);
-  }
+  if (::fsync(fd) != 0) throw close_and_abandon(errno);
+  if (::close(fd) != 0) throw abandon("write failed", errno);  // a delayed write error (network file systems)
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) throw abandon("cannot replace", errno);
 }
 
 void check_writable_folder(const std::string& folder) {
