@@ -243,15 +243,17 @@ TEST_F(KilledSweep, ResumesToTheUninterruptedResult) {
 TEST_F(KilledSweep, SurvivesKillsAtRandomPoints) {
   std::mt19937 random(12345);  // fixed: the kill points are random but the test is repeatable
   // Start-up and exit (loading and unloading LibTorch) take most of a sweep this small, so a delay
-  // from the start would rarely land in training. Each kill instead waits for a random number of
-  // finished runs, then a random part of the next run's time.
-  const int run_ms = std::max(1, (sweep_ms_ - startup_ms_) / 5);
-  std::uniform_int_distribution<int> extra_ms(0, run_ms);
+  // from the start would rarely land in training. Each kill instead waits until this attempt has
+  // finished a random number of runs (at least one, at most three, so two remain), then a random
+  // part of half a run's time.
+  const int run_ms = std::max(2, (sweep_ms_ - startup_ms_) / 5);
+  std::uniform_int_distribution<int> extra_ms(0, run_ms / 2);
   int mid_sweep_kills = 0;  // kills that left some results but not all
+  std::string counts;       // results after each kill, for the failure message
   for (int kill = 0; kill < 4; ++kill) {
     const size_t finished = result_files(resumed_ + "/tiny").size();
-    if (finished >= 4) break;
-    const size_t wait_for = std::uniform_int_distribution<size_t>(finished, 4)(random);
+    if (finished >= 3) break;
+    const size_t wait_for = std::uniform_int_distribution<size_t>(finished + 1, 3)(random);
     const pid_t child = start_sweep(spec_, resumed_, root_.path());
     bool exited = false;  // on its own (it should not before the last result): nothing to kill
     while (!exited && result_files(resumed_ + "/tiny").size() < wait_for) {
@@ -263,11 +265,13 @@ TEST_F(KilledSweep, SurvivesKillsAtRandomPoints) {
     kill_sweep(child);
     const auto files = result_files(resumed_ + "/tiny");
     mid_sweep_kills += !files.empty() && files.size() < 5 ? 1 : 0;
+    counts += " " + std::to_string(files.size());
     for (const auto& name : files) {
       EXPECT_NO_THROW(json::parse(read_file(resumed_ + "/tiny/" + name))) << name << " is corrupt after kill " << kill;
     }
   }
-  EXPECT_GT(mid_sweep_kills, 0) << "no kill landed between the first result and the last";
+  EXPECT_GT(mid_sweep_kills, 0) << "no kill landed between the first result and the last; results after each kill:"
+                                << counts << ", run_ms " << run_ms;
   ASSERT_EQ(run_cli(spec_, resumed_, root_.path()), 0);
   expect_same_results(complete_ + "/tiny", resumed_ + "/tiny");
 }
