@@ -61,9 +61,14 @@ fuzz: deps
 	scripts/run-fuzz.sh $(FUZZ_BUILD_DIR) $(FUZZ_SECONDS)
 
 # Microbenchmarks as JSON with google/benchmark's context block (BENCH_OUT to change the file).
+# BENCH_MIN_TIME: seconds each benchmark runs at least (0.2 keeps `make bench` near 2 minutes on
+# 2 cores); BENCH_ARGS: more flags, e.g. --benchmark_repetitions=5 --benchmark_filter=Gram.
 BENCH_OUT ?= $(BUILD_DIR)/bench.json
+BENCH_MIN_TIME ?= 0.2
+BENCH_ARGS ?=
 bench: build
-	$(BUILD_DIR)/ngdbench_bench --benchmark_out=$(BENCH_OUT) --benchmark_out_format=json
+	$(BUILD_DIR)/ngdbench_bench --benchmark_min_time=$(BENCH_MIN_TIME) --benchmark_out=$(BENCH_OUT) \
+	  --benchmark_out_format=json $(BENCH_ARGS)
 
 # Runs every suite (resuming finished runs), then makes the tables even when some runs failed.
 reproduce: cli

@@ -46,12 +46,14 @@ std::vector<OptionInfo> image_options(std::vector<double> mean, std::vector<doub
 const std::vector<DatasetEntry>& dataset_registry() {
   static const std::vector<DatasetEntry> table = {
       {"fashion-mnist", "fashion-mnist", "Fashion-MNIST, 60k/10k 28×28 grey images, 10 classes (IDX gz)",
-       fashion_mnist_options(), [](const std::string& folder, const Options&) { return load_fashion_mnist(folder); }},
+       fashion_mnist_options(), [](const std::string& folder, const Options&) { return load_fashion_mnist(folder); },
+       "apt-get install dataset-fashion-mnist (as scripts/install-deps.sh does)"},
       {"cifar10", "cifar-10-batches-bin", "CIFAR-10 binary version, 32×32 colour images, 10 classes", cifar10_options(),
-       [](const std::string& folder, const Options&) { return load_cifar10(folder); }},
+       [](const std::string& folder, const Options&) { return load_cifar10(folder); }, "scripts/fetch-datasets.sh cifar10"},
       {"cifar100", "cifar-100-binary", "CIFAR-100 binary version, 32×32 colour images, 100 fine / 20 coarse classes",
        cifar100_options(),
-       [](const std::string& folder, const Options& options) { return load_cifar100(folder, options.text("labels")); }},
+       [](const std::string& folder, const Options& options) { return load_cifar100(folder, options.text("labels")); },
+       "scripts/fetch-datasets.sh cifar100"},
   };
   return table;
 }
@@ -85,12 +87,9 @@ ImageDataset load_dataset(const DatasetRequest& request, const std::vector<std::
   }
   const auto folder = find_dataset_folder(*entry, roots);
   if (!folder) {
-    // Fashion-MNIST comes from Debian's package; the others from the fetch script.
-    const auto how = request.name == "fashion-mnist" ? std::string("apt install dataset-fashion-mnist")
-                                                     : "scripts/fetch-datasets.sh " + request.name;
-    throw std::runtime_error(fmt::format("dataset '{}' not found: no '{}' folder in {} "
-                                         "(get it with `{}`, or point --data-root / NGDBENCH_DATA at a copy)",
-                                         request.name, entry->folder, fmt::join(roots, ", "), how));
+    throw DatasetNotFound(fmt::format("dataset '{}' not found: no folder '{}' in the data roots {}; get it with: {}; "
+                                      "a root elsewhere is named with --data-root or NGDBENCH_DATA",
+                                      request.name, entry->folder, fmt::join(roots, ", "), entry->fetch));
   }
   // Resolving again is idempotent for a spec's request and fills defaults for hand-made ones.
   const Options options(resolve_options(request.options, entry->options, "dataset '" + entry->name + "'", "dataset"));

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -47,15 +48,23 @@ struct DatasetRequest {
   nlohmann::json options = nlohmann::json::object();
 };
 
-// A dataset the harness can load: the folder a data root holds it in (official archive name), and
-// its options. Every entry has "mean", "std", "random_crop_padding" and "horizontal_flip"
-// (image_options()), which load_dataset applies after the entry's loader.
+// A dataset the harness can load: the folder a data root holds it in (official archive name), how
+// to get that folder, and its options. Every entry has "mean", "std", "random_crop_padding" and
+// "horizontal_flip" (image_options()), which load_dataset applies after the entry's loader.
 struct DatasetEntry {
   std::string name;
   std::string folder;
   std::string summary;
   std::vector<OptionInfo> options;
   std::function<ImageDataset(const std::string& folder_path, const Options& options)> load;
+  std::string fetch;  // the command that puts `folder` into a data root, for the not-found message
+};
+
+// Thrown by load_dataset when the dataset's folder is in none of the data roots: one line naming the
+// dataset, the folder, the roots searched and how to fetch it. A sweep skips such a spec.
+class DatasetNotFound : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 // The normalisation and augmentation options every image dataset has, with its defaults.

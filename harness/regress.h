@@ -14,9 +14,11 @@ namespace ngd {
 // Convergence regression check: every configuration of a fixed-seed suite is compared with a committed
 // baseline on steps to the spec's target and on final test accuracy (medians over seeds). Steps, not
 // seconds: CI machines are noisy, step counts are not.
+// The defaults pass a change that only perturbs rounding (measured with 1 vs 2 threads: steps +12.5%,
+// accuracy −0.023 at worst) and fail when both seeds need an epoch more; docs/harness.md has the numbers.
 struct RegressTolerance {
-  double steps_ratio = 1.10;     // fail when steps to target grow by more than this factor
-  double accuracy_drop = 0.02;   // fail when final test accuracy drops by more than this (absolute)
+  double steps_ratio = 1.15;     // fail when steps to target grow by more than this factor
+  double accuracy_drop = 0.03;   // fail when final test accuracy drops by more than this (absolute)
 };
 
 // One configuration's measurement: median steps to target (null if a seed never reached it) and

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -98,30 +100,51 @@ std::string result_path(const std::string& out_dir, const RunConfig& config) {
 }
 
 void write_file_atomically(const std::string& path, const std::string& content) {
+  // Every failure names `path` and the system's reason, removes the temporary file, and leaves an
+  // existing file at `path` as it was.
+  const auto fail = [&path](const char* what, int error) {
+    return std::runtime_error(fmt::format("{}: {} ({}); the previous file, if any, is unchanged", path, what,
+                                          std::strerror(error)));
+  };
   const auto target = std::filesystem::path(path);
-  if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path());
+  if (target.has_parent_path()) {
+    std::error_code error;
+    std::filesystem::create_directories(target.parent_path(), error);
+    if (error) {
+      throw std::runtime_error(fmt::format("{}: cannot create the folder {} ({})", path, target.parent_path().string(),
+                                           error.message()));
+    }
+  }
   // Host and process in the name: workers on several machines may share the folder (and a pid).
   std::array<char, 256> host{};
   ::gethostname(host.data(), host.size() - 1);
   const auto temporary = fmt::format("{}.tmp.{}.{}", path, host.data(), ::getpid());
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw std::runtime_error(fmt::format("{}: cannot create ({})", temporary, std::strerror(errno)));
+  if (fd < 0) throw fail("cannot create a file next to it", errno);
+  // `error` is passed in, read before close and unlink can change errno.
+  const auto abandon = [&](const char* what, int error) {
+    ::unlink(temporary.c_str());
+    return fail(what, error);
+  };
+  const auto close_and_abandon = [&](int error) {
+    ::close(fd);
+    return abandon("write failed", error);
+  };
   size_t written = 0;
   while (written < content.size()) {
     const ssize_t count = ::write(fd, content.data() + written, content.size() - written);
-    if (count < 0) {
-      ::close(fd);
-      ::unlink(temporary.c_str());
-      throw std::runtime_error(fmt::format("{}: write failed ({})", temporary, std::strerror(errno)));
-    }
+    if (count < 0 && errno == EINTR) continue;
+    if (count < 0) throw close_and_abandon(errno);
     written += static_cast<size_t>(count);
   }
-  const bool synced = ::fsync(fd) == 0;
-  ::close(fd);
-  if (!synced || std::rename(temporary.c_str(), path.c_str()) != 0) {
-    ::unlink(temporary.c_str());
-    throw std::runtime_error(fmt::format("{}: cannot replace ({})", path, std::strerror(errno)));
-  }
+  if (::fsync(fd) != 0) throw close_and_abandon(errno);
+  if (::close(fd) != 0) throw abandon("write failed", errno);  // a delayed write error (network file systems)
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) throw abandon("cannot replace", errno);
+}
+
+void check_writable_folder(const std::string& folder) {
+  write_file_atomically((std::filesystem::path(folder) / ".ngdbench-write-check").string(), "");
+  std::filesystem::remove(std::filesystem::path(folder) / ".ngdbench-write-check");
 }
 
 std::optional<nlohmann::json> load_finished_result(const std::string& out_dir, const RunConfig& config) {

@@ -55,8 +55,14 @@ std::string result_path(const std::string& out_dir, const RunConfig& config);
 
 // Writes `content` so that `path` holds either its old content or all of the new one, never a part:
 // a temporary file in the same folder (named after the host and process, so that workers sharing the
-// folder never collide), flushed to disk, then renamed over `path`.
+// folder never collide), flushed to disk, then renamed over `path`. Creates the folders on the way.
+// Throws std::runtime_error "PATH: what (system reason); ..." when the folder cannot be created or the
+// write fails (disk full, file size limit, read-only), leaving no temporary behind.
 void write_file_atomically(const std::string& path, const std::string& content);
+
+// Creates `folder` and checks a file can be written in it (throwing write_file_atomically's error if
+// not), so a sweep can stop before training a run whose result it could not save.
+void check_writable_folder(const std::string& folder);
 
 // The stored result of `config` if a finished one (completed or diverged) with the same identity and
 // seed is on disk; nullopt if absent, unreadable (reported on stderr) or from another configuration.

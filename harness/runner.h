@@ -25,12 +25,6 @@ struct RunnerOptions {
   bool phase_timing = true;              // per-phase times (on a GPU: a device sync at every phase boundary)
 };
 
-// Thrown when a spec's dataset is in none of the data roots: the sweep skips that spec.
-class DatasetNotFound : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
 // Trains one run on a loaded dataset and returns its record; writes nothing. A non-finite training
 // loss ends the run as "diverged", an exception as "failed"; neither throws.
 RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const RunnerOptions& options);

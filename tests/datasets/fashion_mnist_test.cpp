@@ -98,9 +98,11 @@ TEST(FashionMnist, RejectsLabelOutOfRangeAndCountMismatch) {
 TEST(Datasets, MissingDatasetNamesTheRootsSearched) {
   TempDir root;
   expect_error([&] { load_dataset({"fashion-mnist", std::nullopt, std::nullopt}, {root.path()}); },
-               {"not found", root.path(), "apt install dataset-fashion-mnist"});
-  expect_error([&] { load_dataset({"cifar100", std::nullopt, std::nullopt}, {root.path()}); },
-               {"not found", root.path(), "scripts/fetch-datasets.sh cifar100"});
+               {"not found", root.path(), "apt-get install dataset-fashion-mnist"});
+  expect_error([&] { load_dataset({"cifar10", std::nullopt, std::nullopt}, {root.path(), "./data"}); },
+               {"dataset 'cifar10' not found", "'cifar-10-batches-bin'", root.path() + ", ./data",
+                "scripts/fetch-datasets.sh cifar10"});
+  EXPECT_THROW(load_dataset({"cifar10", std::nullopt, std::nullopt}, {root.path()}), DatasetNotFound);
 }
 
 TEST(Datasets, SubsetIsClassBalancedAndDeterministic) {

@@ -1,9 +1,13 @@
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -59,6 +63,79 @@ TEST(AtomicWrite, KilledWriterLeavesOldOrNewContentNeverAPart) {
     const auto content = read_file(path);
     EXPECT_TRUE(content == old_content || content == new_content) << "partial file of " << content.size() << " bytes";
   }
+}
+
+// Files in `folder` left by an interrupted or failed atomic write.
+std::vector<std::string> temporaries(const std::string& folder) {
+  std::vector<std::string> found;
+  if (!fs::exists(folder)) return found;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    if (entry.path().filename().string().find(".tmp.") != std::string::npos) found.push_back(entry.path().string());
+  }
+  return found;
+}
+
+// The message of the std::runtime_error `action` throws ("" if it throws none).
+template <class Action>
+std::string error_of(Action action) {
+  try {
+    action();
+  } catch (const std::runtime_error& error) {
+    return error.what();
+  }
+  return "";
+}
+
+TEST(AtomicWrite, FolderBelowARegularFileNamesPathAndReason) {
+  testing::TempDir dir;
+  std::ofstream(dir.file("plain")) << "x";
+  const auto path = dir.file("plain/experiment/result.json");
+  const auto message = error_of([&] { write_file_atomically(path, "{}"); });
+  EXPECT_NE(message.find(path), std::string::npos) << message;
+  EXPECT_NE(message.find(std::strerror(ENOTDIR)), std::string::npos) << message;
+  EXPECT_EQ(read_file(dir.file("plain")), "x");
+  const auto check = error_of([&] { check_writable_folder(dir.file("plain/experiment")); });
+  EXPECT_NE(check.find(std::strerror(ENOTDIR)), std::string::npos) << check;
+}
+
+TEST(AtomicWrite, WritableFolderCheckLeavesTheFolderEmpty) {
+  testing::TempDir dir;
+  check_writable_folder(dir.file("new/experiment"));
+  EXPECT_TRUE(fs::is_empty(dir.file("new/experiment")));
+}
+
+// A full disk, simulated by a file size limit (write fails with EFBIG as it would with ENOSPC) in a
+// child process: the child reports the error message through a pipe.
+TEST(AtomicWrite, FullDiskKeepsTheOldFileAndLeavesNoTemporary) {
+  testing::TempDir dir;
+  const auto path = dir.file("result.json");
+  const std::string old_content = R"({"version": "old"})";
+  write_file_atomically(path, old_content);
+  int pipe_ends[2];
+  ASSERT_EQ(::pipe(pipe_ends), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(pipe_ends[0]);
+    ::signal(SIGXFSZ, SIG_IGN);  // over the limit, write() fails instead of killing the process
+    const rlimit limit{4096, 4096};
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    const auto message = error_of([&] { write_file_atomically(path, std::string(1 << 16, 'x')); });
+    const bool written = ::write(pipe_ends[1], message.data(), message.size()) == static_cast<ssize_t>(message.size());
+    ::_exit(written && !message.empty() ? 0 : 1);
+  }
+  ::close(pipe_ends[1]);
+  std::string message;
+  char buffer[512];
+  for (ssize_t count; (count = ::read(pipe_ends[0], buffer, sizeof buffer)) > 0;) message.append(buffer, count);
+  ::close(pipe_ends[0]);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the write did not fail: " << message;
+  EXPECT_NE(message.find(path + ": write failed"), std::string::npos) << message;
+  EXPECT_NE(message.find(std::strerror(EFBIG)), std::string::npos) << message;
+  EXPECT_EQ(read_file(path), old_content);
+  EXPECT_TRUE(temporaries(dir.path()).empty());
 }
 
 TEST(Resume, UnreadableOrForeignResultIsRerun) {
@@ -122,9 +199,21 @@ class KilledSweep : public ::testing::Test {
     auto document = testing::tiny_spec();
     document["optimizers"][0]["hparams"]["lr"] = {0.01, 0.02, 0.03, 0.04, 0.05};
     std::ofstream(spec_) << document.dump();
-    ASSERT_EQ(run_cli(spec_, complete_, root_.path()), 0);
+    startup_ms_ = milliseconds_taken([&] {
+      ASSERT_EQ(std::system((testing::ngdbench_binary() + " run " + spec_ + " --dry-run > /dev/null").c_str()), 0);
+    });
+    sweep_ms_ = milliseconds_taken([&] { ASSERT_EQ(run_cli(spec_, complete_, root_.path()), 0); });
     ASSERT_EQ(result_files(complete_ + "/tiny").size(), 5u);
   }
+  template <class Action>
+  static int milliseconds_taken(Action action) {
+    const auto start = std::chrono::steady_clock::now();
+    action();
+    return static_cast<int>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count());
+  }
+  int startup_ms_ = 0;  // the CLI's start-up and exit (LibTorch loading, spec parsing), from a dry run
+  int sweep_ms_ = 0;    // the uninterrupted sweep, start-up included
   testing::TempDir root_, work_;
   const std::string spec_ = work_.file("tiny.json");
   const std::string complete_ = work_.file("complete");
@@ -148,15 +237,36 @@ TEST_F(KilledSweep, ResumesToTheUninterruptedResult) {
 
 TEST_F(KilledSweep, SurvivesKillsAtRandomPoints) {
   std::mt19937 random(12345);  // fixed: the kill points are random but the test is repeatable
-  std::uniform_int_distribution<int> delay_ms(20, 600);
+  // Start-up and exit (loading and unloading LibTorch) take most of a sweep this small, so a delay
+  // from the start would rarely land in training. Each kill instead waits until this attempt has
+  // finished a random number of runs (at least one, at most three, so two remain), then a random
+  // part of half a run's time.
+  const int run_ms = std::max(2, (sweep_ms_ - startup_ms_) / 5);
+  std::uniform_int_distribution<int> extra_ms(0, run_ms / 2);
+  int mid_sweep_kills = 0;  // kills that left some results but not all
+  std::string counts;       // results after each kill, for the failure message
   for (int kill = 0; kill < 4; ++kill) {
+    const size_t finished = result_files(resumed_ + "/tiny").size();
+    if (finished >= 3) break;
+    const size_t wait_for = std::uniform_int_distribution<size_t>(finished + 1, 3)(random);
     const pid_t child = start_sweep(spec_, resumed_, root_.path());
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(random)));
+    bool exited = false;  // on its own (it should not before the last result): nothing to kill
+    while (!exited && result_files(resumed_ + "/tiny").size() < wait_for) {
+      exited = ::waitpid(child, nullptr, WNOHANG) == child;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_FALSE(exited) << "the sweep ended before writing " << wait_for << " results";
+    std::this_thread::sleep_for(std::chrono::milliseconds(extra_ms(random)));
     kill_sweep(child);
-    for (const auto& name : result_files(resumed_ + "/tiny")) {
+    const auto files = result_files(resumed_ + "/tiny");
+    mid_sweep_kills += !files.empty() && files.size() < 5 ? 1 : 0;
+    counts += " " + std::to_string(files.size());
+    for (const auto& name : files) {
       EXPECT_NO_THROW(json::parse(read_file(resumed_ + "/tiny/" + name))) << name << " is corrupt after kill " << kill;
     }
   }
+  EXPECT_GT(mid_sweep_kills, 0) << "no kill landed between the first result and the last; results after each kill:"
+                                << counts << ", run_ms " << run_ms;
   ASSERT_EQ(run_cli(spec_, resumed_, root_.path()), 0);
   expect_same_results(complete_ + "/tiny", resumed_ + "/tiny");
 }
@@ -190,7 +300,7 @@ TEST(Cli, UnwritableResultsFolderIsAClearErrorAndWritesNothing) {
   EXPECT_EQ(read_file(work.file("not-a-folder")), "x");
 }
 
-TEST(Cli, MissingDatasetSkipsTheSpecWithOneLine) {
+TEST(Cli, MissingDatasetSkipsTheSpecWithOneLineSayingWhereItLookedAndHowToFetch) {
   testing::TempDir empty, work;
   const auto spec_path = work.file("tiny.json");
   auto document = testing::tiny_spec();
@@ -201,9 +311,48 @@ TEST(Cli, MissingDatasetSkipsTheSpecWithOneLine) {
   ::unsetenv("NGDBENCH_DATA");
   const auto command = testing::ngdbench_binary() + " run " + spec_path + " --out " + work.file("out") +
                        " --data-root " + empty.path() + " > " + out;
-  EXPECT_EQ(std::system(command.c_str()), 0);
-  EXPECT_NE(read_file(out).find("skipped tiny: dataset 'cifar10' not found"), std::string::npos) << read_file(out);
+  EXPECT_EQ(std::system(command.c_str()), 0);  // a skipped spec is not a failure (README: exit status)
+  const auto output = read_file(out);
+  const auto line_start = output.find("skipped tiny: dataset 'cifar10' not found");
+  ASSERT_NE(line_start, std::string::npos) << output;
+  const auto line = output.substr(line_start, output.find('\n', line_start) - line_start);
+  EXPECT_NE(line.find("cifar-10-batches-bin"), std::string::npos) << line;
+  EXPECT_NE(line.find(empty.path() + ", ./data, /usr/share/datasets"), std::string::npos) << line;
+  EXPECT_NE(line.find("scripts/fetch-datasets.sh cifar10"), std::string::npos) << line;
   EXPECT_FALSE(fs::exists(work.file("out/tiny")));
+}
+
+// The CLI with the disk full (a file size limit, as in AtomicWrite.FullDisk...) when the first result is written.
+TEST(Cli, FullDiskIsAClearErrorAndLeavesNoPartialResult) {
+  testing::TempDir root, work;
+  testing::write_synthetic_fashion_mnist(root.path(), 64, 32);
+  const auto spec_path = work.file("tiny.json");
+  std::ofstream(spec_path) << testing::tiny_spec().dump();
+  const auto out = work.file("out");
+  const auto log = work.file("log");
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    const rlimit limit{2048, 2048};  // below one result file, above the one-line error in the log
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    const int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(log_fd, STDERR_FILENO);
+    const int null_fd = ::open("/dev/null", O_WRONLY);
+    ::dup2(null_fd, STDOUT_FILENO);
+    ::execl(testing::ngdbench_binary().c_str(), "ngdbench", "run", spec_path.c_str(), "--out", out.c_str(), "--data-root",
+            root.path().c_str(), "--threads", "1", "--quiet", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  const auto message = read_file(log);
+  EXPECT_NE(message.find("error: tiny: " + out + "/tiny/"), std::string::npos) << message;
+  EXPECT_NE(message.find(std::strerror(EFBIG)), std::string::npos) << message;
+  EXPECT_TRUE(result_files(out + "/tiny").empty());
+  EXPECT_TRUE(temporaries(out + "/tiny").empty());
 }
 
 TEST(Cli, DryRunListsExpandedRuns) {

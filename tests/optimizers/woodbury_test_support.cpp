@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "harness/phase_timer.h"
+#include "harness/training_step.h"
 #include "optimizers/layer_statistics.h"
 
 namespace ngd::woodbury_testing {
@@ -16,10 +16,6 @@ void set_recording(Model& model, bool on) {
     layer->set_record_input(on);
     layer->set_record_grad_output(on);
   }
-}
-
-torch::nn::functional::CrossEntropyFuncOptions per_sample() {
-  return torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone);
 }
 
 }  // namespace
@@ -91,14 +87,8 @@ std::vector<torch::Tensor> layer_gradients(Model& model) {
 }
 
 void train_step(Model& model, Optimizer& optimizer, const StepInfo& info, const Batch& batch) {
-  const Capture capture = optimizer.capture(info);
-  TORCH_CHECK(capture != Capture::kSampled, "train_step drives empirical capture only");
-  set_recording(model, capture == Capture::kEmpirical);
-  const auto logits = model.forward(batch.images);
-  const auto loss = optimizer.reduce_loss(torch::nn::functional::cross_entropy(logits, batch.labels, per_sample()), info);
-  model.zero_grad();
-  loss.backward();
   PhaseTimer timer;
+  forward_backward(model, optimizer, info, batch.images, batch.labels, timer);
   optimizer.step(info, timer);
 }
 
