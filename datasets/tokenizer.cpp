@@ -2,8 +2,7 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <sentencepiece_processor.h>
-#include <sentencepiece_trainer.h>
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -11,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "datasets/sentencepiece_shim/shim.h"
 #include "harness/results.h"
 #include "harness/stable_hash.h"
 
@@ -20,18 +20,52 @@ namespace {
 // Bumped when the trainer settings below change, so old caches are not reused.
 constexpr int kTokenizerFormatVersion = 1;
 
-class VectorIterator : public sentencepiece::SentenceIterator {
- public:
-  explicit VectorIterator(const std::vector<std::string>& sentences) : sentences_(sentences) {}
-  bool done() const override { return index_ >= sentences_.size(); }
-  void Next() override { ++index_; }
-  const std::string& value() const override { return sentences_[index_]; }
-  sentencepiece::util::Status status() const override { return sentencepiece::util::Status(); }
-
- private:
-  const std::vector<std::string>& sentences_;
-  size_t index_ = 0;
+// The shim's functions, resolved once.
+struct Shim {
+  decltype(&ngd_spm_train) train;
+  decltype(&ngd_spm_load) load;
+  decltype(&ngd_spm_destroy) destroy;
+  decltype(&ngd_spm_info) info;
+  decltype(&ngd_spm_encode) encode;
+  decltype(&ngd_spm_decode) decode;
+  decltype(&ngd_spm_free) free;
 };
+
+template <class Function>
+Function symbol(void* library, const char* name) {
+  void* address = ::dlsym(library, name);
+  if (address == nullptr) throw std::runtime_error(fmt::format("tokenizer: {} missing from {}", name, NGDBENCH_SPM_SHIM));
+  return reinterpret_cast<Function>(address);
+}
+
+const Shim& shim() {
+#ifdef NGDBENCH_NO_DEEPBIND
+  throw std::runtime_error("tokenizer: SentencePiece is unavailable in sanitizer builds (they refuse RTLD_DEEPBIND)");
+#else
+  static const Shim loaded = [] {
+    void* library = ::dlopen(NGDBENCH_SPM_SHIM, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    if (library == nullptr) {
+      throw std::runtime_error(fmt::format("tokenizer: cannot load the SentencePiece shim: {}", ::dlerror()));
+    }
+    return Shim{symbol<decltype(&ngd_spm_train)>(library, "ngd_spm_train"),
+                symbol<decltype(&ngd_spm_load)>(library, "ngd_spm_load"),
+                symbol<decltype(&ngd_spm_destroy)>(library, "ngd_spm_destroy"),
+                symbol<decltype(&ngd_spm_info)>(library, "ngd_spm_info"),
+                symbol<decltype(&ngd_spm_encode)>(library, "ngd_spm_encode"),
+                symbol<decltype(&ngd_spm_decode)>(library, "ngd_spm_decode"),
+                symbol<decltype(&ngd_spm_free)>(library, "ngd_spm_free")};
+  }();
+  return loaded;
+#endif
+}
+
+// Throws `what`: the shim's message when `status` is an error (the message is freed).
+void check(int status, char* error, const std::string& what) {
+  if (status == 0) return;
+  const std::string message = error != nullptr ? error : "unknown error";
+  shim().free(error);
+  throw std::runtime_error(fmt::format("{}: {}", what, message));
+}
 
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream file(path, std::ios::binary);
@@ -69,11 +103,18 @@ std::shared_ptr<const SubwordTokenizer> load_or_train(const std::filesystem::pat
 
 }  // namespace
 
+bool subword_tokenizers_available() {
+#ifdef NGDBENCH_NO_DEEPBIND
+  return false;
+#else
+  return true;
+#endif
+}
+
 SubwordTokenizer SubwordTokenizer::train(const std::vector<std::string>& sentences, int64_t vocab_size,
                                          const std::string& model_type) {
   if (sentences.empty()) throw std::runtime_error("tokenizer: no training sentences");
-  VectorIterator iterator(sentences);
-  const std::unordered_map<std::string, std::string> settings = {
+  const std::vector<std::pair<std::string, std::string>> settings = {
       {"model_type", model_type},
       {"vocab_size", std::to_string(vocab_size)},
       {"hard_vocab_limit", "false"},  // a small corpus gives fewer pieces instead of an error
@@ -88,41 +129,66 @@ SubwordTokenizer SubwordTokenizer::train(const std::vector<std::string>& sentenc
       {"shuffle_input_sentence", "false"},
       {"minloglevel", "2"},
   };
-  std::string serialized;
-  const auto status = sentencepiece::SentencePieceTrainer::Train(settings, &iterator, &serialized);
-  if (!status.ok()) throw std::runtime_error(fmt::format("tokenizer: SentencePiece training failed: {}", status.ToString()));
+  std::vector<const char*> texts, keys, values;
+  std::vector<size_t> sizes;
+  for (const auto& sentence : sentences) {
+    texts.push_back(sentence.data());
+    sizes.push_back(sentence.size());
+  }
+  for (const auto& [key, value] : settings) {
+    keys.push_back(key.c_str());
+    values.push_back(value.c_str());
+  }
+  char* model = nullptr;
+  char* error = nullptr;
+  size_t model_size = 0;
+  check(shim().train(texts.data(), sizes.data(), texts.size(), keys.data(), values.data(), keys.size(), &model,
+                     &model_size, &error),
+        error, "tokenizer: SentencePiece training failed");
+  const std::string serialized(model, model_size);
+  shim().free(model);
   return from_serialized(serialized, "trained model");
 }
 
 SubwordTokenizer SubwordTokenizer::from_serialized(const std::string& bytes, const std::string& source) {
+  void* handle = nullptr;
+  char* error = nullptr;
+  check(shim().load(bytes.data(), bytes.size(), &handle, &error), error, source + ": not a SentencePiece model");
   SubwordTokenizer tokenizer;
-  tokenizer.processor_ = std::make_shared<sentencepiece::SentencePieceProcessor>();
-  const auto status = tokenizer.processor_->LoadFromSerializedProto(bytes);
-  if (!status.ok()) throw std::runtime_error(fmt::format("{}: not a SentencePiece model ({})", source, status.ToString()));
-  if (tokenizer.processor_->pad_id() != kPadId || tokenizer.processor_->unk_id() != kUnkId ||
-      tokenizer.processor_->bos_id() != kBosId || tokenizer.processor_->eos_id() != kEosId) {
+  tokenizer.processor_ = std::shared_ptr<void>(handle, shim().destroy);
+  int pieces = 0, pad = 0, unk = 0, bos = 0, eos = 0;
+  shim().info(handle, &pieces, &pad, &unk, &bos, &eos);
+  if (pad != kPadId || unk != kUnkId || bos != kBosId || eos != kEosId) {
     throw std::runtime_error(fmt::format("{}: special ids differ from pad {} unk {} bos {} eos {}", source, kPadId,
                                          kUnkId, kBosId, kEosId));
   }
   tokenizer.serialized_ = bytes;
+  tokenizer.vocab_size_ = pieces;
   return tokenizer;
 }
 
 std::vector<int64_t> SubwordTokenizer::encode(const std::string& text) const {
-  std::vector<int> ids;
-  const auto status = processor_->Encode(text, &ids);
-  if (!status.ok()) throw std::runtime_error(fmt::format("tokenizer: cannot encode \"{}\": {}", text, status.ToString()));
-  return {ids.begin(), ids.end()};
+  int* ids = nullptr;
+  size_t count = 0;
+  char* error = nullptr;
+  check(shim().encode(processor_.get(), text.data(), text.size(), &ids, &count, &error), error,
+        fmt::format("tokenizer: cannot encode \"{}\"", text));
+  std::vector<int64_t> result(ids, ids + count);
+  shim().free(ids);
+  return result;
 }
 
 std::string SubwordTokenizer::decode(const std::vector<int64_t>& ids) const {
-  std::string text;
-  const auto status = processor_->Decode(std::vector<int>(ids.begin(), ids.end()), &text);
-  if (!status.ok()) throw std::runtime_error(fmt::format("tokenizer: cannot decode: {}", status.ToString()));
-  return text;
+  const std::vector<int> narrow(ids.begin(), ids.end());
+  char* text = nullptr;
+  size_t size = 0;
+  char* error = nullptr;
+  check(shim().decode(processor_.get(), narrow.data(), narrow.size(), &text, &size, &error), error,
+        "tokenizer: cannot decode");
+  std::string result(text, size);
+  shim().free(text);
+  return result;
 }
-
-int64_t SubwordTokenizer::vocab_size() const { return processor_->GetPieceSize(); }
 
 TranslationTokenizers load_or_train_tokenizers(const std::vector<std::string>& source_sentences,
                                                const std::vector<std::string>& target_sentences,

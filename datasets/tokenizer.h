@@ -5,10 +5,6 @@
 #include <string>
 #include <vector>
 
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
-
 namespace ngd {
 
 // The special token ids every tokenizer here uses (fixed at training, so batches and models can rely
@@ -18,7 +14,8 @@ constexpr int64_t kUnkId = 1;
 constexpr int64_t kBosId = 2;
 constexpr int64_t kEosId = 3;
 
-// A SentencePiece subword model: raw text ↔ ids.
+// A SentencePiece subword model: raw text ↔ ids. SentencePiece runs in the ngdbench_spm shim library,
+// loaded on first use into its own symbol scope (see datasets/sentencepiece_shim/shim.h for why).
 class SubwordTokenizer {
  public:
   // Trains on `sentences` deterministically (one thread, every sentence, no shuffling): the same
@@ -32,13 +29,18 @@ class SubwordTokenizer {
   std::vector<int64_t> encode(const std::string& text) const;
   // The text of `ids`; special ids decode to nothing.
   std::string decode(const std::vector<int64_t>& ids) const;
-  int64_t vocab_size() const;
+  int64_t vocab_size() const { return vocab_size_; }
   const std::string& serialized() const { return serialized_; }
 
  private:
-  std::shared_ptr<sentencepiece::SentencePieceProcessor> processor_;
+  std::shared_ptr<void> processor_;  // the shim's handle
   std::string serialized_;
+  int64_t vocab_size_ = 0;
 };
+
+// Whether SentencePiece can be used in this build: false in sanitizer builds, whose runtime refuses
+// the RTLD_DEEPBIND the shim needs (the tokenizer then throws saying so).
+bool subword_tokenizers_available();
 
 struct TokenizerSettings {
   int64_t vocab_size = 8000;

@@ -19,6 +19,7 @@ const std::vector<std::string> kEnglish = {"A dog runs in the park.", "Two cats 
                                            "A woman reads a book.", "Children play in the sand."};
 
 TEST(Tokenizer, TrainingIsDeterministicAndRoundTripsText) {
+  if (!subword_tokenizers_available()) GTEST_SKIP() << "no SentencePiece in sanitizer builds";
   const auto first = SubwordTokenizer::train(kEnglish, 64, "unigram");
   const auto second = SubwordTokenizer::train(kEnglish, 64, "unigram");
   EXPECT_EQ(first.serialized(), second.serialized());
@@ -39,6 +40,7 @@ TEST(Tokenizer, TrainingIsDeterministicAndRoundTripsText) {
 }
 
 TEST(Tokenizer, CachesUnderTheDataRootAndReusesTheModel) {
+  if (!subword_tokenizers_available()) GTEST_SKIP() << "no SentencePiece in sanitizer builds";
   TempDir root;
   std::stringstream log;
   const TokenizerSettings settings{64, true, "unigram"};
@@ -63,6 +65,7 @@ TEST(Tokenizer, CachesUnderTheDataRootAndReusesTheModel) {
 }
 
 TEST(Tokenizer, UnwritableDataRootFallsBackToTheUserCacheAndSaysSo) {
+  if (!subword_tokenizers_available()) GTEST_SKIP() << "no SentencePiece in sanitizer builds";
   TempDir dir;
   std::ofstream(dir.file("a-file")) << "not a folder";
   const char* previous = std::getenv("XDG_CACHE_HOME");
@@ -163,6 +166,7 @@ TEST(TranslationBatch, AddsBosAndEosAndPads) {
 }
 
 TEST(Multi30kDataset, LoadsTokenizesAndSubsetsFromADataRoot) {
+  if (!subword_tokenizers_available()) GTEST_SKIP() << "no SentencePiece in sanitizer builds";
   TempDir root;
   testing::write_synthetic_multi30k(root.path(), 60, 20, 10);
   DatasetRequest request{"multi30k", 25, std::nullopt, {{"vocab_size", 64}, {"val_subset", 8}}};

@@ -44,11 +44,11 @@ TEST(Bleu, CountsMatchSacrebleuStatisticsAndExpSmoothingFollowsTheDefinition) {
   EXPECT_EQ(score.correct, (std::array<int64_t, 4>{4, 2, 1, 0}));
   EXPECT_EQ(score.total, (std::array<int64_t, 4>{6, 5, 4, 3}));
   EXPECT_EQ(score.hypothesis_length, 6);
-  EXPECT_EQ(score.reference_length, 9);
-  // exp smoothing: the first order without matches counts 1/(2·total); brevity penalty exp(1 − 9/6).
+  EXPECT_EQ(score.reference_length, 8);
+  // exp smoothing: the first order without matches counts 1/(2·total); brevity penalty exp(1 − 8/6).
   const double smoothed_fourgram = 1.0 / (2 * 3);
   const double geometric = std::pow((4.0 / 6) * (2.0 / 5) * (1.0 / 4) * smoothed_fourgram, 0.25);
-  EXPECT_NEAR(score.score, 100 * std::exp(1 - 9.0 / 6) * geometric, 1e-9);
+  EXPECT_NEAR(score.score, 100 * std::exp(1 - 8.0 / 6) * geometric, 1e-9);
   EXPECT_NEAR(score.precisions[3], 100 * smoothed_fourgram, 1e-12);
   // Without smoothing a zero precision zeroes BLEU.
   EXPECT_EQ(corpus_bleu({"am I am a character sequence"}, {{"I am a symbol string sequence a a"}}, BleuTokenize::k13a,
