@@ -8,6 +8,7 @@
 
 #include "datasets/cifar.h"
 #include "datasets/fashion_mnist.h"
+#include "datasets/translation.h"
 #include "harness/options.h"
 
 namespace ngd {
@@ -54,6 +55,10 @@ const std::vector<DatasetEntry>& dataset_registry() {
        cifar100_options(),
        [](const std::string& folder, const Options& options) { return load_cifar100(folder, options.text("labels")); },
        "scripts/fetch-datasets.sh cifar100"},
+      {"multi30k", "multi30k",
+       "Multi30K task 1 (raw, gzip'd), 29k/1,014/1,000 English–German caption pairs, SentencePiece subwords",
+       translation_options(), DatasetEntry::TranslationLoader(load_multi30k_translation),
+       "scripts/fetch-datasets.sh multi30k"},
   };
   return table;
 }
@@ -80,20 +85,47 @@ std::optional<std::string> find_dataset_folder(const DatasetEntry& entry, const 
   return std::nullopt;
 }
 
-ImageDataset load_dataset(const DatasetRequest& request, const std::vector<std::string>& roots) {
-  const auto* entry = find_entry(dataset_registry(), request.name);
+const DatasetEntry& dataset_entry(const std::string& name) {
+  const auto* entry = find_entry(dataset_registry(), name);
   if (entry == nullptr) {
-    throw std::runtime_error(fmt::format("unknown dataset '{}' (valid: {})", request.name, join_names(dataset_registry())));
+    throw std::runtime_error(fmt::format("unknown dataset '{}' (valid: {})", name, join_names(dataset_registry())));
   }
-  const auto folder = find_dataset_folder(*entry, roots);
+  return *entry;
+}
+
+namespace {
+
+// The entry's folder in the first root holding it, and the request's options resolved.
+std::pair<std::string, Options> locate(const DatasetEntry& entry, const DatasetRequest& request,
+                                       const std::vector<std::string>& roots) {
+  const auto folder = find_dataset_folder(entry, roots);
   if (!folder) {
     throw DatasetNotFound(fmt::format("dataset '{}' not found: no folder '{}' in the data roots {}; get it with: {}; "
                                       "a root elsewhere is named with --data-root or NGDBENCH_DATA",
-                                      request.name, entry->folder, fmt::join(roots, ", "), entry->fetch));
+                                      request.name, entry.folder, fmt::join(roots, ", "), entry.fetch));
   }
   // Resolving again is idempotent for a spec's request and fills defaults for hand-made ones.
-  const Options options(resolve_options(request.options, entry->options, "dataset '" + entry->name + "'", "dataset"));
-  auto dataset = entry->load(*folder, options);
+  return {*folder, Options(resolve_options(request.options, entry.options, "dataset '" + entry.name + "'", "dataset"))};
+}
+
+}  // namespace
+
+TranslationDataset load_translation_dataset(const DatasetRequest& request, const std::vector<std::string>& roots) {
+  const auto& entry = dataset_entry(request.name);
+  if (entry.kind != WorkloadKind::kTranslation) {
+    throw std::runtime_error(fmt::format("dataset '{}' is not a translation dataset", request.name));
+  }
+  const auto [folder, options] = locate(entry, request, roots);
+  return entry.load_translation(folder, options, request.train_subset, request.test_subset);
+}
+
+ImageDataset load_dataset(const DatasetRequest& request, const std::vector<std::string>& roots) {
+  const auto* entry = &dataset_entry(request.name);
+  if (entry->kind != WorkloadKind::kImage) {
+    throw std::runtime_error(fmt::format("dataset '{}' is not an image dataset", request.name));
+  }
+  const auto [folder, options] = locate(*entry, request, roots);
+  auto dataset = entry->load(folder, options);
   dataset.channel_mean = options.numbers("mean");
   dataset.channel_std = options.numbers("std");
   const auto channels = static_cast<size_t>(dataset.train.images.size(1));

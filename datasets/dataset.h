@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "harness/options.h"
+#include "harness/workload_kind.h"
 
 namespace ngd {
 
@@ -48,15 +49,35 @@ struct DatasetRequest {
   nlohmann::json options = nlohmann::json::object();
 };
 
+struct TranslationDataset;
+
 // A dataset the harness can load: the folder a data root holds it in (official archive name), how
-// to get that folder, and its options. Every entry has "mean", "std", "random_crop_padding" and
-// "horizontal_flip" (image_options()), which load_dataset applies after the entry's loader.
+// to get that folder, and its options. Every image entry has "mean", "std", "random_crop_padding" and
+// "horizontal_flip" (image_options()), which load_dataset applies after the entry's loader;
+// translation entries have translation_options() (datasets/translation.h).
 struct DatasetEntry {
+  using ImageLoader = std::function<ImageDataset(const std::string& folder_path, const Options& options)>;
+  // The folder, the resolved options and the train/test subset sizes.
+  using TranslationLoader = std::function<TranslationDataset(const std::string& folder_path, const Options& options,
+                                                             std::optional<int64_t> train_subset,
+                                                             std::optional<int64_t> test_subset)>;
+
+  DatasetEntry(std::string name, std::string folder, std::string summary, std::vector<OptionInfo> options,
+               ImageLoader load, std::string fetch)
+      : name(std::move(name)), folder(std::move(folder)), summary(std::move(summary)), options(std::move(options)),
+        load(std::move(load)), fetch(std::move(fetch)) {}
+  DatasetEntry(std::string name, std::string folder, std::string summary, std::vector<OptionInfo> options,
+               TranslationLoader load_translation, std::string fetch)
+      : name(std::move(name)), folder(std::move(folder)), summary(std::move(summary)), options(std::move(options)),
+        kind(WorkloadKind::kTranslation), load_translation(std::move(load_translation)), fetch(std::move(fetch)) {}
+
   std::string name;
   std::string folder;
   std::string summary;
   std::vector<OptionInfo> options;
-  std::function<ImageDataset(const std::string& folder_path, const Options& options)> load;
+  ImageLoader load;  // kImage
+  WorkloadKind kind = WorkloadKind::kImage;
+  TranslationLoader load_translation;  // kTranslation
   std::string fetch;  // the command that puts `folder` into a data root, for the not-found message
 };
 
@@ -80,8 +101,15 @@ std::vector<std::string> data_roots(const std::string& explicit_root);
 // The first `roots` entry holding `entry.folder`, or nullopt.
 std::optional<std::string> find_dataset_folder(const DatasetEntry& entry, const std::vector<std::string>& roots);
 
-// Loads and subsets a dataset; throws std::runtime_error naming the roots searched if it is absent.
+// The registry entry of a request's dataset; throws std::runtime_error listing the valid names.
+const DatasetEntry& dataset_entry(const std::string& name);
+
+// Loads and subsets an image dataset; throws std::runtime_error naming the roots searched if it is
+// absent ("not found" in the message), or when the entry is not an image dataset.
 ImageDataset load_dataset(const DatasetRequest& request, const std::vector<std::string>& roots);
+
+// The same for a translation dataset.
+TranslationDataset load_translation_dataset(const DatasetRequest& request, const std::vector<std::string>& roots);
 
 // `count` indices of `labels`, as equal per class as the classes allow, chosen by a fixed-seed
 // shuffle so the same request always gives the same subset; sorted ascending.

@@ -8,6 +8,8 @@
 #include <iostream>
 
 #include "datasets/dataset.h"
+#include "datasets/multi30k.h"
+#include "harness/bleu.h"
 #include "harness/device.h"
 #include "harness/machine.h"
 #include "harness/regress.h"
@@ -210,6 +212,27 @@ int regress(const std::string& suite, const std::string& baseline_path, ngd::Run
   return outcome.passed ? 0 : 1;
 }
 
+int bleu(const std::string& hypothesis_path, const std::string& reference_path) {
+  std::vector<std::string> hypotheses, references;
+  try {
+    hypotheses = ngd::read_text_lines(hypothesis_path);
+    references = ngd::read_text_lines(reference_path);
+  } catch (const std::runtime_error& error) {
+    std::cerr << "error: " << error.what() << "\n";
+    return kExitBadInput;
+  }
+  if (hypotheses.size() != references.size()) {
+    std::cerr << fmt::format("error: {} has {} lines but {} has {}: the files must be line-aligned\n", hypothesis_path,
+                             hypotheses.size(), reference_path, references.size());
+    return kExitBadInput;
+  }
+  std::cout << ngd::sacrebleu_score(hypotheses, references).format()
+            << "  [sacreBLEU-compatible: 13a, exp smoothing, case-sensitive]\n";
+  std::cout << "tokenized " << ngd::tokenized_bleu_score(hypotheses, references).format()
+            << "  [13a-tokenized, no smoothing, case-sensitive: multi-bleu.perl on tokenized text]\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -285,6 +308,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   regress_command->add_flag("--update", update, "rewrite the baseline from this run");
 
+  auto* bleu_command = app.add_subcommand("bleu", "corpus BLEU of two line-aligned text files (gzip or plain)");
+  std::string hypothesis_path, reference_path;
+  bleu_command->add_option("hypotheses", hypothesis_path, "system output, one detokenized sentence a line")
+      ->required()
+      ->check(CLI::ExistingFile);
+  bleu_command->add_option("references", reference_path, "references, line-aligned with the hypotheses")
+      ->required()
+      ->check(CLI::ExistingFile);
+
   auto* slurm_command = app.add_subcommand(
       "slurm", "write a Slurm job-array script: one array task per shard of the specs' runs, all into --out");
   ngd::SlurmJob job;
@@ -325,6 +357,7 @@ int main(int argc, char** argv) {
     }
     return slurm(job, script_path);
   }
+  if (bleu_command->parsed()) return bleu(hypothesis_path, reference_path);
   if (regress_command->parsed()) {
     ngd::RunnerOptions regress_options;
     regress_options.out_dir = regress_out;

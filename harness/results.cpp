@@ -24,18 +24,23 @@ nlohmann::json optional_json(const std::optional<T>& value) { return value ? nlo
 nlohmann::json to_json(const RunResult& result) {
   nlohmann::json epochs = nlohmann::json::array();
   for (const auto& e : result.epochs) {
-    epochs.push_back({{"epoch", e.epoch},
-                      {"train_loss", e.train_loss},
-                      {"train_acc", e.train_acc},
-                      {"test_loss", e.test_loss},
-                      {"test_acc", e.test_acc},
-                      {"train_time_s", e.train_time_s},
-                      {"cumulative_train_time_s", e.cumulative_train_time_s},
-                      {"cumulative_steps", e.cumulative_steps},
-                      {"learning_rate", e.learning_rate}});
+    nlohmann::json epoch = {{"epoch", e.epoch},
+                            {"train_loss", e.train_loss},
+                            {"train_acc", e.train_acc},
+                            {"train_time_s", e.train_time_s},
+                            {"cumulative_train_time_s", e.cumulative_train_time_s},
+                            {"cumulative_steps", e.cumulative_steps},
+                            {"learning_rate", e.learning_rate}};
+    if (e.validation.is_null()) {
+      epoch["test_loss"] = e.test_loss;
+      epoch["test_acc"] = e.test_acc;
+    } else {
+      epoch.update(e.validation);
+    }
+    epochs.push_back(std::move(epoch));
   }
   const auto& config = result.config;
-  return {{"schema_version", kResultSchemaVersion},
+  nlohmann::json json = {{"schema_version", kResultSchemaVersion},
           {"experiment", config.experiment},
           {"scale", config.scale},
           {"run_id", config.run_id()},
@@ -64,6 +69,22 @@ nlohmann::json to_json(const RunResult& result) {
           {"identity", config.identity()},
           {"meta", result.meta},
           {"optimizer_report", result.optimizer_report}};
+  if (!result.final_evaluation.is_null()) json["final"] = result.final_evaluation;
+  if (!config.decoding.is_null()) json["decoding"] = config.decoding;
+  return json;
+}
+
+std::optional<double> epoch_metric(const EpochRecord& epoch, const std::string& metric) {
+  if (metric == "train_loss") return epoch.train_loss;
+  if (metric == "train_acc") return epoch.train_acc;
+  if (epoch.validation.is_null()) {
+    if (metric == "test_loss") return epoch.test_loss;
+    if (metric == "test_acc") return epoch.test_acc;
+    return std::nullopt;
+  }
+  const auto value = epoch.validation.find(metric);
+  if (value == epoch.validation.end() || value->is_null()) return std::nullopt;
+  return value->get<double>();
 }
 
 nlohmann::json complete_phases(nlohmann::json report, const std::vector<EpochRecord>& epochs) {
@@ -82,7 +103,8 @@ nlohmann::json complete_phases(nlohmann::json report, const std::vector<EpochRec
     phase["train_time_s"] = time;
     phase["steps"] = ran ? epochs[end - 1].cumulative_steps - steps_before : 0;
     phase["final_train_loss"] = ran ? nlohmann::json(epochs[end - 1].train_loss) : nlohmann::json();
-    phase["final_test_acc"] = ran ? nlohmann::json(epochs[end - 1].test_acc) : nlohmann::json();
+    phase["final_test_acc"] =
+        ran && epochs[end - 1].validation.is_null() ? nlohmann::json(epochs[end - 1].test_acc) : nlohmann::json();
     if (ran) steps_before = epochs[end - 1].cumulative_steps;
     next = end;
   }

@@ -23,7 +23,15 @@ struct EpochRecord {
   double cumulative_train_time_s = 0;
   int64_t cumulative_steps = 0;
   double learning_rate = 0;            // at the epoch's last step
+  // Translation runs: {"val_loss", "val_acc", "val_bleu" (null when not computed this epoch)},
+  // written in place of test_loss/test_acc; null for image runs. train_loss/train_acc are then the
+  // mean per-token loss as optimised and the token accuracy.
+  nlohmann::json validation;
 };
+
+// An epoch's value of a target metric: train_loss, train_acc, test_loss, test_acc (image runs) or
+// val_loss, val_acc, val_bleu (translation runs); nullopt when the epoch has none.
+std::optional<double> epoch_metric(const EpochRecord& epoch, const std::string& metric);
 
 struct RunResult {
   RunConfig config;
@@ -37,6 +45,9 @@ struct RunResult {
   std::optional<int64_t> steps_to_target;
   nlohmann::json meta = nlohmann::json::object();
   nlohmann::json optimizer_report = nlohmann::json::object();  // Optimizer::report(), phases completed
+  // Translation runs: {"test_bleu", "test_bleu_tokenized", "best_epoch", "checkpoint_metric"}, the
+  // best-validation checkpoint scored on the test split after training; null for image runs.
+  nlohmann::json final_evaluation;
 };
 
 nlohmann::json to_json(const RunResult& result);

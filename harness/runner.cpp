@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <map>
 
@@ -15,6 +16,9 @@
 #include "harness/machine.h"
 #include "harness/phase_timer.h"
 #include "harness/schedule.h"
+#include "harness/training_step.h"
+#include "harness/translation_workload.h"
+#include "harness/workload.h"
 #include "optimizers/optimizer.h"
 
 namespace ngd {
@@ -54,20 +58,76 @@ Evaluation evaluate(Model& model, const ImageSet& set, const ImageDataset& datas
   return {loss_sum.item<double>() / n, static_cast<double>(correct.item<int64_t>()) / n};
 }
 
-void set_recording(Model& model, bool inputs, bool grad_outputs) {
-  for (const auto& layer : model.capture_layers()) {
-    layer->set_record_input(inputs);
-    layer->set_record_grad_output(grad_outputs);
+// Image classification: cross-entropy per image, test-set loss and accuracy each epoch.
+class ImageWorkload : public Workload {
+ public:
+  ImageWorkload(const RunConfig& config, const ImageDataset& dataset, const RunnerOptions& options, nlohmann::json& meta)
+      : config_(config), dataset_(dataset), device_(options.device) {
+    const auto* model_entry = find_entry(model_registry(), config.model);
+    model_ = model_entry->make(Options(config.model_options), {dataset.image_shape(), dataset.num_classes});
+    meta["model_parameters"] = trainable_parameter_count(*model_);
+    meta["model_flops_per_sample"] = flops_per_sample(*model_, dataset.image_shape());
+    model_->to(device_);
+    loader_ = std::make_unique<BatchLoader>(dataset, config.batch_size, static_cast<uint64_t>(config.seed), device_,
+                                            options.prefetch);
   }
-}
+
+  CaptureModel& model() override { return *model_; }
+  int64_t nominal_batches_per_epoch() const override { return loader_->batches_per_epoch(); }
+  int64_t start_epoch(int64_t) override {
+    loader_->start_epoch();
+    loss_sum_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
+    correct_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device_));
+    return loader_->batches_per_epoch();
+  }
+  torch::Tensor next_batch() override {
+    auto next = loader_->next();
+    images_ = std::move(next.images);
+    labels_ = std::move(next.labels);
+    return std::move(next.sample_ids);
+  }
+  std::pair<torch::Tensor, torch::Tensor> forward() override { return classifier_forward(*model_, images_, labels_); }
+  double batch_loss() override {
+    torch::NoGradGuard no_grad;
+    return host_value<double>(torch::nn::functional::cross_entropy(model_->forward(images_), labels_));
+  }
+  torch::Tensor sampled_target_loss(const torch::Tensor& logits) override { return sampled_labels_loss(logits); }
+  void accumulate(const torch::Tensor& logits, const torch::Tensor& per_sample_loss) override {
+    loss_sum_ += per_sample_loss.detach().sum().to(torch::kDouble);
+    correct_ += logits.detach().argmax(1).eq(labels_).sum();
+  }
+  torch::Tensor training_loss_sum() const override { return loss_sum_; }
+  void finish_epoch(EpochRecord& record) override {
+    const auto test = evaluate(*model_, dataset_.test, dataset_, config_.eval_batch_size, device_);
+    const double n = static_cast<double>(dataset_.train.size());
+    record.train_loss = loss_sum_.item<double>() / n;
+    record.train_acc = static_cast<double>(correct_.item<int64_t>()) / n;
+    record.test_loss = test.loss;
+    record.test_acc = test.accuracy;
+  }
+  std::pair<double, std::string> held_out_loss(const EpochRecord& record) const override {
+    return {record.test_loss, "test loss"};
+  }
+  std::string describe(const EpochRecord& record) const override {
+    return fmt::format("train loss {:.4f} acc {:.4f} | test loss {:.4f} acc {:.4f}", record.train_loss,
+                       record.train_acc, record.test_loss, record.test_acc);
+  }
+  nlohmann::json final_evaluation() override { return nullptr; }
+
+ private:
+  const RunConfig& config_;
+  const ImageDataset& dataset_;
+  torch::Device device_;
+  std::shared_ptr<Model> model_;
+  std::unique_ptr<BatchLoader> loader_;
+  torch::Tensor images_, labels_;
+  torch::Tensor loss_sum_, correct_;
+};
 
 bool target_reached(const Target& target, const EpochRecord& epoch) {
-  double value = 0;
-  if (target.metric == "train_loss") value = epoch.train_loss;
-  if (target.metric == "train_acc") value = epoch.train_acc;
-  if (target.metric == "test_loss") value = epoch.test_loss;
-  if (target.metric == "test_acc") value = epoch.test_acc;
-  return target.lower_is_better() ? value <= target.value : value >= target.value;
+  const auto value = epoch_metric(epoch, target.metric);
+  if (!value) return false;
+  return target.lower_is_better() ? *value <= target.value : *value >= target.value;
 }
 
 void draw_progress(const RunConfig& config, int64_t epoch, int64_t batch, int64_t batches) {
@@ -78,25 +138,21 @@ void draw_progress(const RunConfig& config, int64_t epoch, int64_t batch, int64_
             << std::flush;
 }
 
-}  // namespace
+using WorkloadFactory = std::function<std::unique_ptr<Workload>(nlohmann::json& meta)>;
 
-RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const RunnerOptions& options) {
+// The training loop of every workload. A non-finite training loss ends the run as "diverged", an
+// exception as "failed"; neither throws.
+RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_workload, const RunnerOptions& options) {
   RunResult result;
   result.config = config;
   result.meta = machine_meta(options.device);
   try {
-    const torch::Device device(options.device);
     torch::manual_seed(static_cast<uint64_t>(config.seed));
-    const auto* model_entry = find_entry(model_registry(), config.model);
-    auto model = model_entry->make(Options(config.model_options), {dataset.image_shape(), dataset.num_classes});
-    result.meta["model_parameters"] = trainable_parameter_count(*model);
-    result.meta["model_flops_per_sample"] = flops_per_sample(*model, dataset.image_shape());
-    model->to(device);
-    auto optimizer = find_entry(optimizer_registry(), config.optimizer)->make(*model, Options(config.hparams));
+    auto workload = make_workload(result.meta);
+    auto& model = workload->model();
+    auto optimizer = find_entry(optimizer_registry(), config.optimizer)->make(model, Options(config.hparams));
 
-    BatchLoader loader(dataset, config.batch_size, static_cast<uint64_t>(config.seed), device, options.prefetch);
-    const int64_t steps_per_epoch = loader.batches_per_epoch();
-    const auto schedule = make_schedule(config.schedule, config.epochs, steps_per_epoch);
+    const auto schedule = make_schedule(config.schedule, config.epochs, workload->nominal_batches_per_epoch());
     const double base_lr = config.hparams.at("lr").get<double>();
     const bool draw_bar = options.progress && ::isatty(STDERR_FILENO);
 
@@ -105,10 +161,8 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
     int64_t step = 0;
     double cumulative_time = 0;
     for (int64_t epoch = 0; epoch < config.epochs; ++epoch) {
-      model->train();
-      loader.start_epoch();
-      auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
-      auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device));
+      model.train();
+      const int64_t steps_per_epoch = workload->start_epoch(epoch);
       bool diverged = false;
       double lr = base_lr;
       auto last_draw = Clock::now();
@@ -116,47 +170,18 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
       const auto epoch_start = Clock::now();
       for (int64_t batch = 0; batch < steps_per_epoch; ++batch, ++step) {
         StepInfo info{step, epoch, batch, steps_per_epoch, {}, {}};
-        torch::Tensor images, labels;
         {
           auto scope = timer.scope(Phase::kData);
-          auto next = loader.next();
-          images = std::move(next.images);
-          labels = std::move(next.labels);
-          info.sample_ids = std::move(next.sample_ids);
+          info.sample_ids = workload->next_batch();
         }
-        info.batch_loss = [&model, &images, &labels] {
-          torch::NoGradGuard no_grad;
-          return host_value<double>(torch::nn::functional::cross_entropy(model->forward(images), labels));
-        };
-        const Capture capture = optimizer->capture(info);
-        // Output gradients are recorded by hooks the forward pass registers, so both switches go
-        // on before it for either kind of capture.
-        set_recording(*model, capture != Capture::kNone, capture != Capture::kNone);
-        torch::Tensor logits, per_sample_loss, loss;
-        {
-          auto scope = timer.scope(Phase::kForward);
-          logits = model->forward(images);
-          per_sample_loss = torch::nn::functional::cross_entropy(
-              logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
-          loss = optimizer->reduce_loss(per_sample_loss, info);
-        }
-        if (capture == Capture::kSampled) {
-          // True Fisher: output gradients of the loss with labels drawn from the model's prediction.
-          auto scope = timer.scope(Phase::kCurvature);
-          // No distribution to sample from (and on a GPU, multinomial would fail on the device).
-          if (!host_value<bool>(torch::isfinite(logits).all())) {
-            diverged = true;
-            ++step;
-            break;
-          }
-          const auto sampled = torch::multinomial(torch::softmax(logits.detach(), 1), 1).squeeze(1);
-          torch::nn::functional::cross_entropy(logits, sampled).backward({}, /*retain_graph=*/true);
-          set_recording(*model, true, false);  // keep the sampled labels' gradients through the real backward
-        }
-        {
-          auto scope = timer.scope(Phase::kBackward);
-          model->zero_grad();
-          loss.backward();
+        info.batch_loss = [&workload] { return workload->batch_loss(); };
+        const auto passes = forward_backward(
+            model, *optimizer, info, [&workload] { return workload->forward(); },
+            [&workload](const torch::Tensor& logits) { return workload->sampled_target_loss(logits); }, timer);
+        if (!passes.back_propagated) {  // non-finite logits: nothing to sample the true Fisher from
+          diverged = true;
+          ++step;
+          break;
         }
         {
           auto scope = timer.scope(Phase::kStep);
@@ -164,10 +189,9 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
           optimizer->set_learning_rate(lr);
           optimizer->step(info, timer);
         }
-        loss_sum += per_sample_loss.detach().sum().to(torch::kDouble);
-        correct += logits.detach().argmax(1).eq(labels).sum();
+        workload->accumulate(passes.logits, passes.per_sample_loss);
         if ((batch + 1) % kDivergenceCheckInterval == 0 || batch + 1 == steps_per_epoch) {
-          if (!std::isfinite(host_value<double>(loss_sum))) {
+          if (!std::isfinite(host_value<double>(workload->training_loss_sum()))) {
             diverged = true;
             ++step;
             break;
@@ -187,17 +211,13 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
         result.error = fmt::format("non-finite training loss in epoch {} (by step {})", epoch + 1, step);
         break;
       }
-      const auto test = evaluate(*model, dataset.test, dataset, config.eval_batch_size, device);
-      const double n = static_cast<double>(dataset.train.size());
-      EpochRecord record{epoch + 1,
-                         loss_sum.item<double>() / n,
-                         static_cast<double>(correct.item<int64_t>()) / n,
-                         test.loss,
-                         test.accuracy,
-                         epoch_time,
-                         cumulative_time,
-                         step,
-                         lr};
+      EpochRecord record;
+      record.epoch = epoch + 1;
+      record.train_time_s = epoch_time;
+      record.cumulative_train_time_s = cumulative_time;
+      record.cumulative_steps = step;
+      record.learning_rate = lr;
+      workload->finish_epoch(record);
       result.epochs.push_back(record);
       if (config.target && !result.time_to_target_s && target_reached(*config.target, record)) {
         result.time_to_target_s = cumulative_time;
@@ -205,18 +225,21 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
         result.steps_to_target = step;
       }
       if (options.progress) {
-        std::cout << fmt::format("  {} [{}] epoch {}/{}: train loss {:.4f} acc {:.4f} | test loss {:.4f} acc {:.4f} | {:.2f} s\n",
-                                 config.run_id(), config.label(), record.epoch, config.epochs, record.train_loss,
-                                 record.train_acc, record.test_loss, record.test_acc, epoch_time)
+        std::cout << fmt::format("  {} [{}] epoch {}/{}: {} | {:.2f} s\n", config.run_id(), config.label(),
+                                 record.epoch, config.epochs, workload->describe(record), epoch_time)
                   << std::flush;
       }
-      if (!std::isfinite(test.loss)) {
+      const auto [held_out, held_out_name] = workload->held_out_loss(record);
+      if (!std::isfinite(held_out)) {
         result.status = "diverged";
-        result.error = fmt::format("non-finite test loss after epoch {}", epoch + 1);
+        result.error = fmt::format("non-finite {} after epoch {}", held_out_name, epoch + 1);
         break;
       }
     }
-    if (result.status.empty()) result.status = "completed";
+    if (result.status.empty()) {
+      result.status = "completed";
+      result.final_evaluation = workload->final_evaluation();
+    }
     result.optimizer_report = complete_phases(optimizer->report(), result.epochs);
     for (size_t p = 0; p < static_cast<size_t>(Phase::kCount) && timer.enabled(); ++p) {
       result.phase_times_s[phase_name(static_cast<Phase>(p))] = timer.seconds(static_cast<Phase>(p));
@@ -231,6 +254,22 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
   return result;
 }
 
+}  // namespace
+
+RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const RunnerOptions& options) {
+  return train_workload(
+      config,
+      [&](nlohmann::json& meta) { return std::make_unique<ImageWorkload>(config, dataset, options, meta); },
+      options);
+}
+
+RunResult train_run(const RunConfig& config, const TranslationDataset& dataset, const RunnerOptions& options) {
+  return train_workload(
+      config,
+      [&](nlohmann::json& meta) { return make_translation_workload(config, dataset, options.device, meta); },
+      options);
+}
+
 std::vector<RunConfig> selected_runs(const Spec& spec, const RunnerOptions& options) {
   std::vector<RunConfig> runs;
   for (const auto& run : spec.runs) {
@@ -242,7 +281,8 @@ std::vector<RunConfig> selected_runs(const Spec& spec, const RunnerOptions& opti
 
 std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& options) {
   const auto runs = selected_runs(spec, options);
-  std::optional<ImageDataset> dataset;
+  std::optional<ImageDataset> images;
+  std::optional<TranslationDataset> translations;
   std::vector<nlohmann::json> results;
   for (size_t i = 0; i < runs.size(); ++i) {
     const auto& run = runs[i];
@@ -255,16 +295,18 @@ std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& opti
         continue;
       }
     }
-    if (!dataset) {
-      try {
-        dataset = load_dataset(run.dataset, options.data_roots);
-      } catch (const std::runtime_error& error) {
-        if (std::string(error.what()).find("not found") != std::string::npos) throw DatasetNotFound(error.what());
-        throw;
+    const bool translation = run.workload == WorkloadKind::kTranslation;
+    if (translation ? !translations : !images) {
+      // Before the first training of the spec: an unwritable folder stops the sweep, not a finished run.
+      check_writable_folder((std::filesystem::path(options.out_dir) / run.experiment).string());
+      if (translation) {
+        translations = load_translation_dataset(run.dataset, options.data_roots);
+      } else {
+        images = load_dataset(run.dataset, options.data_roots);
       }
     }
     if (options.progress) std::cout << progress << "\n" << std::flush;
-    auto result = to_json(train_run(run, *dataset, options));
+    auto result = to_json(translation ? train_run(run, *translations, options) : train_run(run, *images, options));
     write_file_atomically(result_path(options.out_dir, run), result.dump(2) + "\n");
     if (result["status"] != "completed") {
       std::cout << fmt::format("  {}: {}: {}\n", run.run_id(), result["status"].get<std::string>(),
@@ -302,7 +344,8 @@ void print_summary(const Spec& spec, const std::vector<nlohmann::json>& results,
     (status == "completed" ? row.completed : status == "diverged" ? row.diverged : row.failed)++;
     if (status != "completed" || result["epochs"].empty()) continue;
     const auto& last = result["epochs"].back();
-    row.test_acc.push_back(last["test_acc"].get<double>());
+    row.test_acc.push_back(result.contains("final") ? result["final"]["test_bleu"].get<double>()
+                                                    : last["test_acc"].get<double>());
     row.train_loss.push_back(last["train_loss"].get<double>());
     std::vector<double> epoch_times;
     for (const auto& epoch : result["epochs"]) epoch_times.push_back(epoch["train_time_s"].get<double>());
@@ -317,7 +360,9 @@ void print_summary(const Spec& spec, const std::vector<nlohmann::json>& results,
                           : fmt::format("{} {} {}", spec.runs[0].target->metric,
                                         spec.runs[0].target->lower_is_better() ? "≤" : "≥", spec.runs[0].target->value);
   fmt::print(out, "\n{} — median [min–max] over seeds; time to target: {}\n", spec.name, target);
-  fmt::print(out, "{:<40} {:>5} {:>24} {:>24} {:>10} {:>16}\n", "optimizer", "runs", "final test acc",
+  const bool translation = !spec.runs.empty() && spec.runs[0].workload == WorkloadKind::kTranslation;
+  fmt::print(out, "{:<40} {:>5} {:>24} {:>24} {:>10} {:>16}\n", "optimizer", "runs",
+             translation ? "test BLEU (best val)" : "final test acc",
              "final train loss", "epoch s", "to target s");
   for (const auto& hash : order) {
     const auto& row = rows[hash];
@@ -328,7 +373,7 @@ void print_summary(const Spec& spec, const std::vector<nlohmann::json>& results,
                                             : fmt::format("{:.1f} ({}/{})", median(row.time_to_target), row.reached,
                                                           row.completed);
     fmt::print(out, "{:<40} {:>5} {:>24} {:>24} {:>10} {:>16}\n", row.label, runs,
-               spread(row.test_acc, "{:.4f} [{:.4f}–{:.4f}]"), spread(row.train_loss, "{:.4f} [{:.4f}–{:.4f}]"),
+               spread(row.test_acc, translation ? "{:.2f} [{:.2f}–{:.2f}]" : "{:.4f} [{:.4f}–{:.4f}]"), spread(row.train_loss, "{:.4f} [{:.4f}–{:.4f}]"),
                row.epoch_time.empty() ? "—" : fmt::format("{:.2f}", median(row.epoch_time)), to_target);
   }
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "datasets/dataset.h"
+#include "datasets/translation.h"
 #include "harness/results.h"
 #include "harness/spec.h"
 
@@ -26,8 +27,10 @@ struct RunnerOptions {
 };
 
 // Trains one run on a loaded dataset and returns its record; writes nothing. A non-finite training
-// loss ends the run as "diverged", an exception as "failed"; neither throws.
+// loss ends the run as "diverged", an exception as "failed"; neither throws. Both workloads share one
+// training loop (see harness/workload.h).
 RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const RunnerOptions& options);
+RunResult train_run(const RunConfig& config, const TranslationDataset& dataset, const RunnerOptions& options);
 
 // The runs of `spec` that `options.filter` selects.
 std::vector<RunConfig> selected_runs(const Spec& spec, const RunnerOptions& options);

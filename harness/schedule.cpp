@@ -33,6 +33,10 @@ const std::vector<ScheduleEntry>& schedule_registry() {
       {"cosine",
        "cosine annealing from the base rate to min_factor·lr over the run, per step",
        {{"min_factor", 0.0, "final rate as a fraction of the base rate"}}},
+      {"noam",
+       "inverse square root with linear warmup (Vaswani et al. 2017), per step: lr·min(s/w, √(w/s)) for step "
+       "s = 1, 2, …; the peak, at s = w, is the base rate",
+       {{"warmup_steps", 4000, "steps w of the linear warmup (the rate peaks there)"}}},
   };
   return table;
 }
@@ -50,6 +54,9 @@ nlohmann::json resolve_schedule(const nlohmann::json& schedule, const std::strin
   }
   auto resolved = resolve_options(schedule, options_with_warmup(*entry), fmt::format("schedule '{}'", entry->name), json_path);
   if (resolved["warmup_epochs"].get<double>() < 0) throw SpecError(json_path + ".warmup_epochs", "must be ≥ 0");
+  if (resolved.contains("warmup_steps") && resolved["warmup_steps"].get<int64_t>() < 1) {
+    throw SpecError(json_path + ".warmup_steps", "must be ≥ 1");
+  }
   return resolved;
 }
 
@@ -78,6 +85,13 @@ LearningRateSchedule make_schedule(const nlohmann::json& resolved, int64_t epoch
     const double total = static_cast<double>(epochs) * steps_per_epoch_d;
     decay = [=](int64_t step) {
       return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(step) / total));
+    };
+  } else if (name == "noam") {
+    // Vaswani et al.'s d_model^-0.5·min(s^-0.5, s·w^-1.5), normalised by its peak w^-0.5·d_model^-0.5.
+    const double warmup = static_cast<double>(options.integer("warmup_steps"));
+    decay = [=](int64_t step) {
+      const double s = static_cast<double>(step + 1);
+      return std::min(s / warmup, std::sqrt(warmup / s));
     };
   } else {
     throw std::logic_error("schedule '" + name + "' has no implementation");

@@ -8,6 +8,7 @@
 #include "harness/device.h"
 #include "harness/schedule.h"
 #include "harness/spec_error.h"
+#include "harness/stable_hash.h"
 #include "optimizers/optimizer.h"
 
 namespace ngd {
@@ -15,11 +16,13 @@ namespace {
 
 // Test-set evaluation batch size when a spec gives none (evaluation is untimed; larger is faster).
 constexpr int64_t kDefaultEvalBatchSize = 1000;
+// Sentences per evaluation and decoding batch of translation runs when a spec gives none: beam
+// search holds beam × this many decoder states.
+constexpr int64_t kDefaultTranslationEvalBatchSize = 100;
 
 const std::vector<std::string> kTopLevelKeys = {"name", "description", "notes", "dataset", "model", "epochs",
-                                                "batch_size", "eval_batch_size", "seeds", "target", "optimizers", "scales",
-                                                "device"};
-const std::vector<std::string> kTargetMetrics = {"train_loss", "train_acc", "test_loss", "test_acc"};
+                                                "batch_size", "eval_batch_size", "seeds", "target", "optimizers",
+                                                "scales", "device", "decoding"};
 
 void check_keys(const nlohmann::json& object, const std::vector<std::string>& valid, const std::string& path) {
   for (const auto& [key, value] : object.items()) {
@@ -87,16 +90,18 @@ DatasetRequest parse_dataset(const nlohmann::json& spec) {
           resolve_options(options, entry.options, "dataset '" + entry.name + "'", "dataset")};
 }
 
-std::optional<Target> parse_target(const nlohmann::json& spec) {
+std::optional<Target> parse_target(const nlohmann::json& spec, WorkloadKind workload) {
   auto it = spec.find("target");
   if (it == spec.end() || it->is_null()) return std::nullopt;
   if (!it->is_object()) throw SpecError("target", "expected an object or null, got " + it->dump());
   check_keys(*it, {"metric", "value"}, "target");
   Target target;
   target.metric = text(require(*it, "metric", "target"), "target.metric");
-  if (std::find(kTargetMetrics.begin(), kTargetMetrics.end(), target.metric) == kTargetMetrics.end()) {
-    throw SpecError("target.metric", fmt::format("unknown metric \"{}\" (valid: {})", target.metric,
-                                                 fmt::join(kTargetMetrics, ", ")));
+  const auto& metrics = target_metrics(workload);
+  if (std::find(metrics.begin(), metrics.end(), target.metric) == metrics.end()) {
+    throw SpecError("target.metric", fmt::format("unknown metric \"{}\" for {} runs (valid: {})", target.metric,
+                                                 workload == WorkloadKind::kImage ? "image" : "translation",
+                                                 fmt::join(metrics, ", ")));
   }
   const auto& value = require(*it, "value", "target");
   if (!value.is_number()) throw SpecError("target.value", "expected a number, got " + value.dump());
@@ -191,17 +196,43 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
   base.experiment = result.name;
   base.scale = result.scale;
   base.dataset = parse_dataset(spec);
+  base.workload = find_entry(dataset_registry(), base.dataset.name)->kind;
+  const bool translation = base.workload == WorkloadKind::kTranslation;
   const auto model = require_object(spec, "model", "");
   const auto& model_entry = named_entry(model_registry(), model, "model", "model");
+  if (model_entry.workload != base.workload) {
+    std::vector<std::string> fitting;
+    for (const auto& entry : model_registry()) {
+      if (entry.workload == base.workload) fitting.push_back(entry.name);
+    }
+    throw SpecError("model.name", fmt::format("model '{}' does not fit dataset '{}' ({} workload) (valid: {})",
+                                              model_entry.name, base.dataset.name,
+                                              translation ? "translation" : "image", fmt::join(fitting, ", ")));
+  }
   auto model_options = model;
   model_options.erase("name");
   base.model = model_entry.name;
   base.model_options = resolve_options(model_options, model_entry.options, "model '" + model_entry.name + "'", "model");
   base.epochs = positive_integer(require(spec, "epochs", ""), "epochs");
-  base.batch_size = positive_integer(require(spec, "batch_size", ""), "batch_size");
+  if (translation) {
+    if (spec.contains("batch_size")) {
+      throw SpecError("batch_size", "translation runs batch by dataset.batch_tokens / dataset.batch_sentences");
+    }
+    base.decoding = resolve_options(spec.value("decoding", nlohmann::json::object()), decoding_options(),
+                                    "decoding", "decoding");
+    if (base.decoding["beam_size"].get<int64_t>() < 1) throw SpecError("decoding.beam_size", "must be ≥ 1");
+    if (base.decoding["bleu_every"].get<int64_t>() < 1) throw SpecError("decoding.bleu_every", "must be ≥ 1");
+    if (base.decoding["max_length_offset"].get<int64_t>() < 1) {
+      throw SpecError("decoding.max_length_offset", "must be ≥ 1");
+    }
+  } else {
+    if (spec.contains("decoding")) throw SpecError("decoding", "only translation runs decode");
+    base.batch_size = positive_integer(require(spec, "batch_size", ""), "batch_size");
+  }
   base.eval_batch_size = spec.contains("eval_batch_size") ? positive_integer(spec["eval_batch_size"], "eval_batch_size")
+                         : translation                    ? kDefaultTranslationEvalBatchSize
                                                           : kDefaultEvalBatchSize;
-  base.target = parse_target(spec);
+  base.target = parse_target(spec, base.workload);
 
   const auto& seeds = require(spec, "seeds", "");
   if (!seeds.is_array() || seeds.empty()) throw SpecError("seeds", "expected a non-empty list of integers");
@@ -245,8 +276,22 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
 
 }  // namespace
 
+const std::vector<std::string>& target_metrics(WorkloadKind workload) {
+  static const std::vector<std::string> image = {"train_loss", "train_acc", "test_loss", "test_acc"};
+  static const std::vector<std::string> translation = {"train_loss", "train_acc", "val_loss", "val_acc", "val_bleu"};
+  return workload == WorkloadKind::kImage ? image : translation;
+}
+
+std::vector<OptionInfo> decoding_options() {
+  return {{"method", "beam", "decoding for BLEU: beam search or greedy", {"beam", "greedy"}},
+          {"beam_size", 4, "hypotheses kept per sentence (beam)"},
+          {"length_penalty", 0.6, "GNMT length penalty exponent α of lp(L) = ((5+L)/6)^α (beam)"},
+          {"max_length_offset", 50, "outputs stop at the source's token count + this"},
+          {"bleu_every", 1, "epochs between validation BLEU evaluations (the last epoch always has one)"}};
+}
+
 nlohmann::json RunConfig::identity() const {
-  return {{"dataset", {{"name", dataset.name},
+  auto identity = nlohmann::json{{"dataset", {{"name", dataset.name},
                        {"train_subset", dataset.train_subset ? nlohmann::json(*dataset.train_subset) : nlohmann::json()},
                        {"test_subset", dataset.test_subset ? nlohmann::json(*dataset.test_subset) : nlohmann::json()},
                        {"options", dataset.options}}},
@@ -257,13 +302,12 @@ nlohmann::json RunConfig::identity() const {
           {"optimizer", optimizer},
           {"hparams", hparams},
           {"schedule", schedule}};
+  if (!decoding.is_null()) identity["decoding"] = decoding;
+  return identity;
 }
 
 std::string RunConfig::config_hash() const {
-  // FNV-1a over the canonical (key-sorted) dump: stable across runs, platforms and versions.
-  uint64_t hash = 14695981039346656037ULL;
-  for (unsigned char c : identity().dump()) hash = (hash ^ c) * 1099511628211ULL;
-  return fmt::format("{:08x}", static_cast<uint32_t>(hash ^ (hash >> 32)));
+  return stable_hash(identity().dump());  // the canonical (key-sorted) dump
 }
 
 std::string RunConfig::run_id() const { return fmt::format("{}-{}-s{}", optimizer, config_hash(), seed); }

@@ -13,10 +13,17 @@ namespace ngd {
 // The metric whose first crossing of `value` marks "time to target". Accuracies must reach at least
 // the value, losses at most.
 struct Target {
-  std::string metric;  // train_loss | train_acc | test_loss | test_acc
+  std::string metric;  // see target_metrics()
   double value = 0;
-  bool lower_is_better() const { return metric == "train_loss" || metric == "test_loss"; }
+  bool lower_is_better() const { return metric.size() > 5 && metric.compare(metric.size() - 5, 5, "_loss") == 0; }
 };
+
+// The metrics a target may name for a workload: image train_loss, train_acc, test_loss, test_acc;
+// translation train_loss, train_acc, val_loss, val_acc, val_bleu.
+const std::vector<std::string>& target_metrics(WorkloadKind workload);
+
+// The settings of a translation spec's "decoding" block, with defaults.
+std::vector<OptionInfo> decoding_options();
 
 // One training run: a point of the spec's grid with one seed.
 struct RunConfig {
@@ -26,13 +33,15 @@ struct RunConfig {
   std::string model;
   nlohmann::json model_options;  // resolved: every declared option present
   int64_t epochs = 0;
-  int64_t batch_size = 0;
+  WorkloadKind workload = WorkloadKind::kImage;  // the dataset's kind
+  int64_t batch_size = 0;                         // image runs; translation batches by dataset.batch_tokens/_sentences
   int64_t eval_batch_size = 0;
   int64_t seed = 0;
   std::optional<Target> target;
   std::string optimizer;
   nlohmann::json hparams;      // resolved: every declared hyperparameter present
   nlohmann::json schedule;     // resolved
+  nlohmann::json decoding;     // translation runs: the resolved "decoding" block; null for image runs
   nlohmann::json grid_values;  // the grid axes' values of this point (for labels)
 
   // Everything that determines the run's numbers except the seed; two runs with equal identity and

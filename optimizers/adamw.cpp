@@ -15,7 +15,7 @@ OptimizerEntry adamw_entry() {
               {"weight_decay", 0.01, "decoupled weight decay coefficient"},
               {"amsgrad", false, "keep the maximum of v̂ (AMSGrad)"},
           },
-          [](Model& model, const Options& options) -> std::unique_ptr<Optimizer> {
+          [](CaptureModel& model, const Options& options) -> std::unique_ptr<Optimizer> {
             auto adamw = std::make_unique<torch::optim::AdamW>(
                 model.parameters(), torch::optim::AdamWOptions(options.number("lr"))
                                         .betas({options.number("beta1"), options.number("beta2")})

@@ -57,7 +57,7 @@ torch::Tensor CoefficientTable::lookup(const StepInfo& info) const {
   return values;
 }
 
-Fngd::Fngd(Model& model, const Options& options)
+Fngd::Fngd(CaptureModel& model, const Options& options)
     : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
       layers_(model.capture_layers()),
       per_layer_(options.text("coefficients") == "per_layer"),
@@ -172,7 +172,7 @@ OptimizerEntry fngd_entry() {
   return {"fngd",
           "FNGD: first epoch steps with (F+λI)⁻¹ḡ = Σ c_i ∇ℓ_i, c = (K+nλI)⁻¹1; later epochs reuse c as per-sample "
           "loss weights (no inversion)",
-          std::move(hyperparameters), [](Model& model, const Options& options) -> std::unique_ptr<Optimizer> {
+          std::move(hyperparameters), [](CaptureModel& model, const Options& options) -> std::unique_ptr<Optimizer> {
             return std::make_unique<Fngd>(model, options);
           }};
 }

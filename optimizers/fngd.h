@@ -32,7 +32,7 @@ class CoefficientTable {
 // SGD then applies momentum and weight decay. See docs/optimizers.md for the choices made.
 class Fngd : public TorchOptimizer {
  public:
-  Fngd(Model& model, const Options& options);
+  Fngd(CaptureModel& model, const Options& options);
 
   Capture capture(const StepInfo& info) const override;
   torch::Tensor reduce_loss(const torch::Tensor& per_sample_loss, const StepInfo& info) override;

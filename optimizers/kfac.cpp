@@ -45,7 +45,7 @@ std::vector<OptionInfo> kfac_hyperparameters() {
 
 }  // namespace
 
-Kfac::Kfac(Model& model, const Options& options)
+Kfac::Kfac(CaptureModel& model, const Options& options)
     : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
       inverse_method_(options.text("inverse_method") == "eigen" ? InverseMethod::kEigen : InverseMethod::kInverse),
       true_fisher_(options.text("fisher") == "true"),
@@ -95,8 +95,9 @@ void Kfac::step(const StepInfo& info, PhaseTimer& timer) {
   TorchOptimizer::step(info, timer);
 }
 
-// Per layer, with N samples, S output positions (1 for Linear), ā the input rows with a ones column
-// for the bias and D = N·g the output gradients with the mean reduction's 1/N undone:
+// Per layer, with N samples (real tokens for a Linear on sequences), S output positions (1 for
+// Linear), ā the input rows with a ones column for the bias and D = N·g the output gradients with
+// the mean reduction's 1/N undone (padded tokens have zero rows):
 //   A = 1/(N·S²) Σ_{n,s} ā āᵀ,   G = S/N Σ_{n,s} D Dᵀ,
 // so that A ⊗ G = (1/S)·E[Σ_s ā āᵀ] ⊗ E[Σ_s D Dᵀ], KFC's approximation, split between the factors
 // as alecwangcq/KFAC-Pytorch does (its damping values mean the same here).
@@ -105,7 +106,8 @@ void Kfac::update_factors() {
   for (auto& state : layers_) {
     const auto inputs = input_rows(*state.layer);
     const auto grads = grad_output_rows(*state.layer);
-    const double samples = static_cast<double>(inputs.size(0));
+    // Tokens of a sequence layer are its samples (the loss is their mean), padding excluded.
+    const double samples = static_cast<double>(real_token_count(*state.layer));
     const bool conv = state.layer->kind() == CaptureLayer::Kind::kConv2d;
     const double positions = conv ? static_cast<double>(inputs.size(1)) : 1.0;
     const auto input_matrix = inputs.reshape({-1, inputs.size(-1)});
@@ -173,7 +175,7 @@ void Kfac::precondition() {
 
 OptimizerEntry kfac_entry() {
   return {"kfac", "KFAC/KFC: Kronecker-factored natural gradient for Linear/Conv2d, then SGD (alecwangcq/KFAC-Pytorch)",
-          kfac_hyperparameters(), [](Model& model, const Options& options) -> std::unique_ptr<Optimizer> {
+          kfac_hyperparameters(), [](CaptureModel& model, const Options& options) -> std::unique_ptr<Optimizer> {
             return std::make_unique<Kfac>(model, options);
           }};
 }

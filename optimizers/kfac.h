@@ -24,7 +24,7 @@ struct KfacCounters {
 // parameters on the rewritten gradients. Conventions and hyperparameters: docs/optimizers.md.
 class Kfac : public TorchOptimizer {
  public:
-  Kfac(Model& model, const Options& options);
+  Kfac(CaptureModel& model, const Options& options);
 
   Capture capture(const StepInfo& info) const override;
   void step(const StepInfo& info, PhaseTimer& timer) override;

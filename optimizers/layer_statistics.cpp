@@ -45,21 +45,41 @@ torch::Tensor conv_patches(CaptureLayer& layer) {
                  .stride({(*options.stride())[0], (*options.stride())[1]}));
 }
 
+bool is_sequence(CaptureLayer& layer) {
+  return layer.kind() == CaptureLayer::Kind::kLinear && require(layer.input(), "input").dim() == 3;
+}
+
+// Rows (N, S, columns) with the padded tokens of a sequence layer zeroed.
+torch::Tensor mask_padding(CaptureLayer& layer, const torch::Tensor& rows) {
+  if (!layer.token_mask().defined()) return rows;
+  return rows * layer.token_mask().unsqueeze(2).to(rows.scalar_type());
+}
+
 }  // namespace
+
+bool has_positions(CaptureLayer& layer) { return layer.kind() == CaptureLayer::Kind::kConv2d || is_sequence(layer); }
+
+int64_t real_token_count(CaptureLayer& layer) {
+  const auto& input = require(layer.input(), "input");
+  if (!is_sequence(layer)) return input.size(0);
+  return layer.token_mask().defined() ? layer.token_mask().sum().item<int64_t>() : input.size(0) * input.size(1);
+}
 
 torch::Tensor input_rows(CaptureLayer& layer) {
   torch::Tensor rows;
   if (layer.kind() == CaptureLayer::Kind::kLinear) {
     const auto& input = require(layer.input(), "input");
-    rows = input.reshape({-1, input.size(-1)});
+    rows = input.dim() == 3 ? input : input.reshape({-1, input.size(-1)});
   } else {
     rows = conv_patches(layer).transpose(1, 2);  // N, S, C_in·kh·kw
   }
-  return layer.has_bias() ? append_ones(rows) : rows.contiguous();
+  rows = layer.has_bias() ? append_ones(rows) : rows.contiguous();
+  return is_sequence(layer) ? mask_padding(layer, rows) : rows;
 }
 
 torch::Tensor grad_output_rows(CaptureLayer& layer) {
   const auto& grad = require(layer.grad_output(), "output gradient");
+  if (is_sequence(layer)) return mask_padding(layer, grad);
   if (layer.kind() == CaptureLayer::Kind::kLinear) return grad.reshape({-1, grad.size(-1)});
   return grad.flatten(2).transpose(1, 2);  // N, S, out
 }
@@ -79,6 +99,7 @@ void set_gradient_matrix(CaptureLayer& layer, const torch::Tensor& matrix) {
 }
 
 torch::Tensor per_sample_gradients(CaptureLayer& layer) {
+  if (is_sequence(layer)) return torch::bmm(grad_output_rows(layer).transpose(1, 2), input_rows(layer));
   if (layer.kind() == CaptureLayer::Kind::kLinear) {
     return torch::einsum("no,ni->noi", {grad_output_rows(layer), input_rows(layer)});
   }

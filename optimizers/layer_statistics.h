@@ -7,15 +7,26 @@
 namespace ngd {
 
 // What the natural-gradient optimizers compute from a capture layer's recordings. Shapes use
-// N = batch size, S = output positions of a conv layer (H_out·W_out), and a ones column appended to
-// the inputs when the layer has a bias, so that [W | b] acts on [a, 1] as one matrix.
+// N = batch size (images, or sentences), S = positions per sample: output positions of a conv layer
+// (H_out·W_out) or tokens of a Linear layer on sequences (batch, tokens, features), and a ones
+// column appended to the inputs when the layer has a bias, so that [W | b] acts on [a, 1] as one
+// matrix. A sequence's padded tokens (its token mask) give all-zero rows, ones column included, in
+// both the input and the output-gradient rows: padding adds nothing to any statistic.
 
-// The recorded input as the rows the weight multiplies: Linear (N, in[+1]); Conv2d the im2col
-// patches (N, S, C_in·kh·kw[+1]), matching the layer's stride, padding and dilation (groups = 1).
+// Whether the recordings have positions: a Conv2d layer, or a Linear layer on sequences.
+bool has_positions(CaptureLayer& layer);
+
+// The real (unpadded) tokens of a Linear layer's recorded sequence input (all tokens without a
+// mask); for other layers the number of samples.
+int64_t real_token_count(CaptureLayer& layer);
+
+// The recorded input as the rows the weight multiplies: Linear (N, in[+1]); Linear on sequences
+// (N, S, in[+1]); Conv2d the im2col patches (N, S, C_in·kh·kw[+1]), matching the layer's stride,
+// padding and dilation (groups = 1).
 torch::Tensor input_rows(CaptureLayer& layer);
 
-// The recorded output gradients: Linear (N, out); Conv2d (N, S, out). These are gradients of the
-// loss as back-propagated, so under a mean reduction each row carries a factor 1/N.
+// The recorded output gradients: Linear (N, out); with positions (N, S, out). These are gradients of
+// the loss as back-propagated, so under a mean reduction each row carries a factor 1/N.
 torch::Tensor grad_output_rows(CaptureLayer& layer);
 
 // The layer's parameter gradient as one matrix [∇W.view(out, -1) | ∇b] (out × in[+1]).
@@ -25,7 +36,8 @@ torch::Tensor gradient_matrix(CaptureLayer& layer);
 void set_gradient_matrix(CaptureLayer& layer, const torch::Tensor& matrix);
 
 // Per-sample gradients (N, out, in[+1]) of the back-propagated loss's terms, from the recordings:
-// Linear g_i a_iᵀ, Conv2d Σ_s g_{i,s} a_{i,s}ᵀ. Summed over i they give gradient_matrix().
+// Linear g_i a_iᵀ; with positions Σ_s g_{i,s} a_{i,s}ᵀ (a sentence's gradient sums over its tokens).
+// Summed over i they give gradient_matrix().
 torch::Tensor per_sample_gradients(CaptureLayer& layer);
 
 // KFAC's KL clip factor min(1, sqrt(kl_clip / (lr²·alignment))) for alignment = Σ ⟨update, ∇W̄⟩ (the

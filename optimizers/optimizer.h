@@ -67,7 +67,7 @@ struct OptimizerEntry {
   std::string name;
   std::string summary;
   std::vector<OptionInfo> hyperparameters;
-  std::function<std::unique_ptr<Optimizer>(Model&, const Options&)> make;
+  std::function<std::unique_ptr<Optimizer>(CaptureModel&, const Options&)> make;
 };
 
 // The table of all optimizers; adding one is one line in optimizers/registry.cpp.

@@ -37,7 +37,7 @@ struct RefreshCounts {
 
 class Sngd : public TorchOptimizer {
  public:
-  Sngd(Model& model, const Options& options)
+  Sngd(CaptureModel& model, const Options& options)
       : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
         fisher_(options.text("fisher") == "sampled" ? Capture::kSampled : Capture::kEmpirical),
         output_factor_(options.text("local_fisher") == "kronecker"),
@@ -204,7 +204,7 @@ OptimizerEntry sngd_entry() {
   return {"sngd",
           "structured NGD (reconstruction): GD on layers rescaled by the square roots of their Kronecker-factored "
           "local Fisher (Denman–Beavers), torch SGD on the result",
-          hyperparameters, [](Model& model, const Options& options) -> std::unique_ptr<Optimizer> {
+          hyperparameters, [](CaptureModel& model, const Options& options) -> std::unique_ptr<Optimizer> {
             return std::make_unique<Sngd>(model, options);
           }};
 }

@@ -19,7 +19,7 @@ struct LayerMetric {
 
 class SngdRfim : public TorchOptimizer {
  public:
-  SngdRfim(Model& model, const Options& options)
+  SngdRfim(CaptureModel& model, const Options& options)
       : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
         metric_decay_(options.number("metric_decay")),
         damping_(options.number("damping")),
@@ -136,7 +136,7 @@ OptimizerEntry sngd_rfim_entry() {
   return {"sngd-rfim",
           "the official SNGD code: relative Fisher metrics (per-unit sigmoid² for hidden layers, input covariance "
           "for the first and last), plain GD; Linear layers only",
-          hyperparameters, [](Model& model, const Options& options) -> std::unique_ptr<Optimizer> {
+          hyperparameters, [](CaptureModel& model, const Options& options) -> std::unique_ptr<Optimizer> {
             return std::make_unique<SngdRfim>(model, options);
           }};
 }

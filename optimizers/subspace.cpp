@@ -67,7 +67,7 @@ Options torch_sgd_options(double lr, double momentum, double weight_decay) {
 // training in the span of the trajectory's principal directions (subspace_step of the subclass).
 class SubspaceTraining : public Optimizer {
  public:
-  SubspaceTraining(Model& model, const Options& options)
+  SubspaceTraining(CaptureModel& model, const Options& options)
       : parameters_(model.parameters()),
         lr_(options.number("lr")),
         sampling_lr_(options.number("sampling_lr")),
@@ -197,7 +197,7 @@ class SubspaceTraining : public Optimizer {
 // decay, which would leave the subspace).
 class ProjectedSgd : public SubspaceTraining {
  public:
-  ProjectedSgd(Model& model, const Options& options)
+  ProjectedSgd(CaptureModel& model, const Options& options)
       : SubspaceTraining(model, options), momentum_(options.number("momentum")) {}
 
  private:
@@ -359,7 +359,7 @@ OptimizerEntry psgd_entry() {
   return {"psgd",
           "DLDR P-SGD: SGD while sampling the trajectory, then momentum SGD on the gradient projected onto its "
           "top PCA directions, restarted from the first snapshot",
-          hyperparameters, [](Model& model, const Options& options) -> std::unique_ptr<Optimizer> {
+          hyperparameters, [](CaptureModel& model, const Options& options) -> std::unique_ptr<Optimizer> {
             return std::make_unique<ProjectedSgd>(model, options);
           }};
 }
@@ -368,7 +368,7 @@ OptimizerEntry pbfgs_entry() {
   return {"pbfgs",
           "DLDR P-BFGS: SGD while sampling the trajectory, then BFGS with Armijo backtracking (same batch) on the "
           "coordinates of its top PCA directions, restarted from the first snapshot",
-          dldr_hyperparameters(), [](Model& model, const Options& options) -> std::unique_ptr<Optimizer> {
+          dldr_hyperparameters(), [](CaptureModel& model, const Options& options) -> std::unique_ptr<Optimizer> {
             return std::make_unique<ProjectedBfgs>(model, options);
           }};
 }

@@ -14,7 +14,7 @@ constexpr int64_t kDefaultFreq = 100;
 
 }  // namespace
 
-Tengrad::Tengrad(Model& model, const Options& options)
+Tengrad::Tengrad(CaptureModel& model, const Options& options)
     : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
       layers_(model.capture_layers()),
       freq_(options.integer("freq")),
@@ -62,7 +62,7 @@ OptimizerEntry tengrad_entry() {
   return {"tengrad",
           "TENGraD: exact Woodbury inverse of each layer's damped empirical-Fisher block, refreshed every freq steps, "
           "then SGD with momentum",
-          std::move(hyperparameters), [](Model& model, const Options& options) -> std::unique_ptr<Optimizer> {
+          std::move(hyperparameters), [](CaptureModel& model, const Options& options) -> std::unique_ptr<Optimizer> {
             return std::make_unique<Tengrad>(model, options);
           }};
 }

@@ -15,7 +15,7 @@ namespace ngd {
 // Parameters outside capture layers step with their plain gradient (as HyLo does for BN).
 class Tengrad : public TorchOptimizer {
  public:
-  Tengrad(Model& model, const Options& options);
+  Tengrad(CaptureModel& model, const Options& options);
 
   Capture capture(const StepInfo& info) const override;
   void step(const StepInfo& info, PhaseTimer& timer) override;

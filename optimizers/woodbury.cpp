@@ -73,14 +73,17 @@ SampleGradients SampleGradients::from_layer(CaptureLayer& layer, double loss_sca
   TORCH_CHECK(layer.input().defined() && layer.grad_output().defined(),
               "capture layer has no recorded input or output gradient: the optimizer must request capture");
   const bool conv = layer.kind() == CaptureLayer::Kind::kConv2d;
-  TORCH_CHECK(conv || layer.input().dim() == 2, "Woodbury optimizers need Linear inputs of shape (batch, features)");
+  TORCH_CHECK(conv || layer.input().dim() == 2 || layer.input().dim() == 3,
+              "Woodbury optimizers need Linear inputs of shape (batch, features) or (batch, tokens, features)");
+  const bool positioned = has_positions(layer);
   SampleGradients gradients;
   gradients.max_block_elements_ = max_block_elements;
   if (form == GramForm::kAuto) {
     const auto& weight = layer.weight();
     const int64_t out = weight.size(0);
     const int64_t in = weight.numel() / out + (layer.has_bias() ? 1 : 0);
-    const int64_t positions = conv ? layer.grad_output().size(2) * layer.grad_output().size(3) : 1;
+    const int64_t positions =
+        conv ? layer.grad_output().size(2) * layer.grad_output().size(3) : (positioned ? layer.input().size(1) : 1);
     form = cheaper_exact_form(layer.input().size(0), positions, in, out);
   }
   if (form == GramForm::kPerSample) {
@@ -89,7 +92,7 @@ SampleGradients SampleGradients::from_layer(CaptureLayer& layer, double loss_sca
   }
   auto inputs = input_rows(layer);
   auto grad_outputs = grad_output_rows(layer) * loss_scale;
-  if (!conv) {
+  if (!positioned) {
     inputs = inputs.unsqueeze(1);
     grad_outputs = grad_outputs.unsqueeze(1);
   } else if (form == GramForm::kSpatialSumApprox) {

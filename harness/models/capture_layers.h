@@ -26,26 +26,35 @@ class CaptureLayer : public torch::nn::Module {
   // dLoss/d(output) of the last recorded backward pass, for the loss as back-propagated (so
   // scaled by 1/n under a mean reduction).
   const torch::Tensor& grad_output() const { return grad_output_; }
+  // For sequence input (batch, tokens, features): which tokens are real (bool, batch × tokens),
+  // recorded with the input so that statistics leave padding out; undefined otherwise.
+  const torch::Tensor& token_mask() const { return token_mask_; }
   void clear_captures() {
     input_.reset();
     grad_output_.reset();
+    token_mask_.reset();
   }
 
  protected:
   // Called by subclasses' forward(): records as asked and returns `output` unchanged.
-  torch::Tensor record(const torch::Tensor& input, const torch::Tensor& output);
+  torch::Tensor record(const torch::Tensor& input, const torch::Tensor& output,
+                       const torch::Tensor& token_mask = torch::Tensor());
 
  private:
   bool record_input_ = false;
   bool record_grad_output_ = false;
   torch::Tensor input_;
   torch::Tensor grad_output_;
+  torch::Tensor token_mask_;
 };
 
 class CaptureLinearImpl : public CaptureLayer {
  public:
   CaptureLinearImpl(int64_t in_features, int64_t out_features, bool bias = true);
   torch::Tensor forward(const torch::Tensor& input);
+  // Sequence input (batch, tokens, in) with its token mask (batch, tokens), true at real tokens.
+  // (Not a forward() overload: ModuleHolder deduces forward's return type from a single forward.)
+  torch::Tensor forward_tokens(const torch::Tensor& input, const torch::Tensor& token_mask);
   Kind kind() const override { return Kind::kLinear; }
   torch::Tensor& weight() override { return linear->weight; }
   torch::Tensor& bias() override { return linear->bias; }

@@ -2,7 +2,7 @@
 
 namespace ngd {
 
-int64_t trainable_parameter_count(Model& model) {
+int64_t trainable_parameter_count(CaptureModel& model) {
   int64_t count = 0;
   for (const auto& parameter : model.parameters()) count += parameter.numel();
   return count;

@@ -10,15 +10,14 @@
 #include "harness/models/capture_layers.h"
 #include "harness/models/factored_layer.h"
 #include "harness/options.h"
+#include "harness/workload_kind.h"
 
 namespace ngd {
 
-// A classifier built from capture-aware Linear/Conv2d layers. It knows no optimizer: optimizers see
+// A network built from capture-aware Linear/Conv2d layers. It knows no optimizer: optimizers see
 // its parameters and its capture layers.
-class Model : public torch::nn::Module {
+class CaptureModel : public torch::nn::Module {
  public:
-  virtual torch::Tensor forward(const torch::Tensor& input) = 0;  // logits, N × classes
-
   // The Linear/Conv2d layers natural-gradient optimizers may precondition, in forward order.
   const std::vector<std::shared_ptr<CaptureLayer>>& capture_layers() const { return capture_layers_; }
 
@@ -47,23 +46,45 @@ class Model : public torch::nn::Module {
   std::vector<std::shared_ptr<CaptureLayer>> capture_layers_;
 };
 
+// An image classifier (the image workload's models).
+class Model : public CaptureModel {
+ public:
+  virtual torch::Tensor forward(const torch::Tensor& input) = 0;  // logits, N × classes
+};
+
 // What a model is built for: the dataset's image shape and class count.
 struct ModelInput {
   std::vector<int64_t> image_shape;  // C, H, W
   int64_t num_classes = 0;
 };
 
+class TranslationModel;
+
+// A model the harness can build for its workload: image models through `make`, translation models
+// through `make_translation` (from the source and target vocabulary sizes).
 struct ModelEntry {
+  using ImageFactory = std::function<std::shared_ptr<Model>(const Options&, const ModelInput&)>;
+  using TranslationFactory =
+      std::function<std::shared_ptr<TranslationModel>(const Options&, int64_t source_vocab, int64_t target_vocab)>;
+
+  ModelEntry(std::string name, std::string summary, std::vector<OptionInfo> options, ImageFactory make)
+      : name(std::move(name)), summary(std::move(summary)), options(std::move(options)), make(std::move(make)) {}
+  ModelEntry(std::string name, std::string summary, std::vector<OptionInfo> options, TranslationFactory make_translation)
+      : name(std::move(name)), summary(std::move(summary)), options(std::move(options)),
+        workload(WorkloadKind::kTranslation), make_translation(std::move(make_translation)) {}
+
   std::string name;
   std::string summary;
   std::vector<OptionInfo> options;
-  std::function<std::shared_ptr<Model>(const Options&, const ModelInput&)> make;
+  ImageFactory make;  // kImage
+  WorkloadKind workload = WorkloadKind::kImage;
+  TranslationFactory make_translation;  // kTranslation
 };
 
 const std::vector<ModelEntry>& model_registry();
 
 // Number of trainable parameters.
-int64_t trainable_parameter_count(Model& model);
+int64_t trainable_parameter_count(CaptureModel& model);
 
 // FLOPs of one sample's forward pass through the capture layers: 2 × the multiply-adds of every
 // Linear and Conv2d (bias adds, activations and pooling not counted). Runs one forward pass.

@@ -6,6 +6,7 @@
 #include "harness/models/model.h"
 #include "harness/models/resnet.h"
 #include "harness/models/small_cnn.h"
+#include "harness/models/transformer.h"
 #include "harness/models/vgg.h"
 
 namespace ngd {
@@ -78,6 +79,12 @@ const std::vector<ModelEntry>& model_registry() {
        [](const Options& options, const ModelInput& input) -> std::shared_ptr<Model> {
          return std::make_shared<DenseNetBc>(options.integer("depth"), options.integer("growth"),
                                              options.integer("compression"), input);
+       }},
+      {"transformer",
+       "encoder–decoder Transformer for translation (pre-norm, sinusoidal positions, captured attention/FF Linears)",
+       transformer_options(),
+       [](const Options& options, int64_t source_vocab, int64_t target_vocab) -> std::shared_ptr<TranslationModel> {
+         return std::make_shared<TranslationModel>(transformer_settings(options), source_vocab, target_vocab);
        }},
   };
   return table;

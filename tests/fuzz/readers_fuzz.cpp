@@ -1,5 +1,6 @@
-// libFuzzer target: arbitrary bytes as an IDX file (gzip'd or plain) and as a CIFAR-10/100 record
-// file. Every input must load or be rejected with std::runtime_error naming the file.
+// libFuzzer target: arbitrary bytes as an IDX file (gzip'd or plain), as a CIFAR-10/100 record file
+// and as a Multi30K line file (and a pair of them). Every input must load or be rejected with
+// std::runtime_error naming the file.
 #include <unistd.h>
 
 #include <cstddef>
@@ -9,6 +10,7 @@
 
 #include "datasets/cifar.h"
 #include "datasets/idx_reader.h"
+#include "datasets/multi30k.h"
 
 namespace {
 
@@ -33,6 +35,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)ngd::read_cifar_records(scratch_file(), label_bytes, label_bytes - 1, label_bytes == 1 ? 10 : 100);
     } catch (const std::runtime_error&) {
     }
+  }
+  try {
+    (void)ngd::read_parallel_text(scratch_file(), scratch_file());
+  } catch (const std::runtime_error&) {
   }
   return 0;
 }

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 
@@ -115,6 +116,54 @@ torch::Tensor conv_patches_by_loops(const torch::Tensor& input, std::array<int64
     }
   }
   return torch::stack(windows, 1);
+}
+
+void write_synthetic_multi30k(const std::string& root, int64_t train_size, int64_t val_size, int64_t test_size,
+                              uint64_t seed) {
+  static const std::vector<std::pair<std::string, std::string>> kWords = {
+      {"hund", "dog"},  {"katze", "cat"},   {"mann", "man"}, {"frau", "woman"}, {"läuft", "runs"}, {"spielt", "plays"},
+      {"im", "in"},     {"park", "park"},   {"rot", "red"},  {"blau", "blue"},  {"groß", "big"},   {"klein", "small"}};
+  const auto folder = std::filesystem::path(root) / "multi30k";
+  std::filesystem::create_directories(folder);
+  std::mt19937_64 random(seed);
+  const std::vector<std::pair<std::string, int64_t>> splits = {
+      {"train", train_size}, {"val", val_size}, {"test_2016_flickr", test_size}};
+  for (const auto& [split, size] : splits) {
+    std::string german, english;
+    for (int64_t i = 0; i < size; ++i) {
+      const auto length = 2 + random() % 5;
+      std::string de, en;
+      for (uint64_t w = 0; w < length; ++w) {
+        const auto& [de_word, en_word] = kWords[random() % kWords.size()];
+        de += (w ? " " : "") + de_word;
+        en += (w ? " " : "") + en_word;
+      }
+      en[0] = static_cast<char>(std::toupper(en[0]));
+      german += de + ".\n";
+      english += en + ".\n";
+    }
+    write_gzip((folder / (split + ".de.gz")).string(), german);
+    write_gzip((folder / (split + ".en.gz")).string(), english);
+  }
+}
+
+nlohmann::json tiny_translation_spec() {
+  return {{"name", "tiny-translation"},
+          {"dataset", {{"name", "multi30k"}, {"vocab_size", 64}, {"batch_tokens", 0}, {"batch_sentences", 16}}},
+          {"model",
+           {{"name", "transformer"},
+            {"d_model", 16},
+            {"heads", 2},
+            {"encoder_layers", 1},
+            {"decoder_layers", 1},
+            {"d_ff", 32},
+            {"dropout", 0.0}}},
+          {"decoding", {{"method", "greedy"}, {"max_length_offset", 5}}},
+          {"epochs", 2},
+          {"eval_batch_size", 32},
+          {"seeds", {0}},
+          {"optimizers",
+           {{{"name", "adamw"}, {"hparams", {{"lr", 0.01}}}, {"schedule", {{"name", "noam"}, {"warmup_steps", 5}}}}}}};
 }
 
 std::string ngdbench_binary() { return NGDBENCH_BINARY; }

@@ -40,6 +40,16 @@ void write_synthetic_fashion_mnist(const std::string& root, int64_t train_size, 
 // The same data in memory, without files.
 ImageDataset synthetic_fashion_mnist(int64_t train_size, int64_t test_size, uint64_t seed = 0);
 
+// A Multi30K-shaped parallel corpus a tiny Transformer learns quickly: each German sentence is 2–6
+// words of a 12-word vocabulary, its English side the word-by-word translation (capitalised, with a
+// final period). Written under ROOT/multi30k/ in the official gzip'd file names.
+void write_synthetic_multi30k(const std::string& root, int64_t train_size, int64_t val_size, int64_t test_size,
+                              uint64_t seed = 0);
+
+// A valid translation spec for the synthetic corpus: transformer d_model 16, one layer each side,
+// 2 epochs, AdamW with the noam schedule, greedy decoding, seeds [0].
+nlohmann::json tiny_translation_spec();
+
 // A valid spec for the synthetic dataset: mlp [32], 2 epochs, batch 32, SGD, seeds [0].
 nlohmann::json tiny_spec();
 
