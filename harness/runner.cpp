@@ -147,6 +147,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
   result.config = config;
   result.meta = machine_meta(options.device);
   try {
+    const torch::Device device(options.device);
     torch::manual_seed(static_cast<uint64_t>(config.seed));
     auto workload = make_workload(result.meta);
     auto& model = workload->model();
