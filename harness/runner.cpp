@@ -298,13 +298,14 @@ std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& opti
     }
     const bool translation = run.workload == WorkloadKind::kTranslation;
     if (translation ? !translations : !images) {
-      // Before the first training of the spec: an unwritable folder stops the sweep, not a finished run.
-      check_writable_folder((std::filesystem::path(options.out_dir) / run.experiment).string());
       if (translation) {
         translations = load_translation_dataset(run.dataset, options.data_roots);
       } else {
         images = load_dataset(run.dataset, options.data_roots);
       }
+      // Before the spec's first training (and after a missing dataset has skipped it): an unwritable
+      // folder stops the sweep, not a finished run.
+      check_writable_folder((std::filesystem::path(options.out_dir) / run.experiment).string());
     }
     if (options.progress) std::cout << progress << "\n" << std::flush;
     auto result = to_json(translation ? train_run(run, *translations, options) : train_run(run, *images, options));
