@@ -227,7 +227,9 @@ def plot(results, metric, title, path):
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(2, 2, figsize=(11, 8))
-    for row in rows_of(results):
+    rows = rows_of(results)
+    palette = plt.get_cmap("tab10" if len(rows) <= 10 else "tab20")  # one distinct colour per row
+    for index, row in enumerate(rows):
         runs = row.completed()
         if not runs:
             continue
@@ -244,8 +246,9 @@ def plot(results, metric, title, path):
             middle = [statistics.median(v) for _, _, v in points]
             low, high = [min(v) for _, _, v in points], [max(v) for _, _, v in points]
             for x, axis in (([p[0] for p in points], axes[y][0]), ([p[1] for p in points], axes[y][1])):
-                line, = axis.plot(x, middle, marker="o", markersize=3, label=row.label)
-                axis.fill_between(x, low, high, alpha=0.15, color=line.get_color())
+                colour = palette(index % palette.N)
+                axis.plot(x, middle, marker="o", markersize=3, label=row.label, color=colour)
+                axis.fill_between(x, low, high, alpha=0.15, color=colour)
     for y, name in ((0, metric.curve_name), (1, "train loss")):
         axes[y][0].set_xlabel("training time (s, median over seeds)")
         axes[y][1].set_xlabel("epoch")
