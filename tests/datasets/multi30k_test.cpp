@@ -2,6 +2,7 @@
 
 #include <fstream>
 
+#include "datasets/dataset.h"
 #include "datasets/multi30k.h"
 #include "tests/support/test_support.h"
 
@@ -27,6 +28,17 @@ TEST(Multi30k, ReadsGzipSplitsInTheRequestedDirection) {
   const auto en_de = load_multi30k(dir.path(), "en", "de");
   EXPECT_EQ(en_de.val.source, (std::vector<std::string>{"A man."}));
   EXPECT_EQ(en_de.val.target, (std::vector<std::string>{"Ein Mann."}));
+}
+
+TEST(Multi30k, SharedCopyLoadsAsIs) {
+  const auto folder = find_dataset_folder(dataset_entry("multi30k"), data_roots(""));
+  if (!folder) GTEST_SKIP() << "no multi30k in the data roots";
+  const auto data = load_multi30k(*folder, "de", "en");
+  // The official task-1 split sizes.
+  EXPECT_EQ(data.train.size(), 29000);
+  EXPECT_EQ(data.val.size(), 1014);
+  EXPECT_EQ(data.test.size(), 1000);
+  EXPECT_FALSE(data.train.source.front().empty());
 }
 
 TEST(Multi30k, LineCountMismatchNamesBothFilesAndCounts) {
