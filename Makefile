@@ -20,7 +20,7 @@ SPECS ?= $(SUITES)
 REPORT_DIR ?= results
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build cli test test-asan fuzz bench reproduce tables clean
+.PHONY: all deps configure build cli test test-kernels test-asan fuzz bench reproduce tables clean
 
 all: build
 
@@ -41,6 +41,16 @@ cli: configure
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+# The numerical tests (CTest label `numerical`) under several OpenBLAS kernels and 1 and 2 threads: a
+# tolerance that holds on one CPU only fails here. KERNELS: OPENBLAS_CORETYPE values this CPU can run.
+KERNELS ?= Haswell Sandybridge Nehalem Prescott
+test-kernels: build
+	@for kernel in $(KERNELS); do for threads in 1 2; do \
+	  echo "== OPENBLAS_CORETYPE=$$kernel OMP_NUM_THREADS=$$threads"; \
+	  OPENBLAS_CORETYPE=$$kernel OMP_NUM_THREADS=$$threads $(BUILD_DIR)/ngdbench_numerical_tests --gtest_brief=1 \
+	    || exit 1; \
+	done; done
 
 # The unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (LibTorch itself is not
 # instrumented; its static allocations are not reported as leaks).

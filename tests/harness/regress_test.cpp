@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <sstream>
 
 #include "harness/regress.h"
@@ -45,21 +46,27 @@ TEST(Regress, DegradedLearningRateFailsWithAReadableRow) {
   EXPECT_NE(table.str().find("FAIL"), std::string::npos) << table.str();
 }
 
+// The limits come from the tolerance in force, so a changed default is tested, not contradicted.
 TEST(Regress, SlowdownWithinToleranceAndBeyondIt) {
-  const json baseline = {{"e", {{"sgd", {{"optimizer", "sgd"}, {"steps_to_target", 100}, {"final_test_acc", 0.8}}}}}};
+  const RegressTolerance tolerance;
+  constexpr int64_t kBaselineSteps = 100;
+  constexpr double kBaselineAccuracy = 0.8;
+  const json baseline = {{"e", {{"sgd", {{"optimizer", "sgd"}, {"steps_to_target", kBaselineSteps},
+                                         {"final_test_acc", kBaselineAccuracy}}}}}};
+  const auto slowest_allowed = static_cast<int64_t>(std::floor(kBaselineSteps * tolerance.steps_ratio));
   auto measured = baseline;
   std::ostringstream table;
-  measured["e"]["sgd"]["steps_to_target"] = 115;
-  EXPECT_TRUE(compare_with_baseline(measured, baseline, {"sgd"}, {}, table).passed);
-  measured["e"]["sgd"]["steps_to_target"] = 116;
-  EXPECT_FALSE(compare_with_baseline(measured, baseline, {"sgd"}, {}, table).passed);
+  measured["e"]["sgd"]["steps_to_target"] = slowest_allowed;
+  EXPECT_TRUE(compare_with_baseline(measured, baseline, {"sgd"}, tolerance, table).passed);
+  measured["e"]["sgd"]["steps_to_target"] = slowest_allowed + 1;
+  EXPECT_FALSE(compare_with_baseline(measured, baseline, {"sgd"}, tolerance, table).passed);
   measured["e"]["sgd"]["steps_to_target"] = nullptr;  // never reached any more
-  EXPECT_FALSE(compare_with_baseline(measured, baseline, {"sgd"}, {}, table).passed);
-  measured["e"]["sgd"]["steps_to_target"] = 90;
-  measured["e"]["sgd"]["final_test_acc"] = 0.775;  // within the accuracy tolerance
-  EXPECT_TRUE(compare_with_baseline(measured, baseline, {"sgd"}, {}, table).passed);
-  measured["e"]["sgd"]["final_test_acc"] = 0.76;  // faster but less accurate
-  EXPECT_FALSE(compare_with_baseline(measured, baseline, {"sgd"}, {}, table).passed);
+  EXPECT_FALSE(compare_with_baseline(measured, baseline, {"sgd"}, tolerance, table).passed);
+  measured["e"]["sgd"]["steps_to_target"] = kBaselineSteps - 10;
+  measured["e"]["sgd"]["final_test_acc"] = kBaselineAccuracy - 0.9 * tolerance.accuracy_drop;  // within the tolerance
+  EXPECT_TRUE(compare_with_baseline(measured, baseline, {"sgd"}, tolerance, table).passed);
+  measured["e"]["sgd"]["final_test_acc"] = kBaselineAccuracy - 1.1 * tolerance.accuracy_drop;  // faster but less accurate
+  EXPECT_FALSE(compare_with_baseline(measured, baseline, {"sgd"}, tolerance, table).passed);
 }
 
 TEST(Regress, NewOptimizerWithoutBaselineFailsSayingHowToAddIt) {

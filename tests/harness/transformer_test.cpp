@@ -5,11 +5,14 @@
 #include "datasets/tokenizer.h"
 #include "datasets/translation.h"
 #include "harness/models/transformer.h"
+#include "tests/support/tolerances.h"
 
 namespace ngd {
 namespace {
 
 constexpr int64_t kVocab = 13;
+// Invariance tests run the model in float64: a padded and an unpadded forward differ by rounding alone.
+constexpr double kTolerance = testing::Tolerances<double>::kExact;
 
 TransformerSettings tiny_settings() {
   TransformerSettings settings;
@@ -44,6 +47,7 @@ TEST(Transformer, LogitsHaveOneRowPerTargetPositionAndCaptureLayersSeeSequences)
 TEST(Transformer, PaddingNeverChangesTheRealPositions) {
   torch::manual_seed(1);
   TranslationModel model(tiny_settings(), kVocab, kVocab);
+  model.to(torch::kDouble);
   model.eval();
   const auto split = sentences();
   const auto batch = make_translation_batch(split, {0, 1, 2});
@@ -52,20 +56,21 @@ TEST(Transformer, PaddingNeverChangesTheRealPositions) {
     const auto alone_batch = make_translation_batch(split, {i});
     const auto alone = model.forward(alone_batch.source, alone_batch.target_input)[0];
     const auto length = alone.size(0);
-    EXPECT_TRUE(torch::allclose(together[i].slice(0, 0, length), alone, 1e-5, 1e-5)) << "sentence " << i;
+    EXPECT_TRUE(torch::allclose(together[i].slice(0, 0, length), alone, kTolerance, kTolerance)) << "sentence " << i;
   }
 }
 
 TEST(Transformer, OutputAtPositionTIgnoresLaterTargetTokens) {
   torch::manual_seed(2);
   TranslationModel model(tiny_settings(), kVocab, kVocab);
+  model.to(torch::kDouble);
   model.eval();
   const auto batch = make_translation_batch(sentences(), {1});
   const auto logits = model.forward(batch.source, batch.target_input);
   auto changed = batch.target_input.clone();
   changed.slice(1, 3).fill_(7);
   const auto changed_logits = model.forward(batch.source, changed);
-  EXPECT_TRUE(torch::allclose(logits.slice(1, 0, 3), changed_logits.slice(1, 0, 3), 1e-6, 1e-6));
+  EXPECT_TRUE(torch::allclose(logits.slice(1, 0, 3), changed_logits.slice(1, 0, 3), kTolerance, kTolerance));
   EXPECT_FALSE(torch::allclose(logits.slice(1, 3), changed_logits.slice(1, 3), 1e-3, 1e-3));
 }
 

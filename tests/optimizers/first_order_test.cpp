@@ -3,14 +3,21 @@
 
 #include "harness/models/model.h"
 #include "optimizers/optimizer.h"
+#include "tests/support/tolerances.h"
 
 namespace ngd {
 namespace {
 
-// One Linear layer 3→2 without hidden layers.
+// The optimizers and the formulas run in float64: they differ by rounding alone.
+constexpr double kTolerance = testing::Tolerances<double>::kExact;
+
+// One Linear layer 3→2 without hidden layers, in float64.
 std::shared_ptr<Model> tiny_linear() {
   torch::manual_seed(0);
-  return find_entry(model_registry(), "mlp")->make(Options(nlohmann::json{{"hidden", nlohmann::json::array()}}), {{1, 1, 3}, 2});
+  auto model =
+      find_entry(model_registry(), "mlp")->make(Options(nlohmann::json{{"hidden", nlohmann::json::array()}}), {{1, 1, 3}, 2});
+  model->to(torch::kDouble);
+  return model;
 }
 
 std::unique_ptr<Optimizer> make_optimizer(const std::string& name, Model& model, const nlohmann::json& hparams) {
@@ -23,7 +30,7 @@ void set_gradients(Model& model, double scale) {
   int64_t offset = 0;
   for (auto& parameter : model.parameters()) {
     parameter.mutable_grad() =
-        scale * torch::arange(offset, offset + parameter.numel(), torch::kFloat).reshape(parameter.sizes()).sin();
+        scale * torch::arange(offset, offset + parameter.numel(), torch::kDouble).reshape(parameter.sizes()).sin();
     offset += parameter.numel();
   }
 }
@@ -50,7 +57,7 @@ TEST(Sgd, TwoStepsMatchTheMomentumFormula) {
     }
     optimizer->step({step, 0, step, 2, {}, {}}, timer);
   }
-  for (size_t i = 0; i < theta.size(); ++i) EXPECT_TRUE(torch::allclose(model->parameters()[i], theta[i], 1e-6, 1e-7));
+  for (size_t i = 0; i < theta.size(); ++i) EXPECT_TRUE(torch::allclose(model->parameters()[i], theta[i], kTolerance, kTolerance));
 }
 
 TEST(Sgd, LearningRateCanBeChangedBetweenSteps) {
@@ -86,7 +93,7 @@ TEST(AdamW, TwoStepsMatchTheDecoupledFormula) {
     }
     optimizer->step({step - 1, 0, step - 1, 2, {}, {}}, timer);
   }
-  for (size_t i = 0; i < theta.size(); ++i) EXPECT_TRUE(torch::allclose(model->parameters()[i], theta[i], 1e-5, 1e-7));
+  for (size_t i = 0; i < theta.size(); ++i) EXPECT_TRUE(torch::allclose(model->parameters()[i], theta[i], kTolerance, kTolerance));
 }
 
 TEST(Registry, EveryOptimizerDeclaresALearningRateAndUniqueName) {

@@ -1,7 +1,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <filesystem>
 
 #include "harness/runner.h"
 #include "harness/spec.h"
@@ -267,11 +266,11 @@ TEST(Kfac, RejectsSettingsWithoutMeaning) {
 }
 
 // With the same number of steps from the same initialisation, KFAC's preconditioned steps reach a
-// lower training loss than SGD with a learning rate near SGD's best for this budget.
+// lower training loss than SGD with a learning rate near SGD's best for this budget. On the real
+// embedded dataset (`make test` installs Debian's dataset-fashion-mnist), wherever the test runs: the
+// synthetic bands are too easy for curvature to matter.
 TEST(Kfac, ReachesALowerTrainingLossThanSgdInTheSameSteps) {
-  const bool real_data = std::filesystem::exists("/usr/share/datasets/fashion-mnist");
-  const auto dataset = real_data ? load_dataset({"fashion-mnist", 2000, 500}, {"/usr/share/datasets"})
-                                 : testing::synthetic_fashion_mnist(2000, 500);
+  const auto dataset = load_dataset({"fashion-mnist", 2000, 500}, data_roots(""));
   const auto document = nlohmann::json::parse(R"({
     "name": "kfac-vs-sgd",
     "dataset": {"name": "fashion-mnist"},

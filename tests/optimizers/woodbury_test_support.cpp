@@ -11,6 +11,12 @@ namespace {
 // Classes of the small test models.
 constexpr int64_t kClasses = 5;
 
+// A float64 copy that owns its memory: `.to(kDouble)` of a float64 tensor is the tensor itself, and a
+// gradient's storage is zeroed in place by the next zero_grad().
+torch::Tensor float64_copy(const torch::Tensor& tensor) {
+  return tensor.to(torch::kDouble, /*non_blocking=*/false, /*copy=*/true);
+}
+
 void set_recording(Model& model, bool on) {
   for (const auto& layer : model.capture_layers()) {
     layer->set_record_input(on);
@@ -49,10 +55,12 @@ torch::Tensor SmallMlp::forward(const torch::Tensor& input) {
   return logit_shift_.defined() ? logits + logit_shift_ : logits;
 }
 
-Batch random_batch(int64_t n, std::vector<int64_t> shape, uint64_t seed) {
+Batch random_batch(int64_t n, std::vector<int64_t> shape, uint64_t seed, torch::Dtype dtype) {
   auto generator = at::detail::createCPUGenerator(seed);
   shape.insert(shape.begin(), n);
-  return {torch::randn(shape, generator), torch::randint(kClasses, {n}, generator, torch::kInt64)};
+  // Drawn in float32 whatever `dtype`, so a float64 batch holds the same values as its float32 twin.
+  auto images = torch::randn(shape, generator).to(dtype);
+  return {images, torch::randint(kClasses, {n}, generator, torch::kInt64)};
 }
 
 std::vector<torch::Tensor> per_sample_gradient_loop(Model& model, const Batch& batch) {
@@ -63,7 +71,7 @@ std::vector<torch::Tensor> per_sample_gradient_loop(Model& model, const Batch& b
     model.zero_grad();
     const auto logits = model.forward(batch.images.slice(0, i, i + 1));
     torch::nn::functional::cross_entropy(logits, batch.labels.slice(0, i, i + 1)).backward();
-    for (size_t l = 0; l < layers.size(); ++l) rows[l].push_back(gradient_matrix(*layers[l]).reshape({-1}).to(torch::kDouble));
+    for (size_t l = 0; l < layers.size(); ++l) rows[l].push_back(float64_copy(gradient_matrix(*layers[l]).reshape({-1})));
   }
   std::vector<torch::Tensor> per_layer;
   for (const auto& layer_rows : rows) per_layer.push_back(torch::stack(layer_rows));
@@ -82,7 +90,7 @@ torch::Tensor dense_damped_natural_gradient(const torch::Tensor& rows, double da
 
 std::vector<torch::Tensor> layer_gradients(Model& model) {
   std::vector<torch::Tensor> gradients;
-  for (const auto& layer : model.capture_layers()) gradients.push_back(gradient_matrix(*layer).reshape({-1}).to(torch::kDouble));
+  for (const auto& layer : model.capture_layers()) gradients.push_back(float64_copy(gradient_matrix(*layer).reshape({-1})));
   return gradients;
 }
 

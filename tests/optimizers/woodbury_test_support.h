@@ -47,18 +47,20 @@ class SmallMlp : public Model {
   torch::Tensor logit_shift_;
 };
 
-// A batch of `n` random inputs of `shape` (per sample) and labels in [0, 5).
+// A batch of `n` random inputs of `shape` (per sample) in `dtype` and labels in [0, 5). Exact-case
+// tests use float64 models and batches (`model->to(torch::kDouble)`): then the code under test and the
+// loops below agree to rounding whatever the BLAS kernel (tests/support/tolerances.h).
 struct Batch {
   torch::Tensor images;
   torch::Tensor labels;
 };
-Batch random_batch(int64_t n, std::vector<int64_t> shape, uint64_t seed);
+Batch random_batch(int64_t n, std::vector<int64_t> shape, uint64_t seed, torch::Dtype dtype = torch::kFloat);
 
-// Per capture layer, U as n × (out·in[+1]) float64 rows: row i is the gradient of sample i's
-// cross-entropy alone, from its own backward pass (nothing recorded).
+// Per capture layer, U as n × (out·in[+1]) rows cast to float64: row i is the gradient of sample i's
+// cross-entropy alone, from its own backward pass (nothing recorded), in the model's dtype.
 std::vector<torch::Tensor> per_sample_gradient_loop(Model& model, const Batch& batch);
 
-// (λI + F)⁻¹ g by a dense d×d solve, F = UUᵀ/n the empirical Fisher of U's n rows (float64).
+// (λI + F)⁻¹ g by a dense d×d solve, F = UᵀU/n the empirical Fisher of U's n rows (float64).
 torch::Tensor dense_damped_solve(const torch::Tensor& rows, double damping, const torch::Tensor& gradient);
 // The same for g = ḡ, the mean of U's rows: the damped natural gradient.
 torch::Tensor dense_damped_natural_gradient(const torch::Tensor& rows, double damping);
