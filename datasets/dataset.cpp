@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
@@ -17,6 +18,9 @@ namespace {
 
 // Seed of the shuffle that picks subsets: fixed so a subset is the same in every run and seed.
 constexpr uint64_t kSubsetSeed = 20240305;
+// A spec without dataset.validation_subset validates on as many images as its test set has, but at
+// most 1/this of the official training split (CIFAR: 5,000 of 50,000, the usual 45k/5k division).
+constexpr int64_t kDefaultValidationShare = 10;
 
 ImageSet subset(const ImageSet& set, std::optional<int64_t> count, int64_t num_classes, const std::string& what) {
   if (!count) return set;
@@ -131,8 +135,9 @@ ImageDataset load_dataset(const DatasetRequest& request, const std::vector<std::
   }
   dataset.augmentation = {options.integer("random_crop_padding"), options.flag("horizontal_flip")};
   dataset.test = subset(dataset.test, request.test_subset, dataset.num_classes, "dataset.test_subset");
+  const int64_t default_validation = std::min(dataset.test.size(), dataset.train.size() / kDefaultValidationShare);
   auto split = carve_validation(dataset.train, request.train_subset,
-                                request.validation_subset.value_or(dataset.test.size()), dataset.num_classes);
+                                request.validation_subset.value_or(default_validation), dataset.num_classes);
   dataset.train = std::move(split.train);
   dataset.validation = std::move(split.validation);
   return dataset;

@@ -45,8 +45,9 @@ struct ImageDataset {
 
 // How a spec selects a dataset: sizes of the deterministic, class-balanced subsets (nullopt = all)
 // and the entry's options (resolved: normalisation, augmentation, dataset-specific choices).
-// `validation_subset` sizes the image validation set carved from the training split: nullopt = as many
-// images as the test set has (after test_subset), 0 = none. Translation datasets have their own.
+// `validation_subset` sizes the image validation set carved from the training split (carve_validation):
+// nullopt = as many images as the test set has (after test_subset) but at most a tenth of the official
+// training split, 0 = none. Translation datasets have their own validation split.
 struct DatasetRequest {
   std::string name;
   std::optional<int64_t> train_subset;
