@@ -11,15 +11,7 @@ namespace ngd {
 namespace {
 
 using nlohmann::json;
-
-std::string error_of(const json& spec) {
-  try {
-    parse_spec(spec, "spec.json");
-  } catch (const std::runtime_error& error) {
-    return error.what();
-  }
-  return "";
-}
+using testing::spec_error;
 
 TEST(ValidationProtocol, ImageSpecsTargetValidationMetricsAndSizeTheSplit) {
   auto document = testing::tiny_spec();
@@ -38,14 +30,14 @@ TEST(ValidationProtocol, RejectsWhatCannotValidate) {
   auto none = testing::tiny_spec();
   none["dataset"]["validation_subset"] = 0;
   none["target"] = {{"metric", "val_loss"}, {"value", 0.5}};
-  EXPECT_NE(error_of(none).find("target.metric: a validation target needs a validation set"), std::string::npos)
-      << error_of(none);
+  EXPECT_NE(spec_error(none).find("target.metric: a validation target needs a validation set"), std::string::npos)
+      << spec_error(none);
   auto negative = testing::tiny_spec();
   negative["dataset"]["validation_subset"] = -1;
-  EXPECT_NE(error_of(negative).find("dataset.validation_subset: expected a non-negative integer"), std::string::npos);
+  EXPECT_NE(spec_error(negative).find("dataset.validation_subset: expected a non-negative integer"), std::string::npos);
   auto translation = testing::tiny_translation_spec();
   translation["dataset"]["validation_subset"] = 10;
-  EXPECT_NE(error_of(translation).find("official validation split"), std::string::npos) << error_of(translation);
+  EXPECT_NE(spec_error(translation).find("official validation split"), std::string::npos) << spec_error(translation);
 }
 
 TEST(ValidationProtocol, RunsRecordValidationAndTestAndReachValidationTargets) {
