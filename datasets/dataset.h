@@ -53,7 +53,7 @@ struct DatasetRequest {
   std::optional<int64_t> train_subset;
   std::optional<int64_t> test_subset;
   nlohmann::json options = nlohmann::json::object();
-  std::optional<int64_t> validation_subset;
+  std::optional<int64_t> validation_subset = std::nullopt;
 };
 
 struct TranslationDataset;
