@@ -253,7 +253,9 @@ def table_rows(results, metric):
     cells = []
     for row in rows:
         validation = [spread(row.validations(metric), metric.digits)] if metric.validation_name else []
-        cells.append([row.label, row.seeds_note(expected)] + validation +
+        # A drawn trial is planned in one study only; a grid configuration in every seed.
+        planned = len(row.runs) if any(r.get("tuning") for r in row.runs) else expected
+        cells.append([row.label, row.seeds_note(planned)] + validation +
                      [spread(row.finals(metric), metric.digits), spread(row.final_train_losses(), 4),
                       spread(row.epoch_times(True), 2), spread(row.epoch_times(False), 2), spread(row.total_times(), 1),
                       format_time(row.times_to_target()), format_time(row.steps_to_target(), 0), speedup(sgd, row),
