@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "harness/regress.h"
+
 namespace ngd {
 namespace {
 
@@ -52,6 +54,24 @@ TEST(Aggregate, FilesWithoutStudiesUseTheSeed) {
   const auto scores = score_optimizers({old, other}, "time_to_target_s");
   EXPECT_EQ(scores[0].per_study, (std::vector<double>{4.0, 2.0}));  // seeds 10 and 11: two studies
   EXPECT_EQ(scores[0].median, 3.0);
+}
+
+TEST(Aggregate, RegressTakesTheMedianWithUnreachedSeedsAsInfinity) {
+  auto seed = [](int64_t study, json steps, const std::string& status = "completed") {
+    auto result = run("sgd", study, nullptr, status);
+    result["label"] = "sgd";
+    result["steps_to_target"] = steps;
+    result["epochs"] = json::array({{{"test_acc", 0.5 + 0.1 * static_cast<double>(study)}}});
+    return result;
+  };
+  // Three seeds, one unreached: median(40, 60, ∞) = 60 (before: "never" when any seed missed).
+  auto measured = measure_configurations({seed(0, 40), seed(1, nullptr), seed(2, 60)});
+  EXPECT_EQ(measured["sgd"]["steps_to_target"], 60.0);
+  EXPECT_NEAR(measured["sgd"]["final_test_acc"].get<double>(), 0.6, 1e-12);
+  // Two seeds, one diverged: (40 + ∞)/2 = ∞ → null.
+  measured = measure_configurations({seed(0, 40), seed(1, 50, "diverged")});
+  EXPECT_TRUE(measured["sgd"]["steps_to_target"].is_null());
+  EXPECT_EQ(measured["sgd"]["final_test_acc"], 0.5);
 }
 
 }  // namespace
