@@ -99,6 +99,20 @@ TEST(Tuning, StudiesDrawDifferentReproducibleTrials) {
   EXPECT_EQ(plan.describe()["space"]["lr"], json::parse(R"({"log_uniform": [0.0001, 1.0]})"));
 }
 
+TEST(Tuning, DrawsArePinned) {
+  // The draws of a spec must not change between versions or machines (results are resumed by the
+  // drawn settings' hash). Values from a separate Python transcription of the documented algorithm
+  // (docs/protocol.md, Tuning): SplitMix64 study seeds and shifts, base-2 radical inverses of 1, 2, 3.
+  const auto plan = parse_tuning(json::parse(R"({"trials": 3, "space": {"lr": {"log_uniform": [0.01, 0.1]}}})"),
+                                 sgd_settings(), 3, "tuning");
+  const std::vector<std::vector<double>> expected = {
+      {0.0317, 0.01782, 0.05637}, {0.01446, 0.08132, 0.02572}, {0.0516, 0.02902, 0.09177}};
+  for (int64_t study = 0; study < 3; ++study) {
+    const auto trials = plan.draw(study);
+    for (size_t t = 0; t < 3; ++t) EXPECT_EQ(trials[t]["lr"].get<double>(), expected[study][t]) << study << "/" << t;
+  }
+}
+
 TEST(Tuning, RejectsBadBlocks) {
   auto message = [](const std::string& block, int64_t seeds = 2) {
     try {
