@@ -81,7 +81,7 @@ TEST(FashionMnist, LoadsOfficialLayoutFromADataRoot) {
   EXPECT_EQ(dataset.train.images.sizes(), (std::vector<int64_t>{45, 1, 28, 28}));
   EXPECT_EQ(dataset.validation.size(), 5);
   EXPECT_EQ(dataset.test.size(), 20);
-  const auto sized = load_dataset({"fashion-mnist", 30, 10, {}, 12}, {root.path()});
+  const auto sized = load_dataset({"fashion-mnist", 30, 10, nlohmann::json::object(), 12}, {root.path()});
   EXPECT_EQ(sized.train.size(), 30);
   EXPECT_EQ(sized.validation.size(), 12);
   EXPECT_EQ(sized.test.size(), 10);
