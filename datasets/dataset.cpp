@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
@@ -9,6 +10,7 @@
 #include "datasets/cifar.h"
 #include "datasets/fashion_mnist.h"
 #include "datasets/translation.h"
+#include "datasets/validation_split.h"
 #include "harness/options.h"
 
 namespace ngd {
@@ -16,17 +18,16 @@ namespace {
 
 // Seed of the shuffle that picks subsets: fixed so a subset is the same in every run and seed.
 constexpr uint64_t kSubsetSeed = 20240305;
-
-ImageSet select(const ImageSet& set, const torch::Tensor& indices) {
-  return {set.images.index_select(0, indices).contiguous(), set.labels.index_select(0, indices)};
-}
+// A spec without dataset.validation_subset validates on as many images as its test set has, but at
+// most 1/this of the official training split (CIFAR: 5,000 of 50,000, the usual 45k/5k division).
+constexpr int64_t kDefaultValidationShare = 10;
 
 ImageSet subset(const ImageSet& set, std::optional<int64_t> count, int64_t num_classes, const std::string& what) {
   if (!count) return set;
   if (*count <= 0 || *count > set.size()) {
     throw std::runtime_error(fmt::format("{} = {} is outside 1..{}", what, *count, set.size()));
   }
-  return select(set, balanced_subset_indices(set.labels, *count, num_classes));
+  return select_images(set, balanced_subset_indices(set.labels, *count, num_classes));
 }
 
 }  // namespace
@@ -133,8 +134,12 @@ ImageDataset load_dataset(const DatasetRequest& request, const std::vector<std::
     throw std::runtime_error(fmt::format("dataset.mean and dataset.std need {} values for '{}'", channels, request.name));
   }
   dataset.augmentation = {options.integer("random_crop_padding"), options.flag("horizontal_flip")};
-  dataset.train = subset(dataset.train, request.train_subset, dataset.num_classes, "dataset.train_subset");
   dataset.test = subset(dataset.test, request.test_subset, dataset.num_classes, "dataset.test_subset");
+  const int64_t default_validation = std::min(dataset.test.size(), dataset.train.size() / kDefaultValidationShare);
+  auto split = carve_validation(dataset.train, request.train_subset,
+                                request.validation_subset.value_or(default_validation), dataset.num_classes);
+  dataset.train = std::move(split.train);
+  dataset.validation = std::move(split.validation);
   return dataset;
 }
 
@@ -164,6 +169,10 @@ torch::Tensor balanced_subset_indices(const torch::Tensor& labels, int64_t count
   std::vector<torch::Tensor> chosen;
   for (int64_t c = 0; c < num_classes; ++c) chosen.push_back(per_class[c].slice(0, 0, taken[c]));
   return std::get<0>(torch::cat(chosen).sort());
+}
+
+ImageSet select_images(const ImageSet& set, const torch::Tensor& indices) {
+  return {set.images.index_select(0, indices).contiguous(), set.labels.index_select(0, indices)};
 }
 
 torch::Tensor normalize_images(const torch::Tensor& images_uint8, const ImageDataset& dataset) {

@@ -19,6 +19,7 @@ struct ImageSet {
   torch::Tensor images;
   torch::Tensor labels;
   int64_t size() const { return labels.size(0); }
+  bool empty() const { return !labels.defined() || labels.size(0) == 0; }
 };
 
 // Random training-time transforms, applied to uint8 batches (see augment_batch).
@@ -28,10 +29,12 @@ struct Augmentation {
   bool enabled() const { return crop_padding > 0 || horizontal_flip; }
 };
 
-// A train/test pair with what a model needs to know about it.
+// A train/validation/test triple with what a model needs to know about it. The validation set is
+// carved from the training split (see carve_validation); it is empty (no images) when a spec asks for none.
 struct ImageDataset {
   std::string name;
   ImageSet train;
+  ImageSet validation;
   ImageSet test;
   int64_t num_classes = 0;
   std::vector<double> channel_mean;  // per-channel normalisation applied to [0,1] pixels
@@ -42,11 +45,15 @@ struct ImageDataset {
 
 // How a spec selects a dataset: sizes of the deterministic, class-balanced subsets (nullopt = all)
 // and the entry's options (resolved: normalisation, augmentation, dataset-specific choices).
+// `validation_subset` sizes the image validation set carved from the training split (carve_validation):
+// nullopt = as many images as the test set has (after test_subset) but at most a tenth of the official
+// training split, 0 = none. Translation datasets have their own validation split.
 struct DatasetRequest {
   std::string name;
   std::optional<int64_t> train_subset;
   std::optional<int64_t> test_subset;
   nlohmann::json options = nlohmann::json::object();
+  std::optional<int64_t> validation_subset = std::nullopt;
 };
 
 struct TranslationDataset;
@@ -114,6 +121,9 @@ TranslationDataset load_translation_dataset(const DatasetRequest& request, const
 // `count` indices of `labels`, as equal per class as the classes allow, chosen by a fixed-seed
 // shuffle so the same request always gives the same subset; sorted ascending.
 torch::Tensor balanced_subset_indices(const torch::Tensor& labels, int64_t count, int64_t num_classes);
+
+// The images of `set` at `indices` (int64), in that order.
+ImageSet select_images(const ImageSet& set, const torch::Tensor& indices);
 
 // A batch as float, scaled to [0,1] and normalised per channel.
 torch::Tensor normalize_images(const torch::Tensor& images_uint8, const ImageDataset& dataset);

@@ -99,8 +99,10 @@ int run(const std::vector<std::string>& spec_paths, ngd::RunnerOptions options, 
       std::cout << fmt::format("{} ({}): {} runs on {}\n", spec.name, spec.path, runs.size(),
                                device_for(spec, device_flag));
       for (const auto& run : runs) {
-        std::cout << fmt::format("  {}/{}  {} seed={} hparams={} schedule={}\n", run.experiment, run.run_id(),
-                                 run.label(), run.seed, run.hparams.dump(), run.schedule.dump());
+        const auto trial = run.tuning.is_null() ? std::string()
+                                                : fmt::format(" study={} trial={}", run.study, run.trial);
+        std::cout << fmt::format("  {}/{}  {} seed={}{} hparams={} schedule={}\n", run.experiment, run.run_id(),
+                                 run.label(), run.seed, trial, run.hparams.dump(), run.schedule.dump());
       }
     }
     return 0;

@@ -4,8 +4,11 @@
 #include <fmt/ostream.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
+
+#include "harness/aggregate.h"
 
 namespace ngd {
 namespace {
@@ -20,22 +23,14 @@ nlohmann::json measure_configurations(const std::vector<nlohmann::json>& results
   nlohmann::json measured = nlohmann::json::object();
   for (const auto& [label, runs] : by_label) {
     std::vector<double> steps, accuracy;
-    bool all_reached = true;
     for (const auto* run : runs) {
-      if ((*run)["status"] != "completed") {
-        all_reached = false;
-        continue;
-      }
-      accuracy.push_back((*run)["epochs"].back()["test_acc"].get<double>());
-      if ((*run)["steps_to_target"].is_null()) {
-        all_reached = false;
-      } else {
-        steps.push_back((*run)["steps_to_target"].get<double>());
-      }
+      steps.push_back(measure_or_unreached(*run, "steps_to_target"));
+      if ((*run)["status"] == "completed") accuracy.push_back((*run)["epochs"].back()["test_acc"].get<double>());
     }
+    const double median_steps = median(steps);  // the protocol's rule: unreached = ∞, then the median
     measured[label] = {{"optimizer", (*runs.front())["optimizer"]},
                        {"seeds", runs.size()},
-                       {"steps_to_target", all_reached && !steps.empty() ? nlohmann::json(median(steps)) : nlohmann::json()},
+                       {"steps_to_target", std::isinf(median_steps) ? nlohmann::json() : nlohmann::json(median_steps)},
                        {"final_test_acc", accuracy.empty() ? nlohmann::json() : nlohmann::json(median(accuracy))}};
   }
   return measured;

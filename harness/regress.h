@@ -21,8 +21,8 @@ struct RegressTolerance {
   double accuracy_drop = 0.03;   // fail when final test accuracy drops by more than this (absolute)
 };
 
-// One configuration's measurement: median steps to target (null if a seed never reached it) and
-// median final test accuracy.
+// One configuration's measurement: median steps to target under the protocol's rule (harness/aggregate.h:
+// an unreached seed counts as ∞; null when the median is ∞) and median final test accuracy.
 nlohmann::json measure_configurations(const std::vector<nlohmann::json>& results);
 
 struct RegressOutcome {

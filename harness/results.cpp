@@ -31,12 +31,11 @@ nlohmann::json to_json(const RunResult& result) {
                             {"cumulative_train_time_s", e.cumulative_train_time_s},
                             {"cumulative_steps", e.cumulative_steps},
                             {"learning_rate", e.learning_rate}};
-    if (e.validation.is_null()) {
+    if (e.per_epoch_test) {
       epoch["test_loss"] = e.test_loss;
       epoch["test_acc"] = e.test_acc;
-    } else {
-      epoch.update(e.validation);
     }
+    if (!e.validation.is_null()) epoch.update(e.validation);
     epochs.push_back(std::move(epoch));
   }
   const auto& config = result.config;
@@ -56,6 +55,9 @@ nlohmann::json to_json(const RunResult& result) {
           {"batch_size", config.batch_size},
           {"eval_batch_size", config.eval_batch_size},
           {"seed", config.seed},
+          {"study", config.study},
+          {"trial", config.trial},
+          {"tuning", config.tuning},
           {"target", config.target ? nlohmann::json{{"metric", config.target->metric}, {"value", config.target->value}}
                                    : nlohmann::json()},
           {"status", result.status},
@@ -77,11 +79,11 @@ nlohmann::json to_json(const RunResult& result) {
 std::optional<double> epoch_metric(const EpochRecord& epoch, const std::string& metric) {
   if (metric == "train_loss") return epoch.train_loss;
   if (metric == "train_acc") return epoch.train_acc;
-  if (epoch.validation.is_null()) {
+  if (epoch.per_epoch_test) {
     if (metric == "test_loss") return epoch.test_loss;
     if (metric == "test_acc") return epoch.test_acc;
-    return std::nullopt;
   }
+  if (epoch.validation.is_null()) return std::nullopt;
   const auto value = epoch.validation.find(metric);
   if (value == epoch.validation.end() || value->is_null()) return std::nullopt;
   return value->get<double>();
@@ -104,7 +106,7 @@ nlohmann::json complete_phases(nlohmann::json report, const std::vector<EpochRec
     phase["steps"] = ran ? epochs[end - 1].cumulative_steps - steps_before : 0;
     phase["final_train_loss"] = ran ? nlohmann::json(epochs[end - 1].train_loss) : nlohmann::json();
     phase["final_test_acc"] =
-        ran && epochs[end - 1].validation.is_null() ? nlohmann::json(epochs[end - 1].test_acc) : nlohmann::json();
+        ran && epochs[end - 1].per_epoch_test ? nlohmann::json(epochs[end - 1].test_acc) : nlohmann::json();
     if (ran) steps_before = epochs[end - 1].cumulative_steps;
     next = end;
   }

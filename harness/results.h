@@ -23,14 +23,18 @@ struct EpochRecord {
   double cumulative_train_time_s = 0;
   int64_t cumulative_steps = 0;
   double learning_rate = 0;            // at the epoch's last step
-  // Translation runs: {"val_loss", "val_acc", "val_bleu" (null when not computed this epoch)},
-  // written in place of test_loss/test_acc; null for image runs. train_loss/train_acc are then the
-  // mean per-token loss as optimised and the token accuracy.
+  // The validation split's metrics, written beside the others: image runs {"val_loss", "val_acc"}
+  // (null without a validation set); translation runs {"val_loss", "val_acc", "val_bleu" (null when
+  // not computed this epoch)}, whose train_loss/train_acc are the mean per-token loss as optimised and
+  // the token accuracy.
   nlohmann::json validation;
+  // Image runs evaluate the test split every epoch (test_loss, test_acc); translation runs score it
+  // once after training (RunResult::final_evaluation) and leave these unset.
+  bool per_epoch_test = true;
 };
 
-// An epoch's value of a target metric: train_loss, train_acc, test_loss, test_acc (image runs) or
-// val_loss, val_acc, val_bleu (translation runs); nullopt when the epoch has none.
+// An epoch's value of a target metric: train_loss, train_acc, val_loss, val_acc, test_loss, test_acc
+// (image runs) or val_loss, val_acc, val_bleu (translation runs); nullopt when the epoch has none.
 std::optional<double> epoch_metric(const EpochRecord& epoch, const std::string& metric);
 
 struct RunResult {

@@ -12,6 +12,7 @@
 #include <map>
 
 #include "datasets/batch_loader.h"
+#include "harness/aggregate.h"
 #include "harness/device.h"
 #include "harness/machine.h"
 #include "harness/phase_timer.h"
@@ -58,7 +59,7 @@ Evaluation evaluate(Model& model, const ImageSet& set, const ImageDataset& datas
   return {loss_sum.item<double>() / n, static_cast<double>(correct.item<int64_t>()) / n};
 }
 
-// Image classification: cross-entropy per image, test-set loss and accuracy each epoch.
+// Image classification: cross-entropy per image, validation- and test-set loss and accuracy each epoch.
 class ImageWorkload : public Workload {
  public:
   ImageWorkload(const RunConfig& config, const ImageDataset& dataset, const RunnerOptions& options, nlohmann::json& meta)
@@ -104,13 +105,21 @@ class ImageWorkload : public Workload {
     record.train_acc = static_cast<double>(correct_.item<int64_t>()) / n;
     record.test_loss = test.loss;
     record.test_acc = test.accuracy;
+    if (!dataset_.validation.empty()) {
+      const auto validation = evaluate(*model_, dataset_.validation, dataset_, config_.eval_batch_size, device_);
+      record.validation = {{"val_loss", validation.loss}, {"val_acc", validation.accuracy}};
+    }
   }
   std::pair<double, std::string> held_out_loss(const EpochRecord& record) const override {
     return {record.test_loss, "test loss"};
   }
   std::string describe(const EpochRecord& record) const override {
-    return fmt::format("train loss {:.4f} acc {:.4f} | test loss {:.4f} acc {:.4f}", record.train_loss,
-                       record.train_acc, record.test_loss, record.test_acc);
+    const auto validation = record.validation.is_null()
+                                ? std::string()
+                                : fmt::format(" | val loss {:.4f} acc {:.4f}", record.validation["val_loss"].get<double>(),
+                                              record.validation["val_acc"].get<double>());
+    return fmt::format("train loss {:.4f} acc {:.4f}{} | test loss {:.4f} acc {:.4f}", record.train_loss,
+                       record.train_acc, validation, record.test_loss, record.test_acc);
   }
   nlohmann::json final_evaluation() override { return nullptr; }
 
@@ -321,6 +330,8 @@ std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& opti
 
 namespace {
 
+std::string seconds_text(double seconds) { return std::isinf(seconds) ? "∞" : fmt::format("{:.1f}", seconds); }
+
 std::string spread(const std::vector<double>& values, const char* format) {
   if (values.empty()) return "—";
   const auto [low, high] = std::minmax_element(values.begin(), values.end());
@@ -333,7 +344,7 @@ void print_summary(const Spec& spec, const std::vector<nlohmann::json>& results,
   struct Row {
     std::string label;
     int completed = 0, diverged = 0, failed = 0, reached = 0;
-    std::vector<double> test_acc, train_loss, epoch_time, time_to_target;
+    std::vector<double> test_acc, validation, train_loss, epoch_time, time_to_target;
   };
   std::vector<std::string> order;
   std::map<std::string, Row> rows;
@@ -344,39 +355,50 @@ void print_summary(const Spec& spec, const std::vector<nlohmann::json>& results,
     row.label = result["label"].get<std::string>();
     const auto status = result["status"].get<std::string>();
     (status == "completed" ? row.completed : status == "diverged" ? row.diverged : row.failed)++;
+    row.time_to_target.push_back(measure_or_unreached(result, "time_to_target_s"));
+    row.reached += std::isinf(row.time_to_target.back()) ? 0 : 1;
     if (status != "completed" || result["epochs"].empty()) continue;
     const auto& last = result["epochs"].back();
     row.test_acc.push_back(result.contains("final") ? result["final"]["test_bleu"].get<double>()
                                                     : last["test_acc"].get<double>());
+    const auto* validation_key = result.contains("final") ? "val_bleu" : "val_acc";  // translation: BLEU
+    if (last.contains(validation_key) && !last[validation_key].is_null()) {
+      row.validation.push_back(last[validation_key].get<double>());
+    }
     row.train_loss.push_back(last["train_loss"].get<double>());
     std::vector<double> epoch_times;
     for (const auto& epoch : result["epochs"]) epoch_times.push_back(epoch["train_time_s"].get<double>());
     row.epoch_time.push_back(median(epoch_times));
-    if (!result["time_to_target_s"].is_null()) {
-      row.reached++;
-      row.time_to_target.push_back(result["time_to_target_s"].get<double>());
-    }
   }
   const auto target = spec.runs.empty() || !spec.runs[0].target
                           ? std::string("no target")
                           : fmt::format("{} {} {}", spec.runs[0].target->metric,
                                         spec.runs[0].target->lower_is_better() ? "≤" : "≥", spec.runs[0].target->value);
-  fmt::print(out, "\n{} — median [min–max] over seeds; time to target: {}\n", spec.name, target);
+  fmt::print(out, "\n{} — median [min–max] over seeds; time to target: {} (unreached = ∞)\n", spec.name, target);
   const bool translation = !spec.runs.empty() && spec.runs[0].workload == WorkloadKind::kTranslation;
-  fmt::print(out, "{:<40} {:>5} {:>24} {:>24} {:>10} {:>16}\n", "optimizer", "runs",
-             translation ? "test BLEU (best val)" : "final test acc",
+  fmt::print(out, "{:<40} {:>5} {:>24} {:>24} {:>24} {:>10} {:>16}\n", "optimizer", "runs",
+             translation ? "val BLEU" : "final val acc", translation ? "test BLEU (best val)" : "final test acc",
              "final train loss", "epoch s", "to target s");
   for (const auto& hash : order) {
     const auto& row = rows[hash];
     auto runs = fmt::format("{}", row.completed);
     if (row.diverged) runs += fmt::format("+{}d", row.diverged);
     if (row.failed) runs += fmt::format("+{}f", row.failed);
-    const auto to_target = row.reached == 0 ? std::string("—")
-                                            : fmt::format("{:.1f} ({}/{})", median(row.time_to_target), row.reached,
-                                                          row.completed);
-    fmt::print(out, "{:<40} {:>5} {:>24} {:>24} {:>10} {:>16}\n", row.label, runs,
-               spread(row.test_acc, translation ? "{:.2f} [{:.2f}–{:.2f}]" : "{:.4f} [{:.4f}–{:.4f}]"), spread(row.train_loss, "{:.4f} [{:.4f}–{:.4f}]"),
+    const auto to_target = fmt::format("{} ({}/{})", seconds_text(median(row.time_to_target)), row.reached,
+                                       row.time_to_target.size());
+    const char* metric_format = translation ? "{:.2f} [{:.2f}–{:.2f}]" : "{:.4f} [{:.4f}–{:.4f}]";
+    fmt::print(out, "{:<40} {:>5} {:>24} {:>24} {:>24} {:>10} {:>16}\n", row.label, runs,
+               spread(row.validation, metric_format), spread(row.test_acc, metric_format),
+               spread(row.train_loss, "{:.4f} [{:.4f}–{:.4f}]"),
                row.epoch_time.empty() ? "—" : fmt::format("{:.2f}", median(row.epoch_time)), to_target);
+  }
+  // The protocol's selection (docs/protocol.md): per study the best trial, the median over studies.
+  if (!spec.runs.empty() && spec.runs[0].target) {
+    fmt::print(out, "time to target, best trial per study, median over studies:");
+    for (const auto& score : score_optimizers(results, "time_to_target_s")) {
+      fmt::print(out, " {} {} ({} runs)", score.optimizer, seconds_text(score.median), score.runs);
+    }
+    fmt::print(out, "\n");
   }
 }
 

@@ -9,6 +9,7 @@
 #include "harness/schedule.h"
 #include "harness/spec_error.h"
 #include "harness/stable_hash.h"
+#include "harness/tuning.h"
 #include "optimizers/optimizer.h"
 
 namespace ngd {
@@ -80,14 +81,27 @@ const Entry& named_entry(const std::vector<Entry>& table, const nlohmann::json& 
 DatasetRequest parse_dataset(const nlohmann::json& spec) {
   const auto dataset = require_object(spec, "dataset", "");
   const auto& entry = named_entry(dataset_registry(), dataset, "dataset", "dataset");
+  const bool image = entry.kind == WorkloadKind::kImage;
   std::vector<std::string> valid_keys = {"name", "train_subset", "test_subset"};
+  if (image) valid_keys.push_back("validation_subset");
   for (const auto& option : entry.options) valid_keys.push_back(option.name);
+  if (!image && dataset.contains("validation_subset")) {
+    throw SpecError("dataset.validation_subset",
+                    "translation datasets keep their official validation split (size it with dataset.val_subset)");
+  }
   check_keys(dataset, valid_keys, "dataset");
   auto options = dataset;
-  for (const auto* key : {"name", "train_subset", "test_subset"}) options.erase(key);
-  return {entry.name, optional_positive_integer(dataset, "train_subset", "dataset"),
-          optional_positive_integer(dataset, "test_subset", "dataset"),
-          resolve_options(options, entry.options, "dataset '" + entry.name + "'", "dataset")};
+  for (const auto* key : {"name", "train_subset", "test_subset", "validation_subset"}) options.erase(key);
+  DatasetRequest request{entry.name, optional_positive_integer(dataset, "train_subset", "dataset"),
+                         optional_positive_integer(dataset, "test_subset", "dataset"),
+                         resolve_options(options, entry.options, "dataset '" + entry.name + "'", "dataset")};
+  if (auto it = dataset.find("validation_subset"); it != dataset.end() && !it->is_null()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 0) {
+      throw SpecError("dataset.validation_subset", "expected a non-negative integer (0 = none), got " + it->dump());
+    }
+    request.validation_subset = it->get<int64_t>();
+  }
+  return request;
 }
 
 std::optional<Target> parse_target(const nlohmann::json& spec, WorkloadKind workload) {
@@ -233,6 +247,9 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
                          : translation                    ? kDefaultTranslationEvalBatchSize
                                                           : kDefaultEvalBatchSize;
   base.target = parse_target(spec, base.workload);
+  if (base.target && base.dataset.validation_subset == 0 && base.target->metric.rfind("val_", 0) == 0) {
+    throw SpecError("target.metric", "a validation target needs a validation set (dataset.validation_subset is 0)");
+  }
 
   const auto& seeds = require(spec, "seeds", "");
   if (!seeds.is_array() || seeds.empty()) throw SpecError("seeds", "expected a non-empty list of integers");
@@ -246,29 +263,63 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
 
   const auto& optimizers = require(spec, "optimizers", "");
   if (!optimizers.is_array() || optimizers.empty()) throw SpecError("optimizers", "expected a non-empty list");
-  std::vector<RunConfig> configurations;
+  // Per optimizer entry: its configuration without settings, and its grid points or tuning plan.
+  struct EntryPlan {
+    RunConfig base;
+    std::vector<std::pair<nlohmann::json, nlohmann::json>> grid;  // (hparams, axis values); fixed hparams when tuned
+    std::optional<TuningPlan> tuning;
+  };
+  std::vector<EntryPlan> plans;
   for (size_t i = 0; i < optimizers.size(); ++i) {
     const auto path = fmt::format("optimizers[{}]", i);
     const auto& optimizer = optimizers[i];
     if (!optimizer.is_object()) throw SpecError(path, "expected an object, got " + optimizer.dump());
-    check_keys(optimizer, {"name", "hparams", "schedule"}, path);
+    check_keys(optimizer, {"name", "hparams", "schedule", "tuning"}, path);
     const auto& entry = named_entry(optimizer_registry(), optimizer, path, "optimizer");
-    const auto schedule = optimizer.contains("schedule") ? resolve_schedule(optimizer["schedule"], path + ".schedule")
-                                                         : resolve_schedule({{"name", "constant"}}, path + ".schedule");
+    EntryPlan plan{base, {}, std::nullopt};
+    plan.base.optimizer = entry.name;
+    plan.base.schedule = optimizer.contains("schedule") ? resolve_schedule(optimizer["schedule"], path + ".schedule")
+                                                        : resolve_schedule({{"name", "constant"}}, path + ".schedule");
     const auto hparams = optimizer.contains("hparams") ? optimizer["hparams"] : nlohmann::json::object();
-    for (auto& [resolved, axes] : expand_hparams(entry, hparams, path + ".hparams")) {
-      RunConfig config = base;
-      config.optimizer = entry.name;
-      config.hparams = std::move(resolved);
-      config.grid_values = std::move(axes);
-      config.schedule = schedule;
-      configurations.push_back(std::move(config));
+    plan.grid = expand_hparams(entry, hparams, path + ".hparams");
+    if (optimizer.contains("tuning")) {
+      plan.tuning = parse_tuning(optimizer["tuning"], entry.hyperparameters, static_cast<int64_t>(seed_values.size()),
+                                 path + ".tuning");
+      if (plan.grid.size() != 1) {
+        throw SpecError(path + ".hparams", "with a tuning block, searched settings go in tuning.space (lists there)");
+      }
+      for (const auto& dimension : plan.tuning->space) {
+        if (hparams.is_object() && hparams.contains(dimension.name)) {
+          throw SpecError(path + ".hparams." + dimension.name, "also searched in tuning.space: give it in one place");
+        }
+      }
     }
+    plans.push_back(std::move(plan));
   }
-  for (auto seed : seed_values) {
-    for (const auto& configuration : configurations) {
-      result.runs.push_back(configuration);
-      result.runs.back().seed = seed;
+  for (size_t study = 0; study < seed_values.size(); ++study) {
+    for (const auto& plan : plans) {
+      auto add = [&](int64_t trial, nlohmann::json hparams, nlohmann::json values) {
+        RunConfig config = plan.base;
+        config.hparams = std::move(hparams);
+        config.grid_values = std::move(values);
+        config.seed = seed_values[study];
+        config.study = static_cast<int64_t>(study);
+        config.trial = trial;
+        if (plan.tuning) config.tuning = plan.tuning->describe();
+        result.runs.push_back(std::move(config));
+      };
+      if (!plan.tuning) {
+        for (size_t point = 0; point < plan.grid.size(); ++point) {
+          add(static_cast<int64_t>(point), plan.grid[point].first, plan.grid[point].second);
+        }
+      } else if (static_cast<int64_t>(study) < plan.tuning->studies) {
+        const auto trials = plan.tuning->draw(static_cast<int64_t>(study));
+        for (size_t trial = 0; trial < trials.size(); ++trial) {
+          auto hparams = plan.grid.front().first;
+          hparams.update(trials[trial]);
+          add(static_cast<int64_t>(trial), std::move(hparams), trials[trial]);
+        }
+      }
     }
   }
   return result;
@@ -277,7 +328,8 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
 }  // namespace
 
 const std::vector<std::string>& target_metrics(WorkloadKind workload) {
-  static const std::vector<std::string> image = {"train_loss", "train_acc", "test_loss", "test_acc"};
+  static const std::vector<std::string> image = {"train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
+                                                 "test_acc"};
   static const std::vector<std::string> translation = {"train_loss", "train_acc", "val_loss", "val_acc", "val_bleu"};
   return workload == WorkloadKind::kImage ? image : translation;
 }
@@ -303,6 +355,11 @@ nlohmann::json RunConfig::identity() const {
           {"hparams", hparams},
           {"schedule", schedule}};
   if (!decoding.is_null()) identity["decoding"] = decoding;
+  // Image runs carve their validation set from the training split (null = the default size).
+  if (workload == WorkloadKind::kImage) {
+    identity["dataset"]["validation_subset"] =
+        dataset.validation_subset ? nlohmann::json(*dataset.validation_subset) : nlohmann::json();
+  }
   return identity;
 }
 

@@ -18,8 +18,9 @@ struct Target {
   bool lower_is_better() const { return metric.size() > 5 && metric.compare(metric.size() - 5, 5, "_loss") == 0; }
 };
 
-// The metrics a target may name for a workload: image train_loss, train_acc, test_loss, test_acc;
-// translation train_loss, train_acc, val_loss, val_acc, val_bleu.
+// The metrics a target may name for a workload: image train_loss, train_acc, val_loss, val_acc,
+// test_loss, test_acc; translation train_loss, train_acc, val_loss, val_acc, val_bleu. A fair
+// comparison targets a validation metric (docs/protocol.md): the test split only reports.
 const std::vector<std::string>& target_metrics(WorkloadKind workload);
 
 // The settings of a translation spec's "decoding" block, with defaults.
@@ -42,7 +43,13 @@ struct RunConfig {
   nlohmann::json hparams;      // resolved: every declared hyperparameter present
   nlohmann::json schedule;     // resolved
   nlohmann::json decoding;     // translation runs: the resolved "decoding" block; null for image runs
-  nlohmann::json grid_values;  // the grid axes' values of this point (for labels)
+  nlohmann::json grid_values;  // the grid axes' (or drawn settings') values of this point (for labels)
+  // The tuning protocol (docs/protocol.md): study k trains with the spec's k-th seed, and its trials
+  // are the grid points or, with a "tuning" block, the settings drawn for that study. Not part of the
+  // identity: two trials with the same settings and seed are the same run.
+  int64_t study = 0;
+  int64_t trial = 0;
+  nlohmann::json tuning;  // the entry's tuning budget (TuningPlan::describe()); null for a grid
 
   // Everything that determines the run's numbers except the seed; two runs with equal identity and
   // seed are the same run.
@@ -61,7 +68,7 @@ struct Spec {
   std::string scale;
   std::string description;
   std::string device;  // "cpu", "cuda" or "cuda:N" as the spec asks; "" = not given. Not part of a run's identity.
-  std::vector<RunConfig> runs;  // the expanded grid: seed-major, then optimizer, then grid point
+  std::vector<RunConfig> runs;  // the expanded grid: seed-major (study), then optimizer, then grid point or trial
 };
 
 // Reads, validates and expands a spec file. Every problem throws std::runtime_error reading

@@ -129,6 +129,7 @@ class TranslationWorkload : public Workload {
     record.train_acc = static_cast<double>(correct_.item<int64_t>()) / static_cast<double>(tokens_);
     const auto val = evaluate_tokens(*model_, dataset_.val, label_smoothing_, config_.eval_batch_size, device_);
     record.validation = {{"val_loss", val.loss}, {"val_acc", val.accuracy}, {"val_bleu", nullptr}};
+    record.per_epoch_test = false;
     const bool last = record.epoch == config_.epochs;
     if (std::isfinite(val.loss) && (last || record.epoch % config_.decoding["bleu_every"].get<int64_t>() == 0)) {
       const auto hypotheses = translate(*model_, dataset_.val, *dataset_.target_tokenizer, config_.decoding,

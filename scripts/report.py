@@ -10,11 +10,13 @@ and writes into --out (default: the parent of RESULTS_DIR):
   tables/<name>.md, .tex   each experiment's table (Markdown, LaTeX booktabs); <name> = experiment@scale
   plots/<name>.png         test metric and train loss against training time and against epochs
 
-Table rows are configurations (optimizer + grid values); each cell is the median over seeds with the
-min–max range. The test metric is the final test accuracy, or for translation runs the test BLEU of
-the best-validation checkpoint. Speedups are ratios of median times to target against the best
-configuration of SGD and of KFAC in the same experiment; a target never reached is "—" and counts as
-infinite time. Everything is regenerated from the result files alone.
+Table rows are configurations (optimizer + grid values or drawn trial); each cell is the median over
+seeds with the min–max range, and every metric names its split (val / test). The protocol
+(docs/protocol.md, scripts/protocol.py) selects on validation data and reports test data: per study
+the trial with the shortest time to the (validation) target, per optimizer the median over studies;
+an unreached target counts as ∞. Speedups are ratios of those medians; claims get a 95 % bootstrap
+interval over studies and a verdict; experiments of one scale get performance profiles, AlgoPerf
+scores and geometric-mean speedups. Everything is regenerated from the result files alone.
 """
 import argparse
 import html
@@ -25,7 +27,8 @@ import statistics
 import sys
 from collections import OrderedDict
 
-INF = float("inf")
+import protocol
+from protocol import INF
 
 # Result statuses in the order the seeds column lists them.
 STATUSES = ("completed", "diverged", "failed")
@@ -70,20 +73,45 @@ def is_translation(results):
 
 
 class Metric:
-    """The experiment's test metric: accuracy of the last epoch, or BLEU of the best checkpoint."""
+    """The experiment's metrics: the validation metric that selects (final validation accuracy, or the
+    best validation BLEU for translation) and the test metric that reports (final test accuracy, or the
+    test BLEU of the best-validation checkpoint). Results without a validation split (written before
+    image runs had one) select on the test metric, and the report says so."""
 
     def __init__(self, results):
         self.translation = is_translation(results)
         self.name = "test BLEU" if self.translation else "test acc"
         self.digits = 2 if self.translation else 4
+        has_validation = self.translation or any(r["epochs"] and "val_acc" in r["epochs"][-1] for r in results)
+        self.validation_key = ("val_bleu" if self.translation else "val_acc") if has_validation else None
+        self.validation_name = ("best val BLEU" if self.translation else "final val acc") if has_validation else None
         # The per-epoch curve that stands for it in the plots.
-        self.curve_key = "val_bleu" if self.translation else "test_acc"
-        self.curve_name = "validation BLEU" if self.translation else "test accuracy"
+        self.curve_key = self.validation_key or "test_acc"
+        self.curve_name = {"val_bleu": "validation BLEU", "val_acc": "validation accuracy"}.get(self.curve_key,
+                                                                                                "test accuracy")
+        self.split_note = ("selection on the validation split, test split reported" if has_validation else
+                           "NO VALIDATION SPLIT in these results: selection and report both on the test split")
 
     def final(self, run):
         if self.translation:
             return (run.get("final") or {}).get("test_bleu")
         return run["epochs"][-1].get("test_acc")
+
+    def final_validation(self, run):
+        """The selecting metric of a run: last-epoch validation accuracy, the best validation BLEU (the
+        checkpoint the test BLEU is scored at), or without a validation split the test metric."""
+        if self.validation_key is None:
+            return self.final(run)
+        values = [e.get(self.validation_key) for e in run["epochs"]]
+        values = [v for v in values if v is not None]
+        if not values:
+            return None
+        return max(values) if self.translation else values[-1]
+
+    def selection_key(self, run):
+        """Smaller is better: time to target (∞ when unreached), then the validation metric."""
+        validation = self.final_validation(run) if run["status"] == "completed" and run["epochs"] else None
+        return (protocol.measure_or_unreached(run, "time_to_target_s"), -(validation if validation is not None else -INF))
 
 
 class Row:
@@ -115,12 +143,17 @@ class Row:
     def total_times(self):
         return [r["epochs"][-1]["cumulative_train_time_s"] for r in self.completed()]
 
+    def validations(self, metric):
+        return [v for v in (metric.final_validation(r) for r in self.completed()) if v is not None]
+
     def times_to_target(self):
-        return [INF if r["time_to_target_s"] is None else r["time_to_target_s"] for r in self.completed()]
+        return [protocol.measure_or_unreached(r, "time_to_target_s") for r in self.runs]
+
+    def steps_to_target(self):
+        return [protocol.measure_or_unreached(r, "steps_to_target") for r in self.runs]
 
     def median_time_to_target(self):
-        times = self.times_to_target()
-        return median(times) if times else INF
+        return protocol.median(self.times_to_target()) if self.runs else INF
 
     def seeds_note(self, expected):
         counts = {status: sum(r["status"] == status for r in self.runs) for status in STATUSES}
@@ -142,12 +175,42 @@ def rows_of(results):
     return sorted(rows.values(), key=lambda row: (rank(row), row.label))
 
 
-def best_row(rows, optimizer, metric):
-    """The configuration of `optimizer` with the shortest median time to target, then the best test metric."""
-    candidates = [r for r in rows if r.optimizer == optimizer and r.completed()]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda r: (r.median_time_to_target(), -(median(r.finals(metric)) or 0)))
+class Selection:
+    """One optimizer's choice under the protocol: per study the trial with the shortest time to the
+    validation target (then the best validation metric); its figures are medians over studies."""
+
+    def __init__(self, optimizer, runs, metric):
+        self.optimizer, self.runs = optimizer, runs
+        self.chosen = protocol.best_per_study(runs, metric.selection_key)  # {study: run}
+
+    def per_study(self, measure):
+        return [protocol.measure_or_unreached(r, measure) for r in self.chosen.values()]
+
+    def time(self):
+        return protocol.median(self.per_study("time_to_target_s"))
+
+    def chosen_values(self, value):
+        """value(run) of each study's chosen run, where it has one."""
+        return [v for v in (value(r) for r in self.chosen.values() if r["status"] == "completed" and r["epochs"])
+                if v is not None]
+
+    def budget(self):
+        """(runs, trials per study, studies, search description)."""
+        studies = len(self.chosen)
+        tuning = next((r.get("tuning") for r in self.runs if r.get("tuning")), None)
+        if tuning:
+            space = ", ".join(f"{name} {json.dumps(value, separators=(',', ':'))}"
+                              for name, value in tuning["space"].items())
+            return len(self.runs), tuning["trials"], studies, f"Halton seed {tuning['seed']}: {space}"
+        grid = len({r["config_hash"] for r in self.runs})
+        return len(self.runs), grid, studies, "grid" if grid > 1 else "one configuration"
+
+
+def selections(results, metric):
+    by_optimizer = OrderedDict()
+    for row in rows_of(results):
+        by_optimizer.setdefault(row.optimizer, []).extend(row.runs)
+    return OrderedDict((name, Selection(name, runs, metric)) for name, runs in by_optimizer.items())
 
 
 def ratio_text(theirs, ours):
@@ -164,39 +227,99 @@ def ratio_text(theirs, ours):
 def speedup(reference, row):
     if reference is None:
         return "n/a"
-    return ratio_text(reference.median_time_to_target(), row.median_time_to_target())
+    return ratio_text(reference.time(), row.median_time_to_target())
 
 
-def epoch_time_ratio(reference, row):
-    """Ratio of median epoch-≥2 times (epoch 1 when the runs have one epoch)."""
-    if reference is None:
-        return "n/a"
-    theirs = median(reference.epoch_times(False)) or median(reference.epoch_times(True))
-    ours = median(row.epoch_times(False)) or median(row.epoch_times(True))
-    return ratio_text(theirs, ours)
-
-
-def format_time(values):
+def format_time(values, digits=1):
     if not values:
         return "—"
     finite = [v for v in values if not math.isinf(v)]
     middle = median(values)
-    return f"{'—' if math.isinf(middle) else f'{middle:.1f}'} ({len(finite)}/{len(values)})"
+    return f"{'∞' if math.isinf(middle) else f'{middle:.{digits}f}'} ({len(finite)}/{len(values)})"
 
 
 def columns(metric):
-    return ["optimizer", "seeds", f"final {metric.name}", "final train loss", "epoch 1 s", "epoch ≥2 s",
-            "total train s", "time to target s (reached)", "speedup vs SGD", "speedup vs KFAC"]
+    validation = [metric.validation_name] if metric.validation_name else []
+    return (["optimizer", "seeds"] + validation +
+            [f"final {metric.name}", "final train loss", "epoch 1 s", "epoch ≥2 s", "total train s",
+             "time to target s (reached)", "steps to target (reached)", "speedup vs SGD", "speedup vs KFAC"])
 
 
 def table_rows(results, metric):
     rows = rows_of(results)
     expected = len({r["seed"] for r in results})
-    sgd, kfac = best_row(rows, "sgd", metric), best_row(rows, "kfac", metric)
-    return [[row.label, row.seeds_note(expected), spread(row.finals(metric), metric.digits),
-             spread(row.final_train_losses(), 4), spread(row.epoch_times(True), 2), spread(row.epoch_times(False), 2),
-             spread(row.total_times(), 1), format_time(row.times_to_target()), speedup(sgd, row), speedup(kfac, row)]
-            for row in rows]
+    chosen = selections(results, metric)
+    sgd, kfac = chosen.get("sgd"), chosen.get("kfac")
+    cells = []
+    for row in rows:
+        validation = [spread(row.validations(metric), metric.digits)] if metric.validation_name else []
+        # A drawn trial is planned in one study only; a grid configuration in every seed.
+        planned = len(row.runs) if any(r.get("tuning") for r in row.runs) else expected
+        cells.append([row.label, row.seeds_note(planned)] + validation +
+                     [spread(row.finals(metric), metric.digits), spread(row.final_train_losses(), 4),
+                      spread(row.epoch_times(True), 2), spread(row.epoch_times(False), 2), spread(row.total_times(), 1),
+                      format_time(row.times_to_target()), format_time(row.steps_to_target(), 0), speedup(sgd, row),
+                      speedup(kfac, row)])
+    return cells
+
+
+def selection_header(metric):
+    validation = [f"{metric.validation_name} of chosen"] if metric.validation_name else []
+    return (["optimizer", "runs (trials × studies)", "search", "time to target s [studies]", "steps to target"] +
+            validation + [f"{metric.name} of chosen", "chosen configurations (studies)"])
+
+
+def over_studies(values, digits):
+    """median [min–max] over studies, ∞ allowed."""
+    if not values:
+        return "—"
+    text = lambda v: "∞" if math.isinf(v) else f"{v:.{digits}f}"
+    return f"{text(median(values))} [{text(min(values))}–{text(max(values))}]"
+
+
+def selection_rows(results, metric):
+    cells = []
+    for name, chosen in selections(results, metric).items():
+        runs, trials, studies, search = chosen.budget()
+        labels = OrderedDict()
+        for run in chosen.chosen.values():
+            labels[run["label"]] = labels.get(run["label"], 0) + 1
+        validation = ([spread(chosen.chosen_values(metric.final_validation), metric.digits)]
+                      if metric.validation_name else [])
+        steps = protocol.median_over_studies(chosen.runs, "steps_to_target")
+        cells.append([name, f"{runs} ({trials} × {studies})", search, over_studies(chosen.per_study("time_to_target_s"), 1),
+                      "∞" if math.isinf(steps) else f"{steps:.0f}"] + validation +
+                     [spread(chosen.chosen_values(metric.final), metric.digits),
+                      "; ".join(f"{label} ({count})" for label, count in labels.items())])
+    return cells
+
+
+def budget_note(results, metric):
+    budgets = {name: chosen.budget() for name, chosen in selections(results, metric).items()}
+    trials = {budget[1] for budget in budgets.values()}
+    text = ", ".join(f"{name} {budget[1]} × {budget[2]}" for name, budget in budgets.items())
+    equal = "equal for every optimizer" if len(trials) == 1 else "NOT EQUAL across optimizers"
+    return (f"Tuning budget (trials per study × studies): {text} — {equal}. Per study the trial with the shortest "
+            f"time to the target is chosen; figures of the chosen are medians [min–max] over studies.")
+
+
+def phase_rows(results, metric):
+    """Median seconds per run in each phase, over the chosen runs of every optimizer (None when untimed)."""
+    chosen = selections(results, metric)
+    phases = []
+    for selection in chosen.values():
+        for run in selection.chosen.values():
+            phases += [p for p in run.get("phase_times_s") or {} if p not in phases]
+    if not phases:
+        return None, None
+    cells = []
+    for name, selection in chosen.items():
+        times = [run.get("phase_times_s") or {} for run in selection.chosen.values()]
+        values = [median([t.get(p, 0.0) for t in times]) for p in phases]
+        total = sum(values)
+        cells.append([name] + [f"{v:.2f} ({100 * v / total:.0f}%)" if total else f"{v:.2f}" for v in values] +
+                     [f"{total:.2f}"])
+    return ["optimizer"] + [f"{p} s" for p in phases] + ["total s"], cells
 
 
 def markdown_table(header, cells):
@@ -264,25 +387,50 @@ def plot(results, metric, title, path):
     plt.close(figure)
 
 
-def measured_value(results, metric, measure):
-    """Our figure for a claim's `measure`: {"kind": "speedup", "optimizer", "reference"} (ratio of
-    median times to target of the best configurations, and of their epoch times) or
-    {"kind": "final_difference", "optimizer", "reference", "metric"} (difference of median finals)."""
-    rows = rows_of(results)
-    row, reference = best_row(rows, measure["optimizer"], metric), best_row(rows, measure["reference"], metric)
+def claim_comparison(measure):
+    """What a claim compares, in words: "fngd/kfac speedup in time to target > 1"."""
+    what = ("speedup in time to target (reference time / time)" if measure["kind"] == "speedup"
+            else f"difference in {measure.get('metric', 'the test metric')}")
+    criterion = (f" {'>' if measure['direction'] == 'greater' else '<'} {measure['threshold']:g}"
+                 if "direction" in measure else " (no criterion stated)")
+    return f"{measure['optimizer']} vs {measure['reference']}: {what}{criterion}"
+
+
+def claim_verdict(results, metric, measure):
+    """(measured value with its 95 % bootstrap interval over studies, verdict) for a claim's `measure`:
+    {"kind": "speedup", "optimizer", "reference", "direction", "threshold"}: the reference's median time to
+    target over the optimizer's (each the chosen trial per study), or {"kind": "final_difference", ...,
+    "metric"}: the difference of the chosen trials' median test metrics (accuracy in points)."""
+    chosen = selections(results, metric)
+    row, reference = chosen.get(measure["optimizer"]), chosen.get(measure["reference"])
     if row is None or reference is None:
-        return "not run"
+        return "not run", "—"
     if measure["kind"] == "speedup":
-        return (f"{speedup(reference, row)} in time to target; "
-                f"{epoch_time_ratio(reference, row)} in time per epoch (≥2)")
-    ours, theirs = median(row.finals(metric)), median(reference.finals(metric))
-    if ours is None or theirs is None:
-        return "not run"
-    scale = 100 if metric.name == "test acc" else 1  # accuracy differences in points, like BLEU
-    return f"{(ours - theirs) * scale:+.2f} {'points' if scale == 100 else 'BLEU'}"
+        samples = [reference.per_study("time_to_target_s"), row.per_study("time_to_target_s")]
+        statistic = lambda theirs, ours: protocol.ratio(protocol.median(theirs), protocol.median(ours))
+        text = lambda value: "∞" if math.isinf(value) else f"{value:.2f}×"
+    else:
+        samples = [row.chosen_values(metric.final), reference.chosen_values(metric.final)]
+        if not all(samples):
+            return "not run", "—"
+        scale = 1 if metric.translation else 100  # accuracy differences in points, like BLEU
+        statistic = lambda ours, theirs: scale * (protocol.median(ours) - protocol.median(theirs))
+        text = lambda value: f"{value:+.2f} {'BLEU' if metric.translation else 'points'}"
+    value = statistic(*samples)
+    if math.isnan(value):
+        return "undefined (neither reached the target)", "inconclusive"
+    if min(len(x) for x in samples) < 2:
+        interval, interval_text = None, " (no interval: one study)"
+    else:
+        interval = protocol.bootstrap_interval(samples, statistic)
+        interval_text = (f" [{text(interval[0])}, {text(interval[1])}]" if interval else
+                         " (no interval: in many resamples neither reached the target)")
+    if "direction" not in measure:
+        return text(value) + interval_text, "no criterion"
+    return text(value) + interval_text, protocol.verdict(interval, measure["direction"], measure["threshold"])
 
 
-def experiment_caption(experiment, scale, results):
+def experiment_caption(experiment, scale, results, metric):
     target = results[0].get("target")
     target_text = (f"{target['metric']} {'≤' if 'loss' in target['metric'] else '≥'} {target['value']}"
                    if target else "none")
@@ -291,8 +439,75 @@ def experiment_caption(experiment, scale, results):
     hardware = f"{meta.get('device')} {gpu['name']}" if gpu else f"{meta.get('device')} {meta.get('cpu_model')}"
     scale_text = {"cpu": "cpu (SCALED DOWN for a CPU; not the paper's protocol)",
                   "paper": "paper (the published protocol)"}.get(scale, scale or "as written")
-    return (f"{experiment}, scale {scale_text}; target {target_text}; {hardware}, threads {meta.get('threads')}, "
-            f"BLAS {meta.get('blas', '?')}")
+    return (f"{experiment}, scale {scale_text}; target {target_text}; {metric.split_note}; {hardware}, "
+            f"threads {meta.get('threads')}, BLAS {meta.get('blas', '?')}")
+
+
+# Taus at which the scores table lists ρ(τ).
+PROFILE_TAUS = (1.0, 1.5, 2.0, 3.0, 4.0)
+# The optimizer geometric-mean speedups are measured against.
+SPEEDUP_BASELINE = "sgd"
+
+
+def cross_experiment_scores(experiments):
+    """{scale: (header, cells, profiles)} over the experiments of each scale that have a target:
+    AlgoPerf scores and ranks by wall-clock time and by steps side by side, geometric-mean speedups vs
+    SGD and ρ(τ) by time; profiles = {optimizer: {workload: ratio}} by time, for the plot."""
+    by_scale = OrderedDict()
+    for (experiment, scale), results in experiments.items():
+        if results[0].get("target"):
+            by_scale.setdefault(scale, []).append((experiment, results))
+    scores = OrderedDict()
+    for scale, group in by_scale.items():
+        measures = {}
+        for measure, cumulative in (("time_to_target_s", "cumulative_train_time_s"), ("steps_to_target", "cumulative_steps")):
+            times, budgets = {}, {}
+            for experiment, results in group:
+                budgets[experiment] = max((r["epochs"][-1][cumulative] for r in results if r["epochs"]), default=0)
+                for name, selection in selections(results, Metric(results)).items():
+                    times.setdefault(name, {})[experiment] = protocol.median_over_studies(selection.runs, measure)
+            ratios = protocol.performance_ratios(times)
+            measures[measure] = (times, budgets, ratios, {n: protocol.algoperf_score(r) for n, r in ratios.items()})
+        by_time, by_steps = measures["time_to_target_s"], measures["steps_to_target"]
+        time_rank, step_rank = protocol.rank(by_time[3]), protocol.rank(by_steps[3])
+
+        def geometric(measured):
+            times, budgets = measured[0], measured[1]
+            if SPEEDUP_BASELINE not in times:
+                return "n/a"
+            value = protocol.geometric_mean_speedup(times[name], times[SPEEDUP_BASELINE], budgets)
+            return "n/a" if value is None else f"{value:.2f}×"
+
+        header = (["optimizer", "score B (time)", "rank (time)", "score B (steps)", "rank (steps)",
+                   f"geo-mean speedup vs {SPEEDUP_BASELINE.upper()} (time)", f"(steps)"] +
+                  [f"ρ({tau:g}) (time)" for tau in PROFILE_TAUS])
+        cells = []
+        for name in sorted(by_time[3], key=lambda n: (time_rank[n], n)):
+            cells.append([name, f"{by_time[3][name]:.3f}", str(time_rank[name]), f"{by_steps[3][name]:.3f}",
+                          str(step_rank[name]), geometric(by_time), geometric(by_steps)] +
+                         [f"{protocol.profile(by_time[2][name], tau):.2f}" for tau in PROFILE_TAUS])
+        scores[scale] = (header, cells, by_time[2], [experiment for experiment, _ in group])
+    return scores
+
+
+def plot_profiles(ratios, title, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    taus = [1 + 3 * i / 300 for i in range(301)]
+    for name, per in sorted(ratios.items()):
+        axis.step(taus, [protocol.profile(per, tau) for tau in taus], where="post", label=name)
+    axis.set_xlabel("τ (ratio of time to target to the best optimizer's)")
+    axis.set_ylabel("ρ(τ): share of experiments")
+    axis.set_ylim(-0.02, 1.02)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7)
+    axis.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def machine_summary(experiments):
@@ -356,7 +571,8 @@ def write(path, text):
     os.replace(temporary, path)
 
 
-CLAIM_HEADER = ["paper claim", "source", "published", "scale of the claim", "measured here", "our scale"]
+CLAIM_HEADER = ["paper claim", "source", "published", "scale of the claim", "compared", "measured here [95 % CI]",
+                "verdict", "our scale"]
 
 
 def main():
@@ -379,38 +595,68 @@ def main():
     experiments = load_results(args.results)
     blocks = [("h", 1, "ngdbench report"),
               ("p", "Each cell: median [min–max] over seeds; seeds = completed/seeds run (+ diverged, failed). "
-                    "Times are training seconds (evaluation excluded). Speedups: ratio of median time to target "
-                    "against the best SGD / KFAC configuration; a target never reached is — and counts as infinite. "
+                    "Times are training seconds (evaluation excluded). The protocol (docs/protocol.md): targets "
+                    "and selection use the validation split, the test split is reported; per study the trial "
+                    "with the shortest time to target is chosen and figures are medians over studies; a target "
+                    "never reached — or a diverged run — counts as ∞ (shown as — in speedups, ∞ in times). "
+                    "Speedups: the chosen SGD / KFAC median time to target over the row's median. "
                     "Experiments at scale cpu are scaled down (subsets, narrow models, few epochs): compare their "
                     "direction with the papers' claims, not their values.")]
     blocks += [("p", "Machine: " + line) for line in machine_summary(experiments)]
+    verdicts = []
     for (experiment, scale), results in experiments.items():
         name = experiment + (f"@{scale}" if scale else "")
         metric = Metric(results)
-        caption = experiment_caption(experiment, scale, results)
+        caption = experiment_caption(experiment, scale, results, metric)
         header, cells = columns(metric), table_rows(results, metric)
         write(os.path.join(out, "tables", name + ".md"), f"## {name}\n\n{caption}\n\n{markdown_table(header, cells)}\n")
         write(os.path.join(out, "tables", name + ".tex"), latex_table(header, cells, caption) + "\n")
         blocks += [("h", 2, name), ("p", caption), ("table", header, cells),
-                   ("p", f"Tables: tables/{name}.md, tables/{name}.tex")]
+                   ("p", f"Tables: tables/{name}.md, tables/{name}.tex"),
+                   ("p", budget_note(results, metric)), ("table", selection_header(metric), selection_rows(results, metric))]
+        phase_header, phase_cells = phase_rows(results, metric)
+        if phase_header:
+            blocks += [("p", "Per-phase cost of the chosen runs (median seconds per run, share of the total):"),
+                       ("table", phase_header, phase_cells)]
         relevant = [c for c in claims if c.get("experiment") == experiment]
         if relevant:
-            blocks.append(("table", CLAIM_HEADER,
-                           [[c["description"], c["source"], c["value"], c["scale"],
-                             measured_value(results, metric, c["measure"]), scale or "as written"] for c in relevant]))
+            cells = []
+            for c in relevant:
+                measured, outcome = claim_verdict(results, metric, c["measure"])
+                cells.append([c["description"], c["source"], c["value"], c["scale"], claim_comparison(c["measure"]),
+                              measured, outcome, scale or "as written"])
+                verdicts.append(f"{name}: {c['description']} ({c['source']}): {measured}: {outcome}")
+            blocks.append(("table", CLAIM_HEADER, cells))
         if not args.no_plots:
             plot(results, metric, name, os.path.join(out, "plots", name + ".png"))
             blocks.append(("img", name, f"plots/{name}.png"))
+    for scale, (header, cells, ratios, names) in cross_experiment_scores(experiments).items():
+        label = scale or "as-written"
+        blocks += [("h", 2, f"Scores across experiments (scale {label})"),
+                   ("p", f"Over {len(names)} experiments ({', '.join(names)}). Per experiment each optimizer's time "
+                         "to target is the median over studies of the best trial; r = time / the best optimizer's, "
+                         "∞ above 4× (AlgoPerf) or when unreached or not run; ρ(τ) = share of experiments with "
+                         "r ≤ τ; score B = (1/3)∫₁⁴ ρ(τ)dτ (exact for the step function). Geometric-mean speedups "
+                         "count ∞ as the experiment's budget + 1 (the longest run's seconds or steps) over the "
+                         "experiments both ran. Ranks by steps ignore what a step costs; ranks by time include it.")
+                   , ("table", header, cells)]
+        if not args.no_plots:
+            file = f"plots/profiles@{label}.png"
+            plot_profiles(ratios, f"Performance profiles by time to target, scale {label}", os.path.join(out, file))
+            blocks.append(("img", f"profiles {label}", file))
     unmeasured = [c for c in claims if not any(e == c.get("experiment") for e, _ in experiments)]
     if unmeasured:
         blocks += [("h", 2, "Claims without a measurement here"),
-                   ("table", CLAIM_HEADER[:4], [[c["description"], c["source"], c["value"], c["scale"]] for c in unmeasured])]
+                   ("table", CLAIM_HEADER[:5], [[c["description"], c["source"], c["value"], c["scale"],
+                                                 claim_comparison(c["measure"])] for c in unmeasured])]
     discussion = os.path.join(out, "discussion.md")
     if os.path.exists(discussion):
         with open(discussion) as file:
             blocks += [("h", 2, "Discussion"), ("md", file.read().strip())]
     write(os.path.join(out, "report.md"), render_markdown(blocks))
     write(os.path.join(out, "report.html"), render_html(blocks, "ngdbench report"))
+    for line in verdicts:
+        print("verdict: " + line)
     print(f"report: wrote {os.path.join(out, 'report.md')} and report.html ({len(experiments)} experiments)")
 
 

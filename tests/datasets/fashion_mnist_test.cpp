@@ -77,8 +77,14 @@ TEST(FashionMnist, LoadsOfficialLayoutFromADataRoot) {
   TempDir root;
   testing::write_synthetic_fashion_mnist(root.path(), 50, 20);
   const auto dataset = load_dataset({"fashion-mnist", std::nullopt, std::nullopt}, {root.path()});
-  EXPECT_EQ(dataset.train.images.sizes(), (std::vector<int64_t>{50, 1, 28, 28}));
+  // The default validation set: min(test size 20, a tenth of the 50 training images) = 5, taken out.
+  EXPECT_EQ(dataset.train.images.sizes(), (std::vector<int64_t>{45, 1, 28, 28}));
+  EXPECT_EQ(dataset.validation.size(), 5);
   EXPECT_EQ(dataset.test.size(), 20);
+  const auto sized = load_dataset({"fashion-mnist", 30, 10, nlohmann::json::object(), 12}, {root.path()});
+  EXPECT_EQ(sized.train.size(), 30);
+  EXPECT_EQ(sized.validation.size(), 12);
+  EXPECT_EQ(sized.test.size(), 10);
   EXPECT_EQ(dataset.num_classes, 10);
   EXPECT_EQ(dataset.train.labels.dtype(), torch::kInt64);
 }

@@ -9,6 +9,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "harness/spec.h"
+
 namespace ngd::testing {
 namespace {
 
@@ -86,6 +88,15 @@ void write_synthetic_fashion_mnist(const std::string& root, int64_t train_size, 
     write_idx(folder + "/" + prefix + "-images-idx3-ubyte.gz", {n, 28, 28}, bytes_of(set.images));
     write_idx(folder + "/" + prefix + "-labels-idx1-ubyte.gz", {n}, bytes_of(set.labels));
   }
+}
+
+std::string spec_error(const nlohmann::json& spec) {
+  try {
+    parse_spec(spec, "spec.json");
+  } catch (const std::runtime_error& error) {
+    return error.what();
+  }
+  return "";
 }
 
 nlohmann::json tiny_spec() {

@@ -53,6 +53,9 @@ nlohmann::json tiny_translation_spec();
 // A valid spec for the synthetic dataset: mlp [32], 2 epochs, batch 32, SGD, seeds [0].
 nlohmann::json tiny_spec();
 
+// The message parse_spec throws for `spec` (named "spec.json"), or "" when it parses.
+std::string spec_error(const nlohmann::json& spec);
+
 // The im2col rows of a 2-D convolution (groups = 1) built window by window with slicing, as an
 // independent check of layer_statistics' unfold: (N, S, C_in·kh·kw) with S = H_out·W_out row-major
 // and each row ordered like the weight's (C_in, kh, kw).
