@@ -3,7 +3,9 @@
 #include "optimizers/kfac.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/sgd.h"
+#include "optimizers/shampoo.h"
 #include "optimizers/sngd.h"
+#include "optimizers/soap.h"
 #include "optimizers/subspace.h"
 #include "optimizers/tengrad.h"
 
@@ -22,6 +24,9 @@ const std::vector<OptimizerEntry>& optimizer_registry() {
       sngd_rfim_entry(),
       psgd_entry(),
       pbfgs_entry(),
+      // The 2026 baselines: Kronecker-factored adaptive methods (issue 18).
+      shampoo_entry(),
+      soap_entry(),
   };
   return table;
 }
