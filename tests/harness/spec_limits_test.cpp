@@ -106,7 +106,8 @@ TEST(SpecLimits, GridBeyondTheRunLimitIsRefusedBeforeItIsExpanded) {
 }
 
 TEST(SpecLimits, NamesThatAreNoFolderOfTheirOwnAreRefused) {
-  for (const std::string name : {"..", ".", "a/b", "", "line\nbreak", std::string(kMaxNameBytes + 1, 'n')}) {
+  const std::vector<std::string> names = {"..", ".", "a/b", "", "line\nbreak", std::string(kMaxNameBytes + 1, 'n')};
+  for (const auto& name : names) {
     auto document = testing::tiny_spec();
     document["name"] = name;
     expect_message_has(document_error(document), {"spec.json: name:", "results folder"});
