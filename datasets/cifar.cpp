@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -34,8 +36,9 @@ ImageDataset make_dataset(std::string name, ImageSet train, ImageSet test, int64
 }  // namespace
 
 ImageSet read_cifar_records(const std::string& path, int64_t label_bytes, int64_t label_index, int64_t num_classes) {
+  errno = 0;  // set by the failing open() below, with the reason
   std::ifstream file(path, std::ios::binary);
-  if (!file) throw std::runtime_error(fmt::format("{}: cannot open", path));
+  if (!file) throw std::runtime_error(fmt::format("{}: cannot open ({})", path, std::strerror(errno)));
   const int64_t record_bytes = label_bytes + kImageBytes;
   const auto size = static_cast<int64_t>(std::filesystem::file_size(path));
   if (size == 0 || size % record_bytes != 0) {

@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <memory>
 
 namespace ngd {
@@ -19,63 +22,114 @@ uint32_t read_big_endian(const std::string& bytes, size_t offset) {
   return value;
 }
 
+// A gzip'd (or plain) file read piece by piece, so that a reader can stop at the size it expects
+// instead of inflating whatever the file holds.
+class GzipInput {
+ public:
+  explicit GzipInput(const std::string& path) : path_(path), file_(open(path), gzclose) {
+    if (!file_) {
+      throw std::runtime_error(fmt::format("{}: cannot open ({})", path, errno != 0 ? std::strerror(errno) : "out of memory"));
+    }
+  }
+
+  // Reads up to `count` bytes into `buffer` (fewer at the end of the data); returns how many.
+  size_t read(char* buffer, size_t count) {
+    size_t done = 0;
+    while (done < count) {
+      const auto piece = static_cast<unsigned>(std::min(kChunkBytes, count - done));
+      const int got = gzread(file_.get(), buffer + done, piece);
+      if (got < 0) {
+        int code = 0;
+        throw std::runtime_error(fmt::format("{}: corrupt gzip stream ({})", path_, gzerror(file_.get(), &code)));
+      }
+      if (got == 0) break;
+      done += static_cast<size_t>(got);
+    }
+    // zlib reports a stream cut short only through gzerror after the last read.
+    int code = Z_OK;
+    const char* message = gzerror(file_.get(), &code);
+    if (code != Z_OK && code != Z_STREAM_END) {
+      throw std::runtime_error(fmt::format("{}: corrupt gzip stream ({})", path_, message));
+    }
+    return done;
+  }
+
+  // Appends up to `count` bytes to `out`, growing it a chunk at a time (never by `count` at once).
+  size_t append(std::string& out, size_t count) {
+    const size_t start = out.size();
+    while (out.size() - start < count) {
+      const size_t before = out.size();
+      out.resize(before + std::min(kChunkBytes, count - (before - start)));
+      const size_t got = read(out.data() + before, out.size() - before);
+      out.resize(before + got);
+      if (got == 0) break;
+    }
+    return out.size() - start;
+  }
+
+ private:
+  static gzFile open(const std::string& path) {
+    errno = 0;  // gzopen sets it only when the system refuses the file
+    return gzopen(path.c_str(), "rb");
+  }
+
+  static constexpr size_t kChunkBytes = size_t{1} << 20;
+  std::string path_;
+  std::unique_ptr<gzFile_s, int (*)(gzFile)> file_;
+};
+
 }  // namespace
 
-std::string read_gzip_file(const std::string& path) {
-  std::unique_ptr<gzFile_s, int (*)(gzFile)> file(gzopen(path.c_str(), "rb"), gzclose);
-  if (!file) throw std::runtime_error(fmt::format("{}: cannot open", path));
+std::string read_gzip_file(const std::string& path, size_t max_bytes) {
+  GzipInput input(path);
   std::string content;
-  std::vector<char> chunk(1 << 20);
-  while (true) {
-    const int count = gzread(file.get(), chunk.data(), static_cast<unsigned>(chunk.size()));
-    if (count < 0) {
-      int code = 0;
-      throw std::runtime_error(fmt::format("{}: corrupt gzip stream ({})", path, gzerror(file.get(), &code)));
-    }
-    if (count == 0) break;
-    content.append(chunk.data(), static_cast<size_t>(count));
-  }
-  // zlib reports a stream cut short only through gzerror after the last read.
-  int code = Z_OK;
-  const char* message = gzerror(file.get(), &code);
-  if (code != Z_OK && code != Z_STREAM_END) {
-    throw std::runtime_error(fmt::format("{}: corrupt gzip stream ({})", path, message));
+  if (input.append(content, max_bytes + 1) > max_bytes) {
+    throw std::runtime_error(fmt::format("{}: decompresses to more than {} bytes (the limit; a gzip bomb or not "
+                                         "a dataset file?)", path, max_bytes));
   }
   return content;
 }
 
 torch::Tensor read_idx_file(const std::string& path) {
-  const std::string bytes = read_gzip_file(path);
-  if (bytes.size() < 4) throw std::runtime_error(fmt::format("{}: too short for an IDX header", path));
-  if (bytes[0] != 0 || bytes[1] != 0) {
+  GzipInput input(path);
+  std::string header;
+  if (input.append(header, 4) < 4) throw std::runtime_error(fmt::format("{}: too short for an IDX header", path));
+  if (header[0] != 0 || header[1] != 0) {
     throw std::runtime_error(fmt::format("{}: bad IDX magic number (not an IDX file)", path));
   }
-  if (static_cast<unsigned char>(bytes[2]) != kUnsignedByteType) {
+  if (static_cast<unsigned char>(header[2]) != kUnsignedByteType) {
     throw std::runtime_error(fmt::format("{}: IDX type 0x{:02x} is not unsigned bytes (0x08)", path,
-                                         static_cast<unsigned char>(bytes[2])));
+                                         static_cast<unsigned char>(header[2])));
   }
-  const int dims = static_cast<unsigned char>(bytes[3]);
+  const int dims = static_cast<unsigned char>(header[3]);
   if (dims < 1 || dims > kMaxDimensions) {
     throw std::runtime_error(fmt::format("{}: IDX header has {} dimensions (expected 1..{})", path, dims, kMaxDimensions));
   }
-  const size_t header = 4 + 4 * static_cast<size_t>(dims);
-  if (bytes.size() < header) throw std::runtime_error(fmt::format("{}: truncated IDX header", path));
+  const size_t extents = 4 * static_cast<size_t>(dims);
+  if (input.append(header, extents) < extents) throw std::runtime_error(fmt::format("{}: truncated IDX header", path));
   std::vector<int64_t> shape;
   size_t expected = 1;
   for (int d = 0; d < dims; ++d) {
-    const uint32_t extent = read_big_endian(bytes, 4 + 4 * d);
+    const uint32_t extent = read_big_endian(header, 4 + 4 * d);
     if (extent == 0) throw std::runtime_error(fmt::format("{}: IDX dimension {} is zero", path, d));
     shape.push_back(extent);
     expected *= extent;
-    if (expected > (size_t{1} << 40)) throw std::runtime_error(fmt::format("{}: IDX dimensions implausibly large", path));
+    if (expected > kMaxDecompressedBytes) {
+      throw std::runtime_error(fmt::format("{}: IDX dimensions need more than {} bytes (the limit)", path,
+                                           kMaxDecompressedBytes));
+    }
   }
-  const size_t payload = bytes.size() - header;
-  if (payload != expected) {
-    throw std::runtime_error(fmt::format("{}: IDX payload has {} bytes but the header's dimensions need {} ({})",
-                                         path, payload, expected, payload < expected ? "truncated" : "trailing data"));
-  }
+  // The header says how much follows: read that, straight into the tensor, and look for one byte
+  // more, however much the file would inflate to.
   auto tensor = torch::empty(shape, torch::kUInt8);
-  std::memcpy(tensor.data_ptr<uint8_t>(), bytes.data() + header, expected);
+  const size_t payload = input.read(reinterpret_cast<char*>(tensor.data_ptr<uint8_t>()), expected);
+  char extra = 0;
+  if (payload < expected || input.read(&extra, 1) > 0) {
+    throw std::runtime_error(fmt::format("{}: IDX payload has {} bytes but the header's dimensions need {} ({})",
+                                         path, payload < expected ? std::to_string(payload)
+                                                                  : fmt::format("more than {}", expected),
+                                         expected, payload < expected ? "truncated" : "trailing data"));
+  }
   return tensor;
 }
 

@@ -11,6 +11,7 @@
 #include "datasets/multi30k.h"
 #include "harness/bleu.h"
 #include "harness/device.h"
+#include "harness/interrupt.h"
 #include "harness/machine.h"
 #include "harness/regress.h"
 #include "harness/results.h"
@@ -130,6 +131,12 @@ int run(const std::vector<std::string>& spec_paths, ngd::RunnerOptions options, 
 
 int slurm(ngd::SlurmJob job, std::string script_path) {
   if (job.scale == "auto") job.scale = job.gpus_per_task > 0 ? "paper" : "cpu";  // what `run --scale auto` picks there
+  try {
+    ngd::check_slurm_job(job);  // the user's arguments, before anything is written
+  } catch (const std::invalid_argument& error) {
+    std::cerr << "error: " << error.what() << "\n";
+    return kExitBadInput;
+  }
   // The specs are checked here, at the tasks' scale, so that a typo fails now rather than in N queued tasks.
   ngd::RunnerOptions options;
   if (!job.filter.empty()) options.filter = std::regex(job.filter);
@@ -144,9 +151,15 @@ int slurm(ngd::SlurmJob job, std::string script_path) {
   job.log_dir = (std::filesystem::path(job.out_dir) / "slurm-logs").string();
   job.binary = std::filesystem::canonical("/proc/self/exe").string();
   job.workdir = std::filesystem::current_path().string();
-  std::filesystem::create_directories(job.log_dir);  // Slurm does not create the folder of --output
-  ngd::write_file_atomically(script_path, ngd::slurm_script(job));
-  std::filesystem::permissions(script_path, std::filesystem::perms::owner_exec, std::filesystem::perm_options::add);
+  try {
+    const auto script = ngd::slurm_script(job);  // checks the paths found here too
+    std::filesystem::create_directories(job.log_dir);  // Slurm does not create the folder of --output
+    ngd::write_file_atomically(script_path, script);
+    std::filesystem::permissions(script_path, std::filesystem::perms::owner_exec, std::filesystem::perm_options::add);
+  } catch (const std::exception& error) {
+    std::cerr << "error: " << error.what() << "\n";
+    return 1;
+  }
   std::cout << fmt::format("ngdbench: {} runs (scale '{}') in {} shards of about {} runs; script {}\n", runs,
                            job.scale, job.shards, (runs + job.shards - 1) / job.shards, script_path);
   if (static_cast<int64_t>(runs) < job.shards) {
@@ -367,6 +380,7 @@ int main(int argc, char** argv) {
     return regress(suite, baseline_path, regress_options, data_root, regress_threads, update, tolerance);
   }
   if (list_command->parsed()) return list(what, verbose);
+  ngd::stop_cleanly_on_interrupt(options.out_dir);  // before LibTorch starts its threads
   options.progress = !quiet;
   options.prefetch = !no_prefetch;
   if (!filter.empty()) {

@@ -45,28 +45,28 @@ std::vector<double> Options::numbers(const std::string& name) const {
 
 void check_option_value(const OptionInfo& info, const nlohmann::json& value, const std::string& json_path) {
   if (!same_type(info.default_value, value)) {
-    throw SpecError(json_path, fmt::format("expected {}, got {}", type_name(info.default_value), value.dump()));
+    throw SpecError(json_path, fmt::format("expected {}, got {}", type_name(info.default_value), shown(value)));
   }
   if (info.default_value.is_array() && !info.default_value.empty()) {
     const auto& element = info.default_value.front();
     for (size_t i = 0; i < value.size(); ++i) {
       if (!same_type(element, value[i])) {
         throw SpecError(fmt::format("{}[{}]", json_path, i),
-                        fmt::format("expected {}, got {}", type_name(element), value[i].dump()));
+                        fmt::format("expected {}, got {}", type_name(element), shown(value[i])));
       }
     }
   }
   if (!info.choices.empty()) {
     const auto text = value.get<std::string>();
     if (std::find(info.choices.begin(), info.choices.end(), text) == info.choices.end()) {
-      throw SpecError(json_path, fmt::format("unknown value \"{}\" (valid: {})", text, fmt::join(info.choices, ", ")));
+      throw SpecError(json_path, fmt::format("unknown value \"{}\" (valid: {})", abbreviated(text), fmt::join(info.choices, ", ")));
     }
   }
 }
 
 nlohmann::json resolve_options(const nlohmann::json& given, const std::vector<OptionInfo>& known,
                                const std::string& owner, const std::string& json_path) {
-  if (!given.is_object()) throw SpecError(json_path, "expected an object, got " + given.dump());
+  if (!given.is_object()) throw SpecError(json_path, "expected an object, got " + shown(given));
   nlohmann::json resolved = nlohmann::json::object();
   for (const auto& info : known) resolved[info.name] = info.default_value;
   for (const auto& [name, value] : given.items()) {

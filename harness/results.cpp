@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,13 +12,58 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <random>
 #include <sstream>
 
 namespace ngd {
 namespace {
 
+// Tries at creating a temporary with a fresh random name before giving up (a clash is a 2⁻³² event,
+// or a planted file or link, which is never opened).
+constexpr int kTemporaryNameAttempts = 8;
+// Bytes written (and removed) by check_writable_folder: room for a result file, which takes a few
+// KB to a few hundred KB; a disk with less free space stops the sweep before a run trains.
+constexpr size_t kResultRoomProbeBytes = size_t{1} << 20;
+
 template <class T>
 nlohmann::json optional_json(const std::optional<T>& value) { return value ? nlohmann::json(*value) : nlohmann::json(); }
+
+std::string host_name() {
+  std::array<char, 256> host{};
+  ::gethostname(host.data(), host.size() - 1);
+  return host.data();
+}
+
+// Why `result` cannot be read as a result file (what print_summary and the resume logic read), or
+// nullopt.
+std::optional<std::string> result_shape_problem(const nlohmann::json& result) {
+  if (!result.is_object()) return "not a JSON object";
+  for (const auto* key : {"status", "config_hash", "label"}) {
+    if (!result.contains(key) || !result[key].is_string()) return fmt::format("\"{}\" is not a string", key);
+  }
+  if (!result.contains("identity") || !result["identity"].is_object()) return "\"identity\" is not an object";
+  if (!result.contains("seed") || !result["seed"].is_number_integer()) return "\"seed\" is not an integer";
+  const auto time_to_target = result.find("time_to_target_s");
+  if (time_to_target == result.end() || !(time_to_target->is_null() || time_to_target->is_number())) {
+    return "\"time_to_target_s\" is neither null nor a number";
+  }
+  if (!result.contains("epochs") || !result["epochs"].is_array()) return "\"epochs\" is not a list";
+  const bool translation = result.contains("final");
+  if (translation && !(result["final"].is_object() && result["final"].contains("test_bleu") &&
+                       result["final"]["test_bleu"].is_number())) {
+    return "\"final.test_bleu\" is not a number";
+  }
+  for (const auto& epoch : result["epochs"]) {
+    if (!epoch.is_object()) return "an epoch is not an object";
+    for (const auto* key : {"train_loss", "train_time_s"}) {
+      if (!epoch.contains(key) || !epoch[key].is_number()) return fmt::format("an epoch's \"{}\" is not a number", key);
+    }
+    if (!translation && !(epoch.contains("test_acc") && epoch["test_acc"].is_number())) {
+      return "an epoch's \"test_acc\" is not a number";
+    }
+  }
+  return std::nullopt;
+}
 
 }  // namespace
 
@@ -139,11 +185,18 @@ void write_file_atomically(const std::string& path, const std::string& content) 
                                            error.message()));
     }
   }
-  // Host and process in the name: workers on several machines may share the folder (and a pid).
-  std::array<char, 256> host{};
-  ::gethostname(host.data(), host.size() - 1);
-  const auto temporary = fmt::format("{}.tmp.{}.{}", path, host.data(), ::getpid());
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  // Host and process in the name say whose it is (remove_stale_temporaries); the random part makes it
+  // unpredictable, and O_EXCL|O_NOFOLLOW create a new file or fail: a file or link planted there by
+  // someone sharing the folder is never opened, let alone written through.
+  static thread_local std::mt19937_64 generator{std::random_device{}()};
+  const auto prefix = fmt::format("{}.tmp.{}.{}.", path, host_name(), ::getpid());
+  std::string temporary;
+  int fd = -1;
+  for (int attempt = 0; attempt < kTemporaryNameAttempts && fd < 0; ++attempt) {
+    temporary = prefix + fmt::format("{:08x}", static_cast<uint32_t>(generator()));
+    fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 && errno != EEXIST) break;
+  }
   if (fd < 0) throw fail("cannot create a file next to it", errno);
   // `error` is passed in, read before close and unlink can change errno.
   const auto abandon = [&](const char* what, int error) {
@@ -167,8 +220,46 @@ void write_file_atomically(const std::string& path, const std::string& content) 
 }
 
 void check_writable_folder(const std::string& folder) {
-  write_file_atomically((std::filesystem::path(folder) / ".ngdbench-write-check").string(), "");
-  std::filesystem::remove(std::filesystem::path(folder) / ".ngdbench-write-check");
+  const auto probe = std::filesystem::path(folder) / ".ngdbench-write-check";
+  write_file_atomically(probe.string(), std::string(kResultRoomProbeBytes, ' '));
+  std::filesystem::remove(probe);
+}
+
+size_t remove_stale_temporaries(const std::string& folder) {
+  std::error_code error;
+  std::filesystem::directory_iterator entries(folder, error);
+  if (error) return 0;  // no folder yet: nothing left behind
+  const auto marker = ".tmp." + host_name() + ".";
+  size_t removed = 0;
+  for (const auto& entry : entries) {
+    // NAME.tmp.HOST.PID.RANDOM (write_file_atomically's names) of this host.
+    const auto name = entry.path().filename().string();
+    const auto at = name.rfind(marker);
+    if (at == std::string::npos) continue;
+    const auto rest = name.substr(at + marker.size());
+    const auto dot = rest.find('.');
+    if (dot == std::string::npos || dot == 0 || dot > 9 ||
+        !std::all_of(rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(dot),
+                     [](unsigned char c) { return c >= '0' && c <= '9'; })) {
+      continue;
+    }
+    const auto pid = static_cast<pid_t>(std::stol(rest.substr(0, dot)));
+    if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;  // its writer may still be at work
+    if (std::filesystem::remove(entry.path(), error)) ++removed;
+  }
+  return removed;
+}
+
+void check_result_location(const std::string& path) {
+  std::error_code error;
+  const auto status = std::filesystem::symlink_status(path, error);
+  if (status.type() == std::filesystem::file_type::not_found || status.type() == std::filesystem::file_type::regular) {
+    return;
+  }
+  const char* kind = status.type() == std::filesystem::file_type::directory ? "a folder"
+                     : status.type() == std::filesystem::file_type::symlink ? "a symbolic link"
+                                                                             : "not a regular file";
+  throw std::runtime_error(fmt::format("{}: is {}, not a result file; move it away and rerun", path, kind));
 }
 
 std::optional<nlohmann::json> load_finished_result(const std::string& out_dir, const RunConfig& config) {
@@ -182,7 +273,11 @@ std::optional<nlohmann::json> load_finished_result(const std::string& out_dir, c
     std::cerr << fmt::format("warning: {}: unreadable result ({}); rerunning it\n", path, error.what());
     return std::nullopt;
   }
-  const auto status = result.value("status", "");
+  if (const auto problem = result_shape_problem(result)) {
+    std::cerr << fmt::format("warning: {}: not a result file ({}); rerunning it\n", path, *problem);
+    return std::nullopt;
+  }
+  const auto status = result["status"].get<std::string>();
   if (status != "completed" && status != "diverged") return std::nullopt;
   if (result.value("identity", nlohmann::json()) != config.identity() || result.value("seed", -1) != config.seed) {
     std::cerr << fmt::format("warning: {}: holds another configuration; rerunning it\n", path);

@@ -14,6 +14,7 @@
 #include "datasets/batch_loader.h"
 #include "harness/aggregate.h"
 #include "harness/device.h"
+#include "harness/interrupt.h"
 #include "harness/machine.h"
 #include "harness/phase_timer.h"
 #include "harness/schedule.h"
@@ -291,6 +292,12 @@ std::vector<RunConfig> selected_runs(const Spec& spec, const RunnerOptions& opti
 
 std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& options) {
   const auto runs = selected_runs(spec, options);
+  if (!runs.empty()) {
+    const auto folder = (std::filesystem::path(options.out_dir) / spec.name).string();
+    if (const size_t removed = remove_stale_temporaries(folder)) {
+      std::cerr << fmt::format("note: {}: removed {} temporary file(s) of killed runs on this host\n", folder, removed);
+    }
+  }
   std::optional<ImageDataset> images;
   std::optional<TranslationDataset> translations;
   std::vector<nlohmann::json> results;
@@ -298,10 +305,12 @@ std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& opti
     const auto& run = runs[i];
     const auto progress = fmt::format("[{}/{}] {}/{} ({}, seed {})", i + 1, runs.size(), run.experiment,
                                       run.run_id(), run.label(), run.seed);
+    check_result_location(result_path(options.out_dir, run));
     if (!options.force) {
       if (auto finished = load_finished_result(options.out_dir, run)) {
         if (options.progress) std::cout << progress << ": already " << (*finished)["status"].get<std::string>() << "\n";
         results.push_back(std::move(*finished));
+        count_saved_run(false);
         continue;
       }
     }
@@ -319,6 +328,7 @@ std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& opti
     if (options.progress) std::cout << progress << "\n" << std::flush;
     auto result = to_json(translation ? train_run(run, *translations, options) : train_run(run, *images, options));
     write_file_atomically(result_path(options.out_dir, run), result.dump(2) + "\n");
+    count_saved_run(true);
     if (result["status"] != "completed") {
       std::cout << fmt::format("  {}: {}: {}\n", run.run_id(), result["status"].get<std::string>(),
                                result["error"].get<std::string>());

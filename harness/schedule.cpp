@@ -42,14 +42,14 @@ const std::vector<ScheduleEntry>& schedule_registry() {
 }
 
 nlohmann::json resolve_schedule(const nlohmann::json& schedule, const std::string& json_path) {
-  if (!schedule.is_object()) throw SpecError(json_path, "expected an object, got " + schedule.dump());
+  if (!schedule.is_object()) throw SpecError(json_path, "expected an object, got " + shown(schedule));
   const auto name = schedule.find("name");
   if (name == schedule.end() || !name->is_string()) {
     throw SpecError(json_path + ".name", fmt::format("missing schedule name (valid: {})", join_names(schedule_registry())));
   }
   const auto* entry = find_entry(schedule_registry(), name->get<std::string>());
   if (entry == nullptr) {
-    throw SpecError(json_path + ".name", fmt::format("unknown schedule \"{}\" (valid: {})", name->get<std::string>(),
+    throw SpecError(json_path + ".name", fmt::format("unknown schedule \"{}\" (valid: {})", abbreviated(name->get<std::string>()),
                                                      join_names(schedule_registry())));
   }
   auto resolved = resolve_options(schedule, options_with_warmup(*entry), fmt::format("schedule '{}'", entry->name), json_path);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <stdexcept>
 #include <string_view>
 
 namespace ngd {
@@ -18,7 +19,31 @@ std::string shell_quote(const std::string& text) {
   return quoted + "'";
 }
 
+void check_slurm_job(const SlurmJob& job) {
+  // Quoting keeps a word one word, but a line break would still end an #SBATCH line (and one
+  // starting with the shell's next command); no argument needs one.
+  const auto check = [](const std::string& text, const std::string& argument) {
+    const auto bad = std::find_if(text.begin(), text.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+    if (bad != text.end()) {
+      throw std::invalid_argument(fmt::format("{}: contains a control character (code {}); the script would break "
+                                              "there", argument, static_cast<int>(static_cast<unsigned char>(*bad))));
+    }
+  };
+  for (const auto& path : job.spec_paths) check(path, "a spec path");
+  check(job.out_dir, "--out");
+  check(job.log_dir, "--out");
+  check(job.job_name, "--job-name");
+  check(job.partition, "--partition");
+  check(job.time_limit, "--time");
+  check(job.scale, "--scale");
+  check(job.filter, "--filter");
+  check(job.data_root, "--data-root");
+  check(job.binary, "the ngdbench binary's path");
+  check(job.workdir, "the working directory");
+}
+
 std::string slurm_script(const SlurmJob& job) {
+  check_slurm_job(job);
   std::string script = "#!/bin/bash\n";
   script += "# Written by `ngdbench slurm`: one array task per shard of the sweep. Task K trains the runs of\n";
   script += fmt::format("# shard K/{} and writes one result file per run into {}; finished runs are\n", job.shards,

@@ -24,8 +24,12 @@ struct SlurmJob {
   std::string data_root;                // passed as --data-root; "" = none
 };
 
+// Throws std::invalid_argument "--job-name: contains a control character ..." naming the argument
+// when any text of `job` holds a line break or another control character.
+void check_slurm_job(const SlurmJob& job);
+
 // The sbatch script: #SBATCH --array=1-N, and each task runs `ngdbench run ... --shard
-// ${SLURM_ARRAY_TASK_ID}/N` into the shared folder.
+// ${SLURM_ARRAY_TASK_ID}/N` into the shared folder. Throws check_slurm_job's error first.
 std::string slurm_script(const SlurmJob& job);
 
 // `text` as one shell word: unchanged when it holds only safe characters, else in single quotes.

@@ -2,12 +2,12 @@
 
 #include <fmt/format.h>
 
-#include <fstream>
-#include <sstream>
+#include <map>
 
 #include "harness/device.h"
 #include "harness/schedule.h"
 #include "harness/spec_error.h"
+#include "harness/spec_input.h"
 #include "harness/stable_hash.h"
 #include "harness/tuning.h"
 #include "optimizers/optimizer.h"
@@ -43,14 +43,14 @@ const nlohmann::json& require(const nlohmann::json& object, const std::string& k
 nlohmann::json require_object(const nlohmann::json& object, const std::string& key, const std::string& path) {
   const auto& value = require(object, key, path);
   if (!value.is_object()) {
-    throw SpecError(path.empty() ? key : path + "." + key, "expected an object, got " + value.dump());
+    throw SpecError(path.empty() ? key : path + "." + key, "expected an object, got " + shown(value));
   }
   return value;
 }
 
 int64_t positive_integer(const nlohmann::json& value, const std::string& path) {
   if (!value.is_number_integer() || value.get<int64_t>() < 1) {
-    throw SpecError(path, "expected a positive integer, got " + value.dump());
+    throw SpecError(path, "expected a positive integer, got " + shown(value));
   }
   return value.get<int64_t>();
 }
@@ -63,7 +63,7 @@ std::optional<int64_t> optional_positive_integer(const nlohmann::json& object, c
 }
 
 std::string text(const nlohmann::json& value, const std::string& path) {
-  if (!value.is_string()) throw SpecError(path, "expected a string, got " + value.dump());
+  if (!value.is_string()) throw SpecError(path, "expected a string, got " + shown(value));
   return value.get<std::string>();
 }
 
@@ -73,7 +73,7 @@ const Entry& named_entry(const std::vector<Entry>& table, const nlohmann::json& 
   const auto name = text(require(object, "name", path), path + ".name");
   const auto* entry = find_entry(table, name);
   if (entry == nullptr) {
-    throw SpecError(path + ".name", fmt::format("unknown {} \"{}\" (valid: {})", what, name, join_names(table)));
+    throw SpecError(path + ".name", fmt::format("unknown {} \"{}\" (valid: {})", what, abbreviated(name), join_names(table)));
   }
   return *entry;
 }
@@ -107,20 +107,27 @@ DatasetRequest parse_dataset(const nlohmann::json& spec) {
 std::optional<Target> parse_target(const nlohmann::json& spec, WorkloadKind workload) {
   auto it = spec.find("target");
   if (it == spec.end() || it->is_null()) return std::nullopt;
-  if (!it->is_object()) throw SpecError("target", "expected an object or null, got " + it->dump());
+  if (!it->is_object()) throw SpecError("target", "expected an object or null, got " + shown(*it));
   check_keys(*it, {"metric", "value"}, "target");
   Target target;
   target.metric = text(require(*it, "metric", "target"), "target.metric");
   const auto& metrics = target_metrics(workload);
   if (std::find(metrics.begin(), metrics.end(), target.metric) == metrics.end()) {
-    throw SpecError("target.metric", fmt::format("unknown metric \"{}\" for {} runs (valid: {})", target.metric,
+    throw SpecError("target.metric", fmt::format("unknown metric \"{}\" for {} runs (valid: {})", abbreviated(target.metric),
                                                  workload == WorkloadKind::kImage ? "image" : "translation",
                                                  fmt::join(metrics, ", ")));
   }
   const auto& value = require(*it, "value", "target");
-  if (!value.is_number()) throw SpecError("target.value", "expected a number, got " + value.dump());
+  if (!value.is_number()) throw SpecError("target.value", "expected a number, got " + shown(value));
   target.value = value.get<double>();
   return target;
+}
+
+// Refuses a grid that would expand beyond kMaxExpandedRuns runs, before expanding it.
+void check_run_count(size_t runs, const std::string& path) {
+  if (runs > kMaxExpandedRuns) {
+    throw SpecError(path, fmt::format("the spec expands to more than {} runs (kMaxExpandedRuns); split it", kMaxExpandedRuns));
+  }
 }
 
 // The grid points of one optimizer's "hparams": a list value is an axis (a list of lists for a
@@ -128,7 +135,7 @@ std::optional<Target> parse_target(const nlohmann::json& spec, WorkloadKind work
 std::vector<std::pair<nlohmann::json, nlohmann::json>> expand_hparams(const OptimizerEntry& entry,
                                                                      const nlohmann::json& hparams,
                                                                      const std::string& path) {
-  if (!hparams.is_object()) throw SpecError(path, "expected an object, got " + hparams.dump());
+  if (!hparams.is_object()) throw SpecError(path, "expected an object, got " + shown(hparams));
   std::vector<std::pair<nlohmann::json, nlohmann::json>> points = {{nlohmann::json::object(), nlohmann::json::object()}};
   for (const auto& [name, value] : hparams.items()) {
     const auto* info = find_entry(entry.hyperparameters, name);
@@ -139,6 +146,7 @@ std::vector<std::pair<nlohmann::json, nlohmann::json>> expand_hparams(const Opti
     const bool is_axis = value.is_array() && (!info->default_value.is_array() || (!value.empty() && value[0].is_array()));
     if (is_axis && value.empty()) throw SpecError(path + "." + name, "an empty list leaves no grid point");
     const auto axis = is_axis ? value : nlohmann::json::array({value});
+    check_run_count(points.size() * axis.size(), path + "." + name);
     std::vector<std::pair<nlohmann::json, nlohmann::json>> expanded;
     for (const auto& point : points) {
       for (size_t i = 0; i < axis.size(); ++i) {
@@ -164,6 +172,7 @@ nlohmann::json apply_scale(const nlohmann::json& document, const std::string& sc
   if (it == document.end()) return document;
   if (!it->is_object() || it->empty()) throw SpecError("scales", "expected an object of named merge patches");
   for (const auto& [name, patch] : it->items()) {
+    if (const auto problem = folder_name_problem(name)) throw SpecError("scales." + name, "a scale name " + *problem);
     if (!patch.is_object()) throw SpecError("scales." + name, "expected an object (a JSON merge patch)");
     if (patch.contains("scales") || patch.contains("name")) {
       throw SpecError("scales." + name, "a scale may not change \"name\" or \"scales\"");
@@ -176,10 +185,22 @@ nlohmann::json apply_scale(const nlohmann::json& document, const std::string& sc
   if (patch == it->end()) {
     std::vector<std::string> names;
     for (const auto& [name, value] : it->items()) names.push_back(name);
-    throw SpecError("scales", fmt::format("no scale \"{}\" (valid: {})", scale, fmt::join(names, ", ")));
+    throw SpecError("scales", fmt::format("no scale \"{}\" (valid: {})", abbreviated(scale), fmt::join(names, ", ")));
   }
   scaled.merge_patch(*patch);
   return scaled;
+}
+
+// Refuses two configurations that are the same run (one result file, counted twice in summaries).
+void check_distinct(const std::vector<RunConfig>& configurations, const std::vector<std::string>& paths) {
+  std::map<std::string, size_t> first;  // identity → index of its first configuration
+  for (size_t i = 0; i < configurations.size(); ++i) {
+    const auto [it, inserted] = first.emplace(configurations[i].identity().dump(), i);
+    if (!inserted) {
+      throw SpecError(paths[i], fmt::format("\"{}\" repeats the configuration of {} (the same runs twice)",
+                                            configurations[i].label(), paths[it->second]));
+    }
+  }
 }
 
 Spec parse_spec_document(const nlohmann::json& document, const std::string& scale) {
@@ -187,8 +208,8 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
   check_keys(spec, kTopLevelKeys, "");
   Spec result;
   result.name = text(require(spec, "name", ""), "name");
-  if (result.name.empty() || result.name.find('/') != std::string::npos) {
-    throw SpecError("name", "must be non-empty and contain no '/' (it names the results folder)");
+  if (const auto problem = folder_name_problem(result.name)) {
+    throw SpecError("name", *problem + " (the name is the results folder OUT/<name>)");
   }
   if (auto it = spec.find("description"); it != spec.end()) result.description = text(*it, "description");
   if (auto it = spec.find("device"); it != spec.end()) {
@@ -256,7 +277,10 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
   std::vector<int64_t> seed_values;
   for (size_t i = 0; i < seeds.size(); ++i) {
     if (!seeds[i].is_number_integer() || seeds[i].get<int64_t>() < 0) {
-      throw SpecError(fmt::format("seeds[{}]", i), "expected a non-negative integer, got " + seeds[i].dump());
+      throw SpecError(fmt::format("seeds[{}]", i), "expected a non-negative integer, got " + shown(seeds[i]));
+    }
+    if (std::find(seed_values.begin(), seed_values.end(), seeds[i].get<int64_t>()) != seed_values.end()) {
+      throw SpecError(fmt::format("seeds[{}]", i), fmt::format("seed {} is listed twice", seeds[i].get<int64_t>()));
     }
     seed_values.push_back(seeds[i].get<int64_t>());
   }
@@ -273,7 +297,7 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
   for (size_t i = 0; i < optimizers.size(); ++i) {
     const auto path = fmt::format("optimizers[{}]", i);
     const auto& optimizer = optimizers[i];
-    if (!optimizer.is_object()) throw SpecError(path, "expected an object, got " + optimizer.dump());
+    if (!optimizer.is_object()) throw SpecError(path, "expected an object, got " + shown(optimizer));
     check_keys(optimizer, {"name", "hparams", "schedule", "tuning"}, path);
     const auto& entry = named_entry(optimizer_registry(), optimizer, path, "optimizer");
     EntryPlan plan{base, {}, std::nullopt};
@@ -296,6 +320,27 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
     }
     plans.push_back(std::move(plan));
   }
+  // Refuse a spec that trains the same configuration twice or expands beyond the run limit.
+  std::vector<RunConfig> configurations;  // the untuned grid points (drawn trials differ by construction)
+  std::vector<std::string> configuration_paths;
+  size_t runs_per_seed = 0;
+  for (size_t i = 0; i < plans.size(); ++i) {
+    const auto path = fmt::format("optimizers[{}]", i);
+    if (plans[i].tuning) {
+      runs_per_seed += static_cast<size_t>(plans[i].tuning->trials);
+    } else {
+      for (const auto& [hparams, values] : plans[i].grid) {
+        RunConfig config = plans[i].base;
+        config.hparams = hparams;
+        config.grid_values = values;
+        configurations.push_back(std::move(config));
+        configuration_paths.push_back(path);
+      }
+      runs_per_seed += plans[i].grid.size();
+    }
+    check_run_count(runs_per_seed * seed_values.size(), path);
+  }
+  check_distinct(configurations, configuration_paths);
   for (size_t study = 0; study < seed_values.size(); ++study) {
     for (const auto& plan : plans) {
       auto add = [&](int64_t trial, nlohmann::json hparams, nlohmann::json values) {
@@ -389,7 +434,7 @@ Spec parse_spec(const nlohmann::json& document, const std::string& source, const
       try {
         parse_spec_document(document, name);
       } catch (const SpecError& error) {
-        throw std::runtime_error(fmt::format("{}: at scale '{}': {}", source, name, error.what()));
+        throw std::runtime_error(fmt::format("{}: at scale '{}': {}", source, abbreviated(name), error.what()));
       }
     }
   }
@@ -399,19 +444,17 @@ Spec parse_spec(const nlohmann::json& document, const std::string& source, const
 Spec parse_spec_text(const std::string& text, const std::string& source, const std::string& scale) {
   nlohmann::json document;
   try {
-    document = nlohmann::json::parse(text);
+    document = parse_spec_json(text);
   } catch (const nlohmann::json::exception& error) {  // syntax errors, and numbers out of range
-    throw std::runtime_error(fmt::format("{}: invalid JSON: {}", source, error.what()));
+    throw std::runtime_error(fmt::format("{}: invalid JSON: {}", source, abbreviated(error.what())));
+  } catch (const SpecError& error) {  // too large, too deep, a repeated key
+    throw std::runtime_error(source + ": " + error.what());
   }
   return parse_spec(document, source, scale);
 }
 
 Spec load_spec(const std::string& path, const std::string& scale) {
-  std::ifstream file(path);
-  if (!file) throw std::runtime_error(path + ": cannot open spec file");
-  std::stringstream content;
-  content << file.rdbuf();
-  return parse_spec_text(content.str(), path, scale);
+  return parse_spec_text(read_spec_file(path), path, scale);
 }
 
 }  // namespace ngd

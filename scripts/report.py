@@ -25,6 +25,7 @@ import math
 import os
 import statistics
 import sys
+import tempfile
 from collections import OrderedDict
 
 import protocol
@@ -32,6 +33,44 @@ from protocol import INF
 
 # Result statuses in the order the seeds column lists them.
 STATUSES = ("completed", "diverged", "failed")
+
+
+# Bytes an experiment or scale name may have: kMaxNameBytes of harness/spec_input.h.
+MAX_NAME_BYTES = 100
+
+
+def name_problem(name):
+    """Why `name` cannot name a file under the output folder, or None: the rule of
+    folder_name_problem() in harness/spec_input.cpp, which specs are held to."""
+    if not isinstance(name, str):
+        return "is not a string"
+    if not name:
+        return "is empty"
+    if name in (".", ".."):
+        return 'is "." or ".."'
+    if "/" in name:
+        return "contains '/'"
+    if any(ord(c) < 0x20 or ord(c) == 0x7f for c in name):
+        return "contains a control character"
+    if len(name.encode()) > MAX_NAME_BYTES:
+        return f"is longer than {MAX_NAME_BYTES} bytes"
+    return None
+
+
+def result_problem(result):
+    """Why a parsed result file cannot be reported, or None."""
+    if not isinstance(result, dict):
+        return "not a JSON object"
+    if result.get("schema_version") != 1:
+        return f"schema_version {result.get('schema_version')}"
+    problem = name_problem(result.get("experiment"))
+    if problem:
+        return f"experiment name {result.get('experiment')!r:.80} {problem}"
+    scale = result.get("scale", "")
+    problem = name_problem(scale) if scale != "" else None
+    if problem:
+        return f"scale name {scale!r:.80} {problem}"
+    return None
 
 
 def load_results(results_dir):
@@ -51,8 +90,9 @@ def load_results(results_dir):
             except (OSError, ValueError) as error:
                 print(f"report: skipping {path}: {error}", file=sys.stderr)
                 continue
-            if result.get("schema_version") != 1:
-                print(f"report: skipping {path}: schema_version {result.get('schema_version')}", file=sys.stderr)
+            problem = result_problem(result)
+            if problem:
+                print(f"report: skipping {path}: {problem}", file=sys.stderr)
                 continue
             experiments.setdefault((result["experiment"], result.get("scale", "")), []).append(result)
     return experiments
@@ -564,11 +604,17 @@ def render_html(blocks, title):
 
 
 def write(path, text):
-    """Writes through a temporary file so an interrupted report never leaves a half-written file."""
-    temporary = path + ".tmp"
-    with open(temporary, "w") as file:
-        file.write(text)
-    os.replace(temporary, path)
+    """Writes through a new temporary file (created exclusively, never through a planted link) so an
+    interrupted report never leaves a half-written file."""
+    descriptor, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=os.path.basename(path) + ".tmp.")
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
 
 
 CLAIM_HEADER = ["paper claim", "source", "published", "scale of the claim", "compared", "measured here [95 % CI]",
