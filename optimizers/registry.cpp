@@ -1,6 +1,9 @@
 #include "optimizers/adamw.h"
+#include "optimizers/eva.h"
 #include "optimizers/fngd.h"
 #include "optimizers/kfac.h"
+#include "optimizers/muon.h"
+#include "optimizers/nadamw.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/sgd.h"
 #include "optimizers/sngd.h"
@@ -22,6 +25,10 @@ const std::vector<OptimizerEntry>& optimizer_registry() {
       sngd_rfim_entry(),
       psgd_entry(),
       pbfgs_entry(),
+      // The 2026 baselines (issue 18).
+      nadamw_entry(),
+      muon_entry(),
+      eva_entry(),
   };
   return table;
 }
