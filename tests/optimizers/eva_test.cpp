@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "optimizers/eva.h"
+#include "optimizers/layer_statistics.h"
 #include "tests/optimizers/woodbury_test_support.h"
 #include "tests/support/test_support.h"
 #include "tests/support/tolerances.h"
@@ -17,50 +18,22 @@ using testing::Tolerances;
 using woodbury_testing::expect_close;
 using woodbury_testing::optimizer_options;
 
+using woodbury_testing::ConvLinearNet;
+using woodbury_testing::weight_bias_gradient;
+using woodbury_testing::weight_bias_matrix;
+using woodbury_testing::with_ones_column;
+
 // Samples per batch.
 constexpr int64_t kBatch = 6;
-// The conv layer: 2→3 channels, 3×3 kernel, stride 2, padding 1 on 6×6 images (3·3 output positions).
-constexpr int64_t kImageSize = 6;
-constexpr int64_t kConvPositions = 9;
-constexpr int64_t kClasses = 4;
 // Small against ‖ā‖²‖ḡ‖² (≈ 10⁻²: ḡ carries the mean's 1/N), so the Sherman–Morrison term is a large part
 // of the step and leaving it out or getting it wrong fails the tests.
 constexpr double kDamping = 1e-3;
 
-// conv → tanh → flatten → linear, both with a bias.
-class TinyNet : public Model {
- public:
-  TinyNet() {
-    conv = add_capture_layer("conv", CaptureConv2d(torch::nn::Conv2dOptions(2, 3, 3).stride(2).padding(1)));
-    fc = add_capture_layer("fc", CaptureLinear(3 * kConvPositions, kClasses));
-  }
-  torch::Tensor forward(const torch::Tensor& images) override {
-    return fc->forward(torch::tanh(conv->forward(images)).flatten(1));
-  }
-
-  CaptureConv2d conv{nullptr};
-  CaptureLinear fc{nullptr};
-};
-
-std::shared_ptr<TinyNet> tiny_net() {
+std::shared_ptr<ConvLinearNet> conv_linear_net() {
   torch::manual_seed(13);
-  auto net = std::make_shared<TinyNet>();
+  auto net = std::make_shared<ConvLinearNet>();
   net->to(torch::kDouble);
   return net;
-}
-
-torch::Tensor with_ones(const torch::Tensor& rows) {
-  auto shape = rows.sizes().vec();
-  shape.back() = 1;
-  return torch::cat({rows, torch::ones(shape, rows.options())}, -1);
-}
-
-torch::Tensor parameter_matrix(CaptureLayer& layer) {
-  return torch::cat({layer.weight().detach().reshape({layer.weight().size(0), -1}), layer.bias().detach().unsqueeze(1)}, 1);
-}
-
-torch::Tensor gradient_of(CaptureLayer& layer) {
-  return torch::cat({layer.weight().grad().reshape({layer.weight().size(0), -1}), layer.bias().grad().unsqueeze(1)}, 1);
 }
 
 struct Vectors {
@@ -77,10 +50,10 @@ struct StepTruth {
 // One training step as the runner takes it (record when Eva asks, back-propagate the mean cross-entropy,
 // step), with the batch's Kronecker vectors from their definitions: ā the mean of the explicit im2col rows
 // (with a ones column) over samples and positions, ḡ the mean of the output gradients as back-propagated.
-StepTruth take_step(TinyNet& net, Eva& eva, int64_t step, double lr, uint64_t seed) {
+StepTruth take_step(ConvLinearNet& net, Eva& eva, int64_t step, double lr, uint64_t seed) {
   auto generator = at::detail::createCPUGenerator(seed);
-  const auto images = torch::randn({kBatch, 2, kImageSize, kImageSize}, generator, torch::kDouble);
-  const auto labels = torch::randint(kClasses, {kBatch}, generator, torch::kInt64);
+  const auto images = torch::randn({kBatch, 2, ConvLinearNet::kImageSize, ConvLinearNet::kImageSize}, generator, torch::kDouble);
+  const auto labels = torch::randint(ConvLinearNet::kClasses, {kBatch}, generator, torch::kInt64);
   const StepInfo info{step, 0, step, 1000, {}, {}};
   const bool record = eva.capture(info) != Capture::kNone;
   for (const auto& layer : net.capture_layers()) {
@@ -96,12 +69,12 @@ StepTruth take_step(TinyNet& net, Eva& eva, int64_t step, double lr, uint64_t se
   torch::nn::functional::cross_entropy(logits, labels).backward();
 
   StepTruth truth;
-  const auto patches = with_ones(testing::conv_patches_by_loops(images, {3, 3}, {2, 2}, {1, 1}, {1, 1}));
+  const auto patches = with_ones_column(testing::conv_patches_by_loops(images, {3, 3}, {2, 2}, {1, 1}, {1, 1}));
   truth.batch_vectors.push_back({patches.mean({0, 1}), conv_output.grad().flatten(2).mean({0, 2})});
-  truth.batch_vectors.push_back({with_ones(hidden.detach()).mean(0), logits.grad().mean(0)});
+  truth.batch_vectors.push_back({with_ones_column(hidden.detach()).mean(0), logits.grad().mean(0)});
   for (const auto& layer : net.capture_layers()) {
-    truth.gradients.push_back(gradient_of(*layer).clone());
-    truth.parameters_before.push_back(parameter_matrix(*layer).clone());
+    truth.gradients.push_back(weight_bias_gradient(*layer).clone());
+    truth.parameters_before.push_back(weight_bias_matrix(*layer).clone());
   }
   PhaseTimer timer;
   eva.set_learning_rate(lr);
@@ -118,7 +91,7 @@ torch::Tensor dense_solve(const Vectors& vectors, const torch::Tensor& gradient)
 
 TEST(Eva, VectorsAreRunningMeansOfTheRecordedRows) {
   const double stat_decay = 0.3;
-  auto net = tiny_net();
+  auto net = conv_linear_net();
   Eva eva(*net, optimizer_options("eva", {{"lr", 0.1}, {"stat_decay", stat_decay}, {"damping", kDamping}}));
   const auto first = take_step(*net, eva, 0, 0.1, 1);
   for (size_t i = 0; i < 2; ++i) {
@@ -137,7 +110,7 @@ TEST(Eva, VectorsAreRunningMeansOfTheRecordedRows) {
 }
 
 TEST(Eva, PreconditionedGradientIsTheDenseDampedSolve) {
-  auto net = tiny_net();
+  auto net = conv_linear_net();
   Eva eva(*net, optimizer_options("eva", {{"lr", 1.0}, {"momentum", 0.0}, {"kl_clip", 0.0}, {"damping", kDamping}}));
   const auto truth = take_step(*net, eva, 0, 1.0, 3);
   for (size_t i = 0; i < 2; ++i) {
@@ -146,7 +119,7 @@ TEST(Eva, PreconditionedGradientIsTheDenseDampedSolve) {
     // The rank-one term matters: without it the step would be ∇W̄/λ.
     const auto plain = truth.gradients[i] / kDamping;
     ASSERT_GT((expected - plain).abs().max().item<double>(), 1e-3 * expected.abs().max().item<double>());
-    const auto applied = truth.parameters_before[i] - parameter_matrix(*net->capture_layers()[i]);
+    const auto applied = truth.parameters_before[i] - weight_bias_matrix(*net->capture_layers()[i]);
     expect_close(applied, expected, Tolerances<double>::kExact);
   }
 }
@@ -157,7 +130,7 @@ TEST(Eva, PreconditionedGradientIsTheDenseDampedSolve) {
 TEST(Eva, StepsMatchAReimplementationWithKlClipMomentumAndWeightDecay) {
   const double lr = 0.05, momentum = 0.9, weight_decay = 0.01, kl_clip = 1e-4, stat_decay = 0.3;
   const double rates[] = {lr, 0.5 * lr, 0.25 * lr};
-  auto net = tiny_net();
+  auto net = conv_linear_net();
   Eva eva(*net, optimizer_options("eva", {{"lr", lr},
                                           {"momentum", momentum},
                                           {"weight_decay", weight_decay},
@@ -167,7 +140,7 @@ TEST(Eva, StepsMatchAReimplementationWithKlClipMomentumAndWeightDecay) {
                                           {"damping", kDamping}}));
   std::vector<Vectors> running(2);
   std::vector<torch::Tensor> theta, buffer(2);
-  for (const auto& layer : net->capture_layers()) theta.push_back(parameter_matrix(*layer).clone());
+  for (const auto& layer : net->capture_layers()) theta.push_back(weight_bias_matrix(*layer).clone());
   bool clipped = false;
   for (int64_t step = 0; step < 3; ++step) {
     SCOPED_TRACE(step);
@@ -191,10 +164,31 @@ TEST(Eva, StepsMatchAReimplementationWithKlClipMomentumAndWeightDecay) {
       const auto direction = nu * solves[i] + weight_decay * theta[i];
       buffer[i] = step == 0 ? direction : momentum * buffer[i] + direction;
       theta[i] = theta[i] - rates[step] * buffer[i];
-      expect_close(parameter_matrix(*net->capture_layers()[i]), theta[i], Tolerances<double>::kExact);
+      expect_close(weight_bias_matrix(*net->capture_layers()[i]), theta[i], Tolerances<double>::kExact);
     }
   }
   EXPECT_TRUE(clipped) << "the KL clip never bound: the test would not notice it missing";
+}
+
+// On sequences the means run over the real tokens only: padded tokens add nothing and do not count.
+TEST(Eva, SequenceVectorsAverageTheRealTokensOnly) {
+  torch::manual_seed(17);
+  CaptureLinear layer(3, 2);
+  layer->to(torch::kDouble);
+  layer->set_record_input(true);
+  layer->set_record_grad_output(true);
+  const auto input = torch::randn({2, 4, 3}, torch::kDouble);
+  const auto mask = torch::tensor({1, 1, 1, 0, 1, 1, 0, 0}, torch::kBool).reshape({2, 4});
+  auto output = layer->forward_tokens(input, mask);
+  output.retain_grad();
+  (output * torch::randn({2, 4, 2}, torch::kDouble)).sum().backward();
+  const auto real = mask.reshape({-1}).nonzero().squeeze(1);
+  const auto real_inputs = input.reshape({-1, 3}).index_select(0, real);
+  const auto real_grads = output.grad().reshape({-1, 2}).index_select(0, real);
+  // Padded tokens' output gradients are not zero here: masking the recordings must drop them.
+  ASSERT_GT(output.grad().reshape({-1, 2}).index_select(0, (~mask).reshape({-1}).nonzero().squeeze(1)).abs().sum().item<double>(), 0);
+  expect_close(mean_input_row(*layer), with_ones_column(real_inputs).mean(0), Tolerances<double>::kExact);
+  expect_close(mean_grad_output_row(*layer), real_grads.mean(0), Tolerances<double>::kExact);
 }
 
 }  // namespace
