@@ -121,19 +121,19 @@ torch::Tensor per_sample_gradients(CaptureLayer& layer) {
 
 torch::Tensor mean_input_row(CaptureLayer& layer) {
   const auto& input = require(layer.input(), "input");
-  if (is_sequence(layer)) return input_rows(layer).sum({0, 1}) / real_row_count(layer);
+  if (is_sequence(layer)) return input_rows(layer).sum(torch::IntArrayRef{0, 1}) / real_row_count(layer);
   torch::Tensor mean;
   if (layer.kind() == CaptureLayer::Kind::kLinear) {
     mean = input.reshape({-1, input.size(-1)}).mean(0);
   } else {
     // Patches are linear in the image: the mean patch is a patch of the mean image, one image to unfold.
-    mean = conv_patches(layer, input.mean(0, /*keepdim=*/true)).mean({0, 2});
+    mean = conv_patches(layer, input.mean(0, /*keepdim=*/true)).mean(torch::IntArrayRef{0, 2});
   }
   return layer.has_bias() ? append_ones(mean) : mean;
 }
 
 torch::Tensor mean_grad_output_row(CaptureLayer& layer) {
-  if (is_sequence(layer)) return grad_output_rows(layer).sum({0, 1}) / real_row_count(layer);
+  if (is_sequence(layer)) return grad_output_rows(layer).sum(torch::IntArrayRef{0, 1}) / real_row_count(layer);
   const auto& grad = require(layer.grad_output(), "output gradient");
   if (layer.kind() == CaptureLayer::Kind::kLinear) return grad.reshape({-1, grad.size(-1)}).mean(0);
   return grad.mean({0, 2, 3});

@@ -70,7 +70,7 @@ StepTruth take_step(ConvLinearNet& net, Eva& eva, int64_t step, double lr, uint6
 
   StepTruth truth;
   const auto patches = with_ones_column(testing::conv_patches_by_loops(images, {3, 3}, {2, 2}, {1, 1}, {1, 1}));
-  truth.batch_vectors.push_back({patches.mean({0, 1}), conv_output.grad().flatten(2).mean({0, 2})});
+  truth.batch_vectors.push_back({patches.mean(torch::IntArrayRef{0, 1}), conv_output.grad().flatten(2).mean(torch::IntArrayRef{0, 2})});
   truth.batch_vectors.push_back({with_ones_column(hidden.detach()).mean(0), logits.grad().mean(0)});
   for (const auto& layer : net.capture_layers()) {
     truth.gradients.push_back(weight_bias_gradient(*layer).clone());

@@ -168,7 +168,7 @@ TEST(Muon, StepsMatchMomentumNewtonSchulzScaleAndAdamWForTheRest) {
 TEST(Muon, HeadSettingMovesTheClassifierBetweenAdamWAndMuon) {
   torch::manual_seed(7);
   TallNet net;
-  EXPECT_EQ(Muon(net, optimizer_options("muon", {})).matrix_parameters().size(), 3u);
+  EXPECT_EQ(Muon(net, optimizer_options("muon", nlohmann::json::object())).matrix_parameters().size(), 3u);
   const auto with_head = Muon(net, optimizer_options("muon", {{"head", "muon"}})).matrix_parameters();
   ASSERT_EQ(with_head.size(), 4u);
   EXPECT_TRUE(with_head.back().is_same(net.head->weight()));
