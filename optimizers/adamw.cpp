@@ -4,17 +4,22 @@
 
 namespace ngd {
 
+std::vector<OptionInfo> adam_hyperparameters() {
+  return {
+      {"lr", 1e-3, "base learning rate (scaled by the schedule)"},
+      {"beta1", 0.9, "decay of the first-moment average"},
+      {"beta2", 0.999, "decay of the second-moment average (0.98 for Transformers)"},
+      {"eps", 1e-8, "added to √v̂"},
+      {"weight_decay", 0.01, "decoupled weight decay coefficient"},
+  };
+}
+
 OptimizerEntry adamw_entry() {
+  auto hyperparameters = adam_hyperparameters();
+  hyperparameters.push_back({"amsgrad", false, "keep the maximum of v̂ (AMSGrad)"});
   return {"adamw",
           "Adam with decoupled weight decay (Loshchilov & Hutter): θ ← θ − lr·wd·θ − lr·m̂/(√v̂+ε)",
-          {
-              {"lr", 1e-3, "base learning rate (scaled by the schedule)"},
-              {"beta1", 0.9, "decay of the first-moment average"},
-              {"beta2", 0.999, "decay of the second-moment average (0.98 for Transformers)"},
-              {"eps", 1e-8, "added to √v̂"},
-              {"weight_decay", 0.01, "decoupled weight decay coefficient"},
-              {"amsgrad", false, "keep the maximum of v̂ (AMSGrad)"},
-          },
+          std::move(hyperparameters),
           [](CaptureModel& model, const Options& options) -> std::unique_ptr<Optimizer> {
             auto adamw = std::make_unique<torch::optim::AdamW>(
                 model.parameters(), torch::optim::AdamWOptions(options.number("lr"))

@@ -31,10 +31,9 @@ std::array<int64_t, 2> conv_padding(const torch::nn::detail::ConvNdOptions<2>& o
   return visit(ConvPadding{}, options.padding());
 }
 
-// The im2col patches of a conv layer's recorded input, (N, C_in·kh·kw, S), matching its stride,
-// padding and dilation.
-torch::Tensor conv_patches(CaptureLayer& layer) {
-  const auto& input = require(layer.input(), "input");
+// The im2col patches of `input` (N, C_in, H, W) as conv layer `layer` sees them, (N, C_in·kh·kw, S),
+// matching its stride, padding and dilation.
+torch::Tensor conv_patches(CaptureLayer& layer, const torch::Tensor& input) {
   const auto& options = static_cast<CaptureConv2dImpl&>(layer).options();
   TORCH_CHECK(options.groups() == 1, "curvature capture supports groups = 1 only");
   const auto padding = conv_padding(options);
@@ -45,6 +44,9 @@ torch::Tensor conv_patches(CaptureLayer& layer) {
                  .stride({(*options.stride())[0], (*options.stride())[1]}));
 }
 
+// The patches of the layer's recorded input.
+torch::Tensor conv_patches(CaptureLayer& layer) { return conv_patches(layer, require(layer.input(), "input")); }
+
 bool is_sequence(CaptureLayer& layer) {
   return layer.kind() == CaptureLayer::Kind::kLinear && require(layer.input(), "input").dim() == 3;
 }
@@ -53,6 +55,13 @@ bool is_sequence(CaptureLayer& layer) {
 torch::Tensor mask_padding(CaptureLayer& layer, const torch::Tensor& rows) {
   if (!layer.token_mask().defined()) return rows;
   return rows * layer.token_mask().unsqueeze(2).to(rows.scalar_type());
+}
+
+// The real tokens of a sequence layer as a 0-d tensor on the recordings' device (no read-back).
+torch::Tensor real_row_count(CaptureLayer& layer) {
+  const auto& input = layer.input();
+  if (layer.token_mask().defined()) return layer.token_mask().sum().to(input.scalar_type());
+  return torch::scalar_tensor(static_cast<double>(input.size(0) * input.size(1)), input.options());
 }
 
 }  // namespace
@@ -108,6 +117,26 @@ torch::Tensor per_sample_gradients(CaptureLayer& layer) {
   const auto grads = require(layer.grad_output(), "output gradient").flatten(2);  // N, out, S
   const auto weights = torch::bmm(grads, conv_patches(layer).transpose(1, 2));
   return layer.has_bias() ? torch::cat({weights, grads.sum(2, /*keepdim=*/true)}, 2) : weights;
+}
+
+torch::Tensor mean_input_row(CaptureLayer& layer) {
+  const auto& input = require(layer.input(), "input");
+  if (is_sequence(layer)) return input_rows(layer).sum(torch::IntArrayRef{0, 1}) / real_row_count(layer);
+  torch::Tensor mean;
+  if (layer.kind() == CaptureLayer::Kind::kLinear) {
+    mean = input.reshape({-1, input.size(-1)}).mean(0);
+  } else {
+    // Patches are linear in the image: the mean patch is a patch of the mean image, one image to unfold.
+    mean = conv_patches(layer, input.mean(0, /*keepdim=*/true)).mean(torch::IntArrayRef{0, 2});
+  }
+  return layer.has_bias() ? append_ones(mean) : mean;
+}
+
+torch::Tensor mean_grad_output_row(CaptureLayer& layer) {
+  if (is_sequence(layer)) return grad_output_rows(layer).sum(torch::IntArrayRef{0, 1}) / real_row_count(layer);
+  const auto& grad = require(layer.grad_output(), "output gradient");
+  if (layer.kind() == CaptureLayer::Kind::kLinear) return grad.reshape({-1, grad.size(-1)}).mean(0);
+  return grad.mean({0, 2, 3});
 }
 
 torch::Tensor kl_clip_factor(const torch::Tensor& alignment, double kl_clip, double learning_rate) {

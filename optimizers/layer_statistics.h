@@ -40,6 +40,13 @@ void set_gradient_matrix(CaptureLayer& layer, const torch::Tensor& matrix);
 // Summed over i they give gradient_matrix().
 torch::Tensor per_sample_gradients(CaptureLayer& layer);
 
+// Eva's Kronecker vectors: the mean of input_rows() (ā, ones column included) and of grad_output_rows()
+// (ḡ) over every recorded row: the samples of a Linear layer, samples × output positions of a Conv2d,
+// the real tokens of a sequence layer. ḡ keeps the loss's reduction (a factor 1/N under a mean).
+// Conv: computed from the batch-mean image, without the batch's im2col.
+torch::Tensor mean_input_row(CaptureLayer& layer);
+torch::Tensor mean_grad_output_row(CaptureLayer& layer);
+
 // KFAC's KL clip factor min(1, sqrt(kl_clip / (lr²·alignment))) for alignment = Σ ⟨update, ∇W̄⟩ (the
 // step's squared Fisher norm / lr²); 1 when kl_clip is 0 or alignment ≤ 0. A 0-d tensor on the
 // alignment's device: scaling the updates by it needs no read-back.

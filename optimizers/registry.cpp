@@ -1,6 +1,9 @@
 #include "optimizers/adamw.h"
+#include "optimizers/eva.h"
 #include "optimizers/fngd.h"
 #include "optimizers/kfac.h"
+#include "optimizers/muon.h"
+#include "optimizers/nadamw.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/sgd.h"
 #include "optimizers/shampoo.h"
@@ -27,6 +30,10 @@ const std::vector<OptimizerEntry>& optimizer_registry() {
       // The 2026 baselines: Kronecker-factored adaptive methods (issue 18).
       shampoo_entry(),
       soap_entry(),
+      // The 2026 baselines: first-order and Kronecker-vector methods (issue 18).
+      nadamw_entry(),
+      muon_entry(),
+      eva_entry(),
   };
   return table;
 }

@@ -55,6 +55,29 @@ torch::Tensor SmallMlp::forward(const torch::Tensor& input) {
   return logit_shift_.defined() ? logits + logit_shift_ : logits;
 }
 
+ConvLinearNet::ConvLinearNet() {
+  conv = add_capture_layer("conv", CaptureConv2d(torch::nn::Conv2dOptions(2, 3, 3).stride(2).padding(1)));
+  fc = add_capture_layer("fc", CaptureLinear(3 * kConvPositions, kClasses));
+}
+
+torch::Tensor ConvLinearNet::forward(const torch::Tensor& images) {
+  return fc->forward(torch::tanh(conv->forward(images)).flatten(1));
+}
+
+torch::Tensor with_ones_column(const torch::Tensor& rows) {
+  auto shape = rows.sizes().vec();
+  shape.back() = 1;
+  return torch::cat({rows, torch::ones(shape, rows.options())}, -1);
+}
+
+torch::Tensor weight_bias_matrix(CaptureLayer& layer) {
+  return torch::cat({layer.weight().detach().reshape({layer.weight().size(0), -1}), layer.bias().detach().unsqueeze(1)}, 1);
+}
+
+torch::Tensor weight_bias_gradient(CaptureLayer& layer) {
+  return torch::cat({layer.weight().grad().reshape({layer.weight().size(0), -1}), layer.bias().grad().unsqueeze(1)}, 1);
+}
+
 Batch random_batch(int64_t n, std::vector<int64_t> shape, uint64_t seed, torch::Dtype dtype) {
   auto generator = at::detail::createCPUGenerator(seed);
   shape.insert(shape.begin(), n);

@@ -47,6 +47,27 @@ class SmallMlp : public Model {
   torch::Tensor logit_shift_;
 };
 
+// conv(2→3, 3×3, stride 2, padding 1) – tanh – flatten – linear(27→4) on 2×6×6 images, both layers with a
+// bias and public, so that a test can run the forward pass itself and retain the layers' output gradients.
+class ConvLinearNet : public Model {
+ public:
+  static constexpr int64_t kImageSize = 6;
+  static constexpr int64_t kConvPositions = 9;  // 3·3 output positions of the conv layer
+  static constexpr int64_t kClasses = 4;
+
+  ConvLinearNet();
+  torch::Tensor forward(const torch::Tensor& images) override;
+
+  CaptureConv2d conv{nullptr};
+  CaptureLinear fc{nullptr};
+};
+
+// `rows` with a column of ones appended (the bias's input).
+torch::Tensor with_ones_column(const torch::Tensor& rows);
+// A capture layer's [W.view(out, −1) | b] (detached), and its gradient laid out the same way.
+torch::Tensor weight_bias_matrix(CaptureLayer& layer);
+torch::Tensor weight_bias_gradient(CaptureLayer& layer);
+
 // A batch of `n` random inputs of `shape` (per sample) in `dtype` and labels in [0, 5). Exact-case
 // tests use float64 models and batches (`model->to(torch::kDouble)`): then the code under test and the
 // loops below agree to rounding whatever the BLAS kernel (tests/support/tolerances.h).

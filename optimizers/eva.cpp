@@ -1,0 +1,106 @@
+#include "optimizers/eva.h"
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+#include "optimizers/layer_statistics.h"
+
+namespace ngd {
+namespace {
+
+std::vector<OptionInfo> eva_hyperparameters() {
+  auto options = sgd_hyperparameters(0.1);
+  const std::vector<OptionInfo> curvature_options = {
+      {"damping", 0.03, "Tikhonov damping λ of (ḡḡᵀ ⊗ āāᵀ + λI)"},
+      {"stat_decay", 0.05,
+       "weight ξ of the old running means: v ← ξ·v + (1 − ξ)·new (0.05 = the reference's factor_decay 0.95, "
+       "which its code gives to the new mean)"},
+      {"kl_clip", 1e-3, "KL clip κ: scale updates so lr²·Σ⟨V, ∇W̄⟩ ≤ κ (0 = off)"},
+      {"t_cov", 1, "steps between updates of the Kronecker vectors (capture is requested on these steps only)"},
+  };
+  options.insert(options.end(), curvature_options.begin(), curvature_options.end());
+  return options;
+}
+
+}  // namespace
+
+Eva::Eva(CaptureModel& model, const Options& options)
+    : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
+      damping_(options.number("damping")),
+      stat_decay_(options.number("stat_decay")),
+      kl_clip_(options.number("kl_clip")),
+      vector_interval_(options.integer("t_cov")),
+      lr_(options.number("lr")) {
+  if (damping_ <= 0) throw std::invalid_argument(fmt::format("eva: damping must be > 0, got {}", damping_));
+  if (stat_decay_ < 0 || stat_decay_ >= 1) {
+    throw std::invalid_argument(fmt::format("eva: stat_decay must be in [0, 1), got {}", stat_decay_));
+  }
+  if (kl_clip_ < 0) throw std::invalid_argument(fmt::format("eva: kl_clip must be ≥ 0, got {}", kl_clip_));
+  if (vector_interval_ < 1) throw std::invalid_argument(fmt::format("eva: t_cov must be ≥ 1, got {}", vector_interval_));
+  for (const auto& layer : model.capture_layers()) layers_.push_back({layer, {}, {}});
+}
+
+Capture Eva::capture(const StepInfo& info) const {
+  return info.step % vector_interval_ == 0 ? Capture::kEmpirical : Capture::kNone;
+}
+
+void Eva::set_learning_rate(double lr) {
+  lr_ = lr;  // the KL clip uses the current rate
+  TorchOptimizer::set_learning_rate(lr);
+}
+
+void Eva::step(const StepInfo& info, PhaseTimer& timer) {
+  {
+    torch::NoGradGuard no_grad;
+    auto scope = timer.scope(Phase::kCurvature);
+    if (info.step % vector_interval_ == 0) update_vectors();
+    precondition();
+  }
+  TorchOptimizer::step(info, timer);
+}
+
+void Eva::update_vectors() {
+  for (auto& state : layers_) {
+    const auto input_mean = mean_input_row(*state.layer);
+    const auto grad_mean = mean_grad_output_row(*state.layer);
+    state.layer->clear_captures();
+    if (!state.input_vector.defined()) {  // the first capture starts the running means
+      state.input_vector = input_mean;
+      state.grad_vector = grad_mean;
+      continue;
+    }
+    state.input_vector.mul_(stat_decay_).add_(input_mean, 1 - stat_decay_);
+    state.grad_vector.mul_(stat_decay_).add_(grad_mean, 1 - stat_decay_);
+  }
+}
+
+void Eva::precondition() {
+  std::vector<torch::Tensor> updates;
+  torch::Tensor alignment;  // Σ_layers ⟨V, ∇W̄⟩
+  for (const auto& state : layers_) {
+    TORCH_CHECK(state.input_vector.defined(), "eva: no Kronecker vectors yet (the first step must capture)");
+    const auto gradient = gradient_matrix(*state.layer);
+    const auto& a = state.input_vector;
+    const auto& g = state.grad_vector;
+    // All 0-d tensors: no read-back.
+    const auto projection = g.dot(gradient.mv(a)) / (a.dot(a) * g.dot(g) + damping_);
+    updates.push_back((gradient - projection * torch::outer(g, a)) / damping_);
+    const auto layer_alignment = (updates.back() * gradient).sum();
+    alignment = alignment.defined() ? alignment + layer_alignment : layer_alignment;
+  }
+  if (!alignment.defined()) return;
+  const auto scale = kl_clip_factor(alignment, kl_clip_, lr_);
+  for (size_t i = 0; i < layers_.size(); ++i) set_gradient_matrix(*layers_[i].layer, updates[i].mul_(scale));
+}
+
+OptimizerEntry eva_entry() {
+  return {"eva",
+          "Eva: Kronecker vectors ā, ḡ and the Sherman–Morrison solve of (ḡḡᵀ⊗āāᵀ + λI), KL clip, then SGD "
+          "(lzhangbv/eva)",
+          eva_hyperparameters(), [](CaptureModel& model, const Options& options) -> std::unique_ptr<Optimizer> {
+            return std::make_unique<Eva>(model, options);
+          }};
+}
+
+}  // namespace ngd
