@@ -50,10 +50,15 @@ TEST(Cifar, ReadsGeneratedCifar10WithCountsFromFileSizes) {
   const auto dataset = load_dataset({"cifar10", std::nullopt, std::nullopt,
                                      resolve_options(nlohmann::json::object(), cifar10_options(), "c", "dataset")},
                                     {root.path()});
-  EXPECT_EQ(dataset.train.images.sizes(), (std::vector<int64_t>{150, 3, 32, 32}));
+  // The default validation set (as many images as the test set, at most a tenth of the training
+  // split: 15) is carved from the 150 training records.
+  EXPECT_EQ(dataset.train.images.sizes(), (std::vector<int64_t>{135, 3, 32, 32}));
+  EXPECT_EQ(dataset.validation.size(), 15);
   EXPECT_EQ(dataset.test.size(), 20);
-  EXPECT_EQ(dataset.train.labels[13].item<int64_t>(), 3);
-  EXPECT_EQ(dataset.train.images[13].max().item<int>(), 13);
+  // Every image keeps its own label: record i of a file has label i % 10 and pixels i % 251 (write_cifar_file).
+  const auto labels = torch::cat({dataset.train.labels, dataset.validation.labels});
+  const auto values = torch::cat({dataset.train.images, dataset.validation.images}).flatten(1).amax(1).to(torch::kInt64);
+  EXPECT_TRUE(labels.eq(values.remainder(10)).all().item<bool>());
   EXPECT_EQ(dataset.augmentation.crop_padding, 4);
   EXPECT_TRUE(dataset.augmentation.horizontal_flip);
   EXPECT_EQ(dataset.channel_mean.size(), 3u);
@@ -95,7 +100,9 @@ TEST(Cifar, SharedMiniCopyLoadsAsIs) {
       {"cifar10", std::nullopt, std::nullopt, resolve_options(nlohmann::json::object(), entry->options, "c", "dataset")},
       roots);
   EXPECT_EQ(dataset.train.images.sizes().slice(1), (std::vector<int64_t>{3, 32, 32}));
-  EXPECT_EQ(dataset.train.size() % 2000, 0);
+  // The whole copy is there, the default validation set carved from its training split.
+  EXPECT_EQ((dataset.train.size() + dataset.validation.size()) % 2000, 0);
+  EXPECT_GT(dataset.validation.size(), 0);
   // Class-balanced as documented: every class has the same share of the training set.
   const auto counts = torch::bincount(dataset.train.labels, {}, 10);
   EXPECT_EQ(counts.min().item<int64_t>(), counts.max().item<int64_t>());

@@ -146,9 +146,16 @@ TEST(Resume, UnreadableOrForeignResultIsRerun) {
   EXPECT_FALSE(load_finished_result(out.path(), run).has_value());
   write_file_atomically(path, json{{"status", "completed"}, {"identity", {{"other", 1}}}, {"seed", 0}}.dump());
   EXPECT_FALSE(load_finished_result(out.path(), run).has_value());
-  write_file_atomically(path, json{{"status", "failed"}, {"identity", run.identity()}, {"seed", 0}}.dump());
+  // A result of the shape the runner writes (results.cpp checks it), with the status under test.
+  const auto result_with_status = [&](const char* status) {
+    return json{{"status", status},          {"identity", run.identity()}, {"seed", run.seed},
+                {"config_hash", run.config_hash()}, {"label", run.label()}, {"time_to_target_s", nullptr},
+                {"epochs", json::array()}}
+        .dump();
+  };
+  write_file_atomically(path, result_with_status("failed"));
   EXPECT_FALSE(load_finished_result(out.path(), run).has_value());  // failed runs are retried
-  write_file_atomically(path, json{{"status", "diverged"}, {"identity", run.identity()}, {"seed", 0}}.dump());
+  write_file_atomically(path, result_with_status("diverged"));
   EXPECT_TRUE(load_finished_result(out.path(), run).has_value());
 }
 

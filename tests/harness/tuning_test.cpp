@@ -25,7 +25,7 @@ TEST(Halton, RadicalInverseByHand) {
   EXPECT_EQ(radical_inverse(6, 2), 0.375);  // 110₂ → 0.011₂
   EXPECT_NEAR(radical_inverse(1, 3), 1.0 / 3, Tol::kExact);
   EXPECT_NEAR(radical_inverse(5, 3), 7.0 / 9, Tol::kExact);  // 12₃ → 0.21₃
-  EXPECT_NEAR(radical_inverse(7, 5), 7.0 / 25, Tol::kExact);  // 12₅ → 0.21₅
+  EXPECT_NEAR(radical_inverse(7, 5), 11.0 / 25, Tol::kExact);  // 7 = 12₅ → 0.21₅ = 2/5 + 1/25
 }
 
 TEST(Halton, PointsAreReproducibleAndDependOnTheSeed) {
