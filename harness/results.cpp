@@ -37,6 +37,7 @@ nlohmann::json to_json(const RunResult& result) {
     } else {
       epoch.update(e.validation);
     }
+    if (!e.fidelity.is_null()) epoch["fidelity"] = e.fidelity;
     epochs.push_back(std::move(epoch));
   }
   const auto& config = result.config;
@@ -71,6 +72,7 @@ nlohmann::json to_json(const RunResult& result) {
           {"optimizer_report", result.optimizer_report}};
   if (!result.final_evaluation.is_null()) json["final"] = result.final_evaluation;
   if (!config.decoding.is_null()) json["decoding"] = config.decoding;
+  if (!config.fidelity.is_null()) json["fidelity"] = config.fidelity;
   return json;
 }
 

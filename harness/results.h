@@ -27,6 +27,8 @@ struct EpochRecord {
   // written in place of test_loss/test_acc; null for image runs. train_loss/train_acc are then the
   // mean per-token loss as optimised and the token accuracy.
   nlohmann::json validation;
+  // The fidelity probes' summary of this epoch (FidelityProbe::end_epoch); null when none ran.
+  nlohmann::json fidelity;
 };
 
 // An epoch's value of a target metric: train_loss, train_acc, test_loss, test_acc (image runs) or

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "harness/device.h"
+#include "harness/fidelity.h"
 #include "harness/schedule.h"
 #include "harness/spec_error.h"
 #include "harness/stable_hash.h"
@@ -22,7 +23,7 @@ constexpr int64_t kDefaultTranslationEvalBatchSize = 100;
 
 const std::vector<std::string> kTopLevelKeys = {"name", "description", "notes", "dataset", "model", "epochs",
                                                 "batch_size", "eval_batch_size", "seeds", "target", "optimizers",
-                                                "scales", "device", "decoding"};
+                                                "scales", "device", "decoding", "fidelity"};
 
 void check_keys(const nlohmann::json& object, const std::vector<std::string>& valid, const std::string& path) {
   for (const auto& [key, value] : object.items()) {
@@ -233,6 +234,11 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
                          : translation                    ? kDefaultTranslationEvalBatchSize
                                                           : kDefaultEvalBatchSize;
   base.target = parse_target(spec, base.workload);
+  if (spec.contains("fidelity") && !spec["fidelity"].is_null()) {
+    base.fidelity = resolve_options(spec["fidelity"], fidelity_options(), "fidelity", "fidelity");
+    if (base.fidelity["every_steps"].get<int64_t>() < 1) throw SpecError("fidelity.every_steps", "must be ≥ 1");
+    if (base.fidelity["damping"].get<double>() <= 0) throw SpecError("fidelity.damping", "must be > 0");
+  }
 
   const auto& seeds = require(spec, "seeds", "");
   if (!seeds.is_array() || seeds.empty()) throw SpecError("seeds", "expected a non-empty list of integers");

@@ -43,6 +43,9 @@ struct RunConfig {
   nlohmann::json schedule;     // resolved
   nlohmann::json decoding;     // translation runs: the resolved "decoding" block; null for image runs
   nlohmann::json grid_values;  // the grid axes' values of this point (for labels)
+  // The resolved "fidelity" block (harness/fidelity.h); null: no probes. Not part of identity(): probes
+  // do not change a run's numbers.
+  nlohmann::json fidelity;
 
   // Everything that determines the run's numbers except the seed; two runs with equal identity and
   // seed are the same run.

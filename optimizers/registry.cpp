@@ -1,6 +1,7 @@
 #include "optimizers/adamw.h"
 #include "optimizers/fngd.h"
 #include "optimizers/kfac.h"
+#include "optimizers/ngd.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/sgd.h"
 #include "optimizers/sngd.h"
@@ -18,6 +19,7 @@ const std::vector<OptimizerEntry>& optimizer_registry() {
       kfac_entry(),
       tengrad_entry(),
       fngd_entry(),
+      ngd_entry(),
       sngd_entry(),
       sngd_rfim_entry(),
       psgd_entry(),

@@ -8,13 +8,18 @@ and writes into --out (default: the parent of RESULTS_DIR):
   report.md, report.html   every table, the papers' claims next to our measurements, the plots, and
                            DIR/discussion.md when it exists (hand-written: where and why we disagree)
   tables/<name>.md, .tex   each experiment's table (Markdown, LaTeX booktabs); <name> = experiment@scale
-  plots/<name>.png         test metric and train loss against training time and against epochs
+  plots/<name>.png         test metric and train loss against training time and against epochs; for
+                           runs with fidelity probes, a third row: cosine to exact natural gradient
+                           and the γ ratio against epochs
 
 Table rows are configurations (optimizer + grid values); each cell is the median over seeds with the
 min–max range. The test metric is the final test accuracy, or for translation runs the test BLEU of
 the best-validation checkpoint. Speedups are ratios of median times to target against the best
 configuration of SGD and of KFAC in the same experiment; a target never reached is "—" and counts as
-infinite time. Everything is regenerated from the result files alone.
+infinite time. Experiments whose runs carry fidelity probes (per-epoch "fidelity" blocks) get columns
+with the median over seeds of each run's median epoch mean of cos(d, Δ*), γ(d)/γ(ḡ) and, for FNGD,
+the cosine of its reused coefficients to a fresh solve. Everything is regenerated from the result
+files alone.
 """
 import argparse
 import html
@@ -63,6 +68,24 @@ def spread(values, digits):
     if not values:
         return "—"
     return f"{median(values):.{digits}f} [{min(values):.{digits}f}–{max(values):.{digits}f}]"
+
+
+# Fidelity metrics of the tables and plots (key in an epoch's "fidelity" block, column name); the last
+# only where an optimizer reuses coefficients (FNGD).
+FIDELITY_COLUMNS = (("cosine", "cos(d, Δ*)"), ("gamma_ratio", "γ(d)/γ(ḡ)"),
+                    ("coefficient_cosine", "coef. cos reused/fresh"))
+
+
+def fidelity_keys(results):
+    """The fidelity metrics any run of the experiment recorded, in FIDELITY_COLUMNS order."""
+    present = {key for r in results for e in r["epochs"] for key, value in (e.get("fidelity") or {}).items()
+               if value is not None}
+    return [key for key, _ in FIDELITY_COLUMNS if key in present]
+
+
+def epoch_fidelity(epoch, key):
+    """An epoch's mean of a fidelity metric, or None."""
+    return ((epoch.get("fidelity") or {}).get(key) or {}).get("mean")
 
 
 def is_translation(results):
@@ -121,6 +144,15 @@ class Row:
     def median_time_to_target(self):
         times = self.times_to_target()
         return median(times) if times else INF
+
+    def fidelity_medians(self, key):
+        """Per seed, the median over the run's probed epochs of their mean of fidelity metric `key`."""
+        values = []
+        for r in self.completed():
+            means = [v for v in (epoch_fidelity(e, key) for e in r["epochs"]) if v is not None]
+            if means:
+                values.append(statistics.median(means))
+        return values
 
     def seeds_note(self, expected):
         counts = {status: sum(r["status"] == status for r in self.runs) for status in STATUSES}
@@ -184,18 +216,21 @@ def format_time(values):
     return f"{'—' if math.isinf(middle) else f'{middle:.1f}'} ({len(finite)}/{len(values)})"
 
 
-def columns(metric):
+def columns(metric, fidelity=()):
+    names = dict(FIDELITY_COLUMNS)
     return ["optimizer", "seeds", f"final {metric.name}", "final train loss", "epoch 1 s", "epoch ≥2 s",
-            "total train s", "time to target s (reached)", "speedup vs SGD", "speedup vs KFAC"]
+            "total train s", "time to target s (reached)", "speedup vs SGD", "speedup vs KFAC"] + \
+        [names[key] for key in fidelity]
 
 
-def table_rows(results, metric):
+def table_rows(results, metric, fidelity=()):
     rows = rows_of(results)
     expected = len({r["seed"] for r in results})
     sgd, kfac = best_row(rows, "sgd", metric), best_row(rows, "kfac", metric)
     return [[row.label, row.seeds_note(expected), spread(row.finals(metric), metric.digits),
              spread(row.final_train_losses(), 4), spread(row.epoch_times(True), 2), spread(row.epoch_times(False), 2),
-             spread(row.total_times(), 1), format_time(row.times_to_target()), speedup(sgd, row), speedup(kfac, row)]
+             spread(row.total_times(), 1), format_time(row.times_to_target()), speedup(sgd, row), speedup(kfac, row)] +
+            [spread(row.fidelity_medians(key), 3) for key in fidelity]
             for row in rows]
 
 
@@ -226,7 +261,8 @@ def plot(results, metric, title, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(2, 2, figsize=(11, 8))
+    fidelity = [key for key in fidelity_keys(results) if key in ("cosine", "gamma_ratio")]
+    figure, axes = plt.subplots(3 if fidelity else 2, 2, figsize=(11, 12 if fidelity else 8))
     rows = rows_of(results)
     palette = plt.get_cmap("tab10" if len(rows) <= 10 else "tab20")  # one distinct colour per row
     for index, row in enumerate(rows):
@@ -249,6 +285,24 @@ def plot(results, metric, title, path):
                 colour = palette(index % palette.N)
                 axis.plot(x, middle, marker="o", markersize=3, label=row.label, color=colour)
                 axis.fill_between(x, low, high, alpha=0.15, color=colour)
+        for x, key in enumerate(fidelity):
+            points = []  # (epoch, the seeds' epoch means) where every seed probed
+            for i in range(length):
+                values = [epoch_fidelity(r["epochs"][i], key) for r in runs]
+                if all(v is not None for v in values):
+                    points.append((i + 1, values))
+            if points:
+                colour = palette(index % palette.N)
+                epochs = [p[0] for p in points]
+                axes[2][x].plot(epochs, [statistics.median(p[1]) for p in points], marker="o", markersize=3,
+                                label=row.label, color=colour)
+                axes[2][x].fill_between(epochs, [min(p[1]) for p in points], [max(p[1]) for p in points], alpha=0.15,
+                                        color=colour)
+    for x, key in enumerate(fidelity):
+        axes[2][x].set_xlabel("epoch")
+        axes[2][x].set_ylabel({"cosine": "cos(d, Δ*) to exact NGD (epoch mean)",
+                               "gamma_ratio": "γ(d)/γ(ḡ) (epoch mean; < 1: closer to NGD than SGD)"}[key])
+        axes[2][x].grid(alpha=0.3)
     for y, name in ((0, metric.curve_name), (1, "train loss")):
         axes[y][0].set_xlabel("training time (s, median over seeds)")
         axes[y][1].set_xlabel("epoch")
@@ -388,7 +442,8 @@ def main():
         name = experiment + (f"@{scale}" if scale else "")
         metric = Metric(results)
         caption = experiment_caption(experiment, scale, results)
-        header, cells = columns(metric), table_rows(results, metric)
+        fidelity = fidelity_keys(results)
+        header, cells = columns(metric, fidelity), table_rows(results, metric, fidelity)
         write(os.path.join(out, "tables", name + ".md"), f"## {name}\n\n{caption}\n\n{markdown_table(header, cells)}\n")
         write(os.path.join(out, "tables", name + ".tex"), latex_table(header, cells, caption) + "\n")
         blocks += [("h", 2, name), ("p", caption), ("table", header, cells),

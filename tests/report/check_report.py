@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Golden-file test of scripts/report.py: the report of the fixed result files in fixtures/runs
 (medians, min–max, speedups with unreached targets, a diverged seed, a grid point with a missing seed,
-a translation experiment) must equal golden/ byte for byte; plots must be written.
+a translation experiment, an experiment with fidelity probes) must equal golden/ byte for byte; plots must be
+written.
 
     check_report.py            compare (exit 1 with a diff on a mismatch)
     check_report.py --update   rewrite golden/ after a deliberate change (review the diff)
@@ -17,8 +18,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPORT = os.path.join(HERE, "..", "..", "scripts", "report.py")
 GOLDEN = os.path.join(HERE, "golden")
 COMPARED = ["report.md", "report.html", "tables/fixture-vision@cpu.md", "tables/fixture-vision@cpu.tex",
-            "tables/fixture-translation.md", "tables/fixture-translation.tex"]
-PLOTS = ["plots/fixture-vision@cpu.png", "plots/fixture-translation.png"]
+            "tables/fixture-translation.md", "tables/fixture-translation.tex", "tables/fixture-fidelity@cpu.md",
+            "tables/fixture-fidelity@cpu.tex"]
+PLOTS = ["plots/fixture-vision@cpu.png", "plots/fixture-translation.png", "plots/fixture-fidelity@cpu.png"]
 
 
 def main():
