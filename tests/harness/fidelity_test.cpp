@@ -164,7 +164,7 @@ TEST(Fidelity, FngdLaterEpochStalenessAgainstAFreshDenseSolve) {
 
 TEST(Fidelity, AdamwOptsOut) {
   auto model = double_conv_net();
-  auto adamw = find_entry(optimizer_registry(), "adamw")->make(*model, options("adamw", {}));
+  auto adamw = find_entry(optimizer_registry(), "adamw")->make(*model, options("adamw", nlohmann::json::object()));
   EXPECT_FALSE(adamw->probe_direction().probed);
   FidelityProbe probe({1, 0.3}, *model, *adamw, torch::kCPU);
   EXPECT_FALSE(probe.due(woodbury_testing::step_info(0, 0, 1, torch::arange(kSamples))));
