@@ -1,6 +1,7 @@
 #include "harness/machine.h"
 
 #include <dlfcn.h>
+#include <sys/resource.h>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <ATen/detail/CUDAHooksInterface.h>
@@ -8,6 +9,8 @@
 #include <torch/version.h>
 
 #include <array>
+#include <cmath>
+#include <cstdlib>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -21,6 +24,10 @@
 
 namespace ngd {
 namespace {
+
+// Below this share of one core, a CPU-bound process was descheduled for part of the interval (work on
+// the CPU keeps the training thread busy; the loader and OpenMP threads only add to it).
+constexpr double kMinCpuShare = 0.9;
 
 std::string command_output(const std::string& command) {
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
@@ -87,6 +94,39 @@ int configure_threads(int threads) {
     set_blas_threads(threads);
   }
   return torch::get_num_threads();
+}
+
+double process_cpu_seconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  const auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + 1e-6 * static_cast<double>(t.tv_usec); };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+double load_average() {
+  double loads[1];
+  return ::getloadavg(loads, 1) == 1 ? loads[0] : std::nan("");
+}
+
+std::string TimingSample::suspect_reason(unsigned cores, bool cpu_bound) const {
+  std::string reason;
+  if (load_average > static_cast<double>(cores)) {
+    reason = fmt::format("load average {:.2f} above {} cores", load_average, cores);
+  }
+  if (cpu_bound && wall_s > 0 && cpu_s < kMinCpuShare * wall_s) {
+    reason += fmt::format("{}CPU time {:.2f} s of {:.2f} s wall", reason.empty() ? "" : "; ", cpu_s, wall_s);
+  }
+  return reason;
+}
+
+TimingProbe::TimingProbe() : wall_start_(std::chrono::steady_clock::now()), cpu_start_(process_cpu_seconds()) {}
+
+TimingSample TimingProbe::finish() const {
+  TimingSample sample;
+  sample.cpu_s = process_cpu_seconds() - cpu_start_;
+  sample.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start_).count();
+  sample.load_average = load_average();
+  return sample;
 }
 
 nlohmann::json machine_meta(const std::string& device) {

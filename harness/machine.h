@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <string>
 
 namespace ngd {
@@ -13,5 +14,35 @@ int configure_threads(int threads);
 // Where a run was measured: recorded in every result's "meta" (AlgoPerf's meta_data and
 // google/benchmark's context, minus the host name).
 nlohmann::json machine_meta(const std::string& device);
+
+// CPU time (user + system) of every thread of this process so far, in seconds.
+double process_cpu_seconds();
+
+// The 1-minute load average (runnable threads, this process's included); NaN when unknown.
+double load_average();
+
+// The clock of a timed interval and how the machine was loaded while it ran. A measurement is
+// *suspect* when other work competed for the cores: the load average exceeded the core count, or (for
+// work on the CPU, which keeps at least one core busy) the process's CPU time fell short of the wall
+// time, so it was descheduled. Suspect times must not be compared with clean ones.
+struct TimingSample {
+  double wall_s = 0;
+  double cpu_s = 0;
+  double load_average = 0;  // at the interval's end
+
+  // Why the sample is suspect ("" when it is not) on a machine with `cores` cores.
+  std::string suspect_reason(unsigned cores, bool cpu_bound) const;
+};
+
+// Starts a TimingSample when built; finish() reads the clocks again.
+class TimingProbe {
+ public:
+  TimingProbe();
+  TimingSample finish() const;
+
+ private:
+  std::chrono::steady_clock::time_point wall_start_;
+  double cpu_start_;
+};
 
 }  // namespace ngd

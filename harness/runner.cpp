@@ -168,7 +168,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       double lr = base_lr;
       auto last_draw = Clock::now();
       synchronize(device);  // epoch times always wait for the device: queued kernels are not finished work
-      const auto epoch_start = Clock::now();
+      const TimingProbe epoch_clock;
       for (int64_t batch = 0; batch < steps_per_epoch; ++batch, ++step) {
         StepInfo info{step, epoch, batch, steps_per_epoch, {}, {}};
         {
@@ -204,7 +204,8 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
         }
       }
       synchronize(device);
-      const double epoch_time = seconds_since(epoch_start);
+      const auto epoch_timing = epoch_clock.finish();
+      const double epoch_time = epoch_timing.wall_s;
       if (draw_bar) std::cerr << "\r" << std::string(80, ' ') << "\r";
       cumulative_time += epoch_time;
       if (diverged) {
@@ -218,6 +219,9 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       record.cumulative_train_time_s = cumulative_time;
       record.cumulative_steps = step;
       record.learning_rate = lr;
+      record.cpu_time_s = epoch_timing.cpu_s;
+      record.load_average = epoch_timing.load_average;
+      record.timing_suspect = epoch_timing.suspect_reason(result.meta["cpu_count"].get<unsigned>(), device.is_cpu());
       workload->finish_epoch(record);
       result.epochs.push_back(record);
       if (config.target && !result.time_to_target_s && target_reached(*config.target, record)) {
@@ -226,8 +230,9 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
         result.steps_to_target = step;
       }
       if (options.progress) {
-        std::cout << fmt::format("  {} [{}] epoch {}/{}: {} | {:.2f} s\n", config.run_id(), config.label(),
-                                 record.epoch, config.epochs, workload->describe(record), epoch_time)
+        std::cout << fmt::format("  {} [{}] epoch {}/{}: {} | {:.2f} s{}\n", config.run_id(), config.label(),
+                                 record.epoch, config.epochs, workload->describe(record), epoch_time,
+                                 record.timing_suspect.empty() ? "" : " (timing suspect: " + record.timing_suspect + ")")
                   << std::flush;
       }
       const auto [held_out, held_out_name] = workload->held_out_loss(record);

@@ -115,6 +115,11 @@ class Row:
     def total_times(self):
         return [r["epochs"][-1]["cumulative_train_time_s"] for r in self.completed()]
 
+    def timing_suspects(self):
+        """Completed runs with an epoch whose clock the runner flagged (load above the cores, or the
+        process descheduled): their times are not comparable with clean ones."""
+        return [r for r in self.completed() if r.get("timing_suspect")]
+
     def times_to_target(self):
         return [INF if r["time_to_target_s"] is None else r["time_to_target_s"] for r in self.completed()]
 
@@ -189,14 +194,30 @@ def columns(metric):
             "total train s", "time to target s (reached)", "speedup vs SGD", "speedup vs KFAC"]
 
 
+# The column that appears only in tables with a run whose timing the runner flagged as suspect.
+TIMING_COLUMN = "timing suspect (runs)"
+
+
+def has_timing_suspects(results):
+    return any(r.get("timing_suspect") for r in results)
+
+
 def table_rows(results, metric):
     rows = rows_of(results)
     expected = len({r["seed"] for r in results})
     sgd, kfac = best_row(rows, "sgd", metric), best_row(rows, "kfac", metric)
-    return [[row.label, row.seeds_note(expected), spread(row.finals(metric), metric.digits),
-             spread(row.final_train_losses(), 4), spread(row.epoch_times(True), 2), spread(row.epoch_times(False), 2),
-             spread(row.total_times(), 1), format_time(row.times_to_target()), speedup(sgd, row), speedup(kfac, row)]
-            for row in rows]
+    flagged = has_timing_suspects(results)
+    cells = []
+    for row in rows:
+        cell = [row.label, row.seeds_note(expected), spread(row.finals(metric), metric.digits),
+                spread(row.final_train_losses(), 4), spread(row.epoch_times(True), 2),
+                spread(row.epoch_times(False), 2), spread(row.total_times(), 1), format_time(row.times_to_target()),
+                speedup(sgd, row), speedup(kfac, row)]
+        if flagged:
+            suspects = len(row.timing_suspects())
+            cell.append(f"{suspects}/{len(row.completed())} suspect" if suspects else "")
+        cells.append(cell)
+    return cells
 
 
 def markdown_table(header, cells):
@@ -389,6 +410,11 @@ def main():
         metric = Metric(results)
         caption = experiment_caption(experiment, scale, results)
         header, cells = columns(metric), table_rows(results, metric)
+        if has_timing_suspects(results):
+            header = header + [TIMING_COLUMN]
+            caption += (". Timing suspect: some runs were measured while other work competed for the cores "
+                        "(load average above the core count, or CPU time below the wall time; per epoch in "
+                        "the result files): their times and speedups are not comparable with clean runs")
         write(os.path.join(out, "tables", name + ".md"), f"## {name}\n\n{caption}\n\n{markdown_table(header, cells)}\n")
         write(os.path.join(out, "tables", name + ".tex"), latex_table(header, cells, caption) + "\n")
         blocks += [("h", 2, name), ("p", caption), ("table", header, cells),
