@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <ATen/detail/CUDAHooksInterface.h>
@@ -129,12 +130,19 @@ TimingSample TimingProbe::finish() const {
   return sample;
 }
 
+void use_passive_openmp_wait(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  ::execv("/proc/self/exe", argv);  // returns only on failure: then run on with the library's policy
+}
+
 nlohmann::json machine_meta(const std::string& device) {
   const auto commit = command_output(fmt::format("git -C '{}' describe --always --dirty --abbrev=12 2>/dev/null", NGDBENCH_SOURCE_DIR));
   return {{"git_commit", commit.empty() ? "unknown" : commit},
           {"cpu_model", cpu_model()},
           {"cpu_count", std::thread::hardware_concurrency()},
           {"threads", torch::get_num_threads()},
+          {"omp_wait_policy", std::getenv("OMP_WAIT_POLICY") != nullptr ? std::getenv("OMP_WAIT_POLICY") : "default"},
           {"torch_version", TORCH_VERSION},
           {"blas", loaded_blas()},
           {"device", device},

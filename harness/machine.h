@@ -11,6 +11,13 @@ namespace ngd {
 // `threads`; 0 means one per core. Returns the count in effect.
 int configure_threads(int threads);
 
+// Makes OpenMP threads sleep, not spin, while they wait for work: re-executes this program (same
+// arguments) with OMP_WAIT_POLICY=PASSIVE unless OMP_WAIT_POLICY is already set, which keeps the
+// caller's choice. OpenMP reads the variable once, when its library loads, hence the re-execution.
+// Spinning threads compete with the training thread for the cores: on the shared 2-core machine two
+// threads trained an MLP ~50× slower spinning than sleeping (docs/performance.md).
+void use_passive_openmp_wait(char** argv);
+
 // Where a run was measured: recorded in every result's "meta" (AlgoPerf's meta_data and
 // google/benchmark's context, minus the host name).
 nlohmann::json machine_meta(const std::string& device);

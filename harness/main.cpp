@@ -236,6 +236,7 @@ int bleu(const std::string& hypothesis_path, const std::string& reference_path) 
 }  // namespace
 
 int main(int argc, char** argv) {
+  ngd::use_passive_openmp_wait(argv);
   CLI::App app{"ngdbench: benchmark harness for natural-gradient and other second-order optimizers"};
   app.require_subcommand(1);
 

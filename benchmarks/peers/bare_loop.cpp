@@ -57,6 +57,7 @@ Arguments parse(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) try {
+  ngd::use_passive_openmp_wait(argv);  // as ngdbench runs
   const auto arguments = parse(argc, argv);
   ngd::configure_threads(arguments.threads);
   torch::manual_seed(0);
