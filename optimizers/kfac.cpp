@@ -161,7 +161,7 @@ std::tuple<torch::Tensor, torch::Tensor> Kfac::eigh_with_fallback(const torch::T
   if (!float64_refresh_ && factor.scalar_type() != torch::kDouble) {
     try {
       auto [eigenvalues, eigenvectors] = torch::linalg_eigh(factor);
-      if (host_value<bool>(eigenvalues.isfinite().all())) return {eigenvalues, eigenvectors};
+      if (host_value<bool>(torch::isfinite(eigenvalues).all())) return {eigenvalues, eigenvectors};
     } catch (const c10::Error&) {
     }
     ++counters_.float64_fallbacks;
