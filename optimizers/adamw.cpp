@@ -8,11 +8,11 @@ OptimizerEntry adamw_entry() {
   return {"adamw",
           "Adam with decoupled weight decay (Loshchilov & Hutter): θ ← θ − lr·wd·θ − lr·m̂/(√v̂+ε)",
           {
-              {"lr", 1e-3, "base learning rate (scaled by the schedule)"},
-              {"beta1", 0.9, "decay of the first-moment average"},
-              {"beta2", 0.999, "decay of the second-moment average (0.98 for Transformers)"},
-              {"eps", 1e-8, "added to √v̂"},
-              {"weight_decay", 0.01, "decoupled weight decay coefficient"},
+              {"lr", 1e-3, "base learning rate (scaled by the schedule)", {}, at_least(0)},
+              {"beta1", 0.9, "decay of the first-moment average", {}, below_one()},
+              {"beta2", 0.999, "decay of the second-moment average (0.98 for Transformers)", {}, below_one()},
+              {"eps", 1e-8, "added to √v̂", {}, at_least(0)},
+              {"weight_decay", 0.01, "decoupled weight decay coefficient", {}, at_least(0)},
               {"amsgrad", false, "keep the maximum of v̂ (AMSGrad)"},
           },
           [](CaptureModel& model, const Options& options) -> std::unique_ptr<Optimizer> {
