@@ -294,6 +294,10 @@ int main(int argc, char** argv) {
   run_command->add_flag("--quiet", quiet, "no per-epoch lines");
   bool no_prefetch = false;
   run_command->add_flag("--no-prefetch", no_prefetch, "prepare training batches on the training thread");
+  int64_t fidelity_every = -1;
+  run_command->add_option("--fidelity-every", fidelity_every,
+                          "fidelity probes every N steps in every run, overriding specs' \"fidelity\" blocks (0: none)")
+      ->check(CLI::NonNegativeNumber);
 
   auto* list_command = app.add_subcommand("list", "list the registered optimizers, models, datasets or schedules");
   std::string what;
@@ -392,6 +396,7 @@ int main(int argc, char** argv) {
     }
   }
   options.phase_timing = !no_phase_timing;
+  if (fidelity_every >= 0) options.fidelity_every = fidelity_every;
   std::optional<ngd::Shard> shard;
   if (!shard_text.empty()) {
     try {

@@ -82,6 +82,7 @@ nlohmann::json to_json(const RunResult& result) {
       epoch["test_acc"] = e.test_acc;
     }
     if (!e.validation.is_null()) epoch.update(e.validation);
+    if (!e.fidelity.is_null()) epoch["fidelity"] = e.fidelity;
     epochs.push_back(std::move(epoch));
   }
   const auto& config = result.config;
@@ -119,6 +120,7 @@ nlohmann::json to_json(const RunResult& result) {
           {"optimizer_report", result.optimizer_report}};
   if (!result.final_evaluation.is_null()) json["final"] = result.final_evaluation;
   if (!config.decoding.is_null()) json["decoding"] = config.decoding;
+  if (!config.fidelity.is_null()) json["fidelity"] = config.fidelity;
   return json;
 }
 

@@ -31,6 +31,8 @@ struct EpochRecord {
   // Image runs evaluate the test split every epoch (test_loss, test_acc); translation runs score it
   // once after training (RunResult::final_evaluation) and leave these unset.
   bool per_epoch_test = true;
+  // The fidelity probes' summary of this epoch (FidelityProbe::end_epoch); null when none ran.
+  nlohmann::json fidelity;
 };
 
 // An epoch's value of a target metric: train_loss, train_acc, val_loss, val_acc, test_loss, test_acc

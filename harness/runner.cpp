@@ -14,6 +14,7 @@
 #include "datasets/batch_loader.h"
 #include "harness/aggregate.h"
 #include "harness/device.h"
+#include "harness/fidelity.h"
 #include "harness/interrupt.h"
 #include "harness/machine.h"
 #include "harness/phase_timer.h"
@@ -168,6 +169,12 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
     const bool draw_bar = options.progress && ::isatty(STDERR_FILENO);
 
     PhaseTimer timer(options.phase_timing, [&device] { synchronize(device); });
+    const auto fidelity = fidelity_settings(config.fidelity, options.fidelity_every);
+    FidelityProbe probe(fidelity, model, *optimizer, device);
+    if (fidelity.every_steps > 0) {
+      result.config.fidelity = {{"every_steps", fidelity.every_steps}, {"damping", fidelity.damping}};
+    }
+    int64_t probe_host_syncs = 0;
     const int64_t host_syncs_before = host_sync_count();
     int64_t step = 0;
     double cumulative_time = 0;
@@ -186,6 +193,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
           info.sample_ids = workload->next_batch();
         }
         info.batch_loss = [&workload] { return workload->batch_loss(); };
+        probe.before_step(info, [&workload] { return workload->forward(); });
         const auto passes = forward_backward(
             model, *optimizer, info, [&workload] { return workload->forward(); },
             [&workload](const torch::Tensor& logits) { return workload->sampled_target_loss(logits); }, timer);
@@ -200,6 +208,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
           optimizer->set_learning_rate(lr);
           optimizer->step(info, timer);
         }
+        probe.after_step(info);
         workload->accumulate(passes.logits, passes.per_sample_loss);
         if ((batch + 1) % kDivergenceCheckInterval == 0 || batch + 1 == steps_per_epoch) {
           if (!std::isfinite(host_value<double>(workload->training_loss_sum()))) {
@@ -214,7 +223,9 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
         }
       }
       synchronize(device);
-      const double epoch_time = seconds_since(epoch_start);
+      const auto probes = probe.end_epoch();  // untimed, like evaluation
+      probe_host_syncs += probes.host_syncs;
+      const double epoch_time = seconds_since(epoch_start) - probes.seconds;
       if (draw_bar) std::cerr << "\r" << std::string(80, ' ') << "\r";
       cumulative_time += epoch_time;
       if (diverged) {
@@ -228,6 +239,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       record.cumulative_train_time_s = cumulative_time;
       record.cumulative_steps = step;
       record.learning_rate = lr;
+      record.fidelity = probes.summary;
       workload->finish_epoch(record);
       result.epochs.push_back(record);
       if (config.target && !result.time_to_target_s && target_reached(*config.target, record)) {
@@ -255,7 +267,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
     for (size_t p = 0; p < static_cast<size_t>(Phase::kCount) && timer.enabled(); ++p) {
       result.phase_times_s[phase_name(static_cast<Phase>(p))] = timer.seconds(static_cast<Phase>(p));
     }
-    const int64_t host_syncs = host_sync_count() - host_syncs_before;
+    const int64_t host_syncs = host_sync_count() - host_syncs_before - probe_host_syncs;
     result.host_syncs = {{"total", host_syncs},
                          {"per_step", step > 0 ? static_cast<double>(host_syncs) / static_cast<double>(step) : 0.0}};
   } catch (const std::exception& error) {

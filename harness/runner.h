@@ -24,6 +24,7 @@ struct RunnerOptions {
   bool progress = true;                  // per-epoch lines (and a bar on a terminal)
   bool prefetch = true;                  // prepare the next training batch on a worker thread
   bool phase_timing = true;              // per-phase times (on a GPU: a device sync at every phase boundary)
+  std::optional<int64_t> fidelity_every;  // --fidelity-every: probe interval for every run (0: no probes)
 };
 
 // Trains one run on a loaded dataset and returns its record; writes nothing. A non-finite training

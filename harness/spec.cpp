@@ -5,6 +5,7 @@
 #include <map>
 
 #include "harness/device.h"
+#include "harness/fidelity.h"
 #include "harness/schedule.h"
 #include "harness/spec_error.h"
 #include "harness/spec_input.h"
@@ -23,7 +24,7 @@ constexpr int64_t kDefaultTranslationEvalBatchSize = 100;
 
 const std::vector<std::string> kTopLevelKeys = {"name", "description", "notes", "dataset", "model", "epochs",
                                                 "batch_size", "eval_batch_size", "seeds", "target", "optimizers",
-                                                "scales", "device", "decoding"};
+                                                "scales", "device", "decoding", "fidelity"};
 
 void check_keys(const nlohmann::json& object, const std::vector<std::string>& valid, const std::string& path) {
   for (const auto& [key, value] : object.items()) {
@@ -270,6 +271,11 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
   base.target = parse_target(spec, base.workload);
   if (base.target && base.dataset.validation_subset == 0 && base.target->metric.rfind("val_", 0) == 0) {
     throw SpecError("target.metric", "a validation target needs a validation set (dataset.validation_subset is 0)");
+  }
+  if (spec.contains("fidelity") && !spec["fidelity"].is_null()) {
+    base.fidelity = resolve_options(spec["fidelity"], fidelity_options(), "fidelity", "fidelity");
+    if (base.fidelity["every_steps"].get<int64_t>() < 1) throw SpecError("fidelity.every_steps", "must be ≥ 1");
+    if (base.fidelity["damping"].get<double>() <= 0) throw SpecError("fidelity.damping", "must be > 0");
   }
 
   const auto& seeds = require(spec, "seeds", "");

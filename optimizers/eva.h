@@ -21,6 +21,9 @@ class Eva : public TorchOptimizer {
   Capture capture(const StepInfo& info) const override;
   void step(const StepInfo& info, PhaseTimer& timer) override;
   void set_learning_rate(double lr) override;
+  // d = the Sherman–Morrison preconditioned gradient (KL clip included) left in .grad; λ damps the
+  // rank-one Kronecker approximation of F on F's scale.
+  ProbeDirection probe_direction() const override { return {true, damping_}; }
 
   // The running Kronecker vectors of capture layer `index` (Model::capture_layers() order).
   const torch::Tensor& input_vector(size_t index) const { return layers_.at(index).input_vector; }

@@ -86,13 +86,25 @@ torch::Tensor Fngd::reduce_loss(const torch::Tensor& per_sample_loss, const Step
   return (weights * per_sample_loss).sum();
 }
 
-torch::Tensor Fngd::solve_coefficients(const torch::Tensor& gram, const std::string& what) {
+torch::Tensor Fngd::solve_set(WoodburySolver& solver, const torch::Tensor& gram, const std::string& what) const {
   const int64_t n = gram.size(0);
   // Relative: λ scales with the mean non-zero eigenvalue of F = UUᵀ/n, tr(K)/n².
   const double damping = relative_damping_ ? damping_.value() * host_value<double>(gram.trace()) / static_cast<double>(n * n)
                                            : damping_.value();
-  const auto factor = solver_.factorize(gram, damping, what);
-  return solver_.solve(factor, torch::ones({n}, gram.options()));
+  return solver.natural_gradient_coefficients(solver.factorize(gram, damping, what), gram.options());
+}
+
+torch::Tensor Fngd::solve_coefficients(WoodburySolver& solver, const std::vector<torch::Tensor>& grams) const {
+  std::vector<torch::Tensor> rows;
+  if (per_layer_) {
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      rows.push_back(solve_set(solver, grams[i], "fngd: " + describe_layer(*layers_[i], i, layers_.size())));
+    }
+  } else {
+    // One set for all layers: the Gram of the concatenated per-sample gradients is the sum.
+    rows.push_back(solve_set(solver, torch::stack(grams).sum(0), "fngd: all layers"));
+  }
+  return torch::stack(rows);
 }
 
 void Fngd::invert(const StepInfo& info) {
@@ -103,16 +115,7 @@ void Fngd::invert(const StepInfo& info) {
     gradients.push_back(solver_.sample_gradients(*layer, static_cast<double>(layer->input().size(0))));
     grams.push_back(solver_.gram(gradients.back()));
   }
-  std::vector<torch::Tensor> rows;
-  if (per_layer_) {
-    for (size_t i = 0; i < layers_.size(); ++i) {
-      rows.push_back(solve_coefficients(grams[i], "fngd: " + describe_layer(*layers_[i], i, layers_.size())));
-    }
-  } else {
-    // One set for all layers: the Gram of the concatenated per-sample gradients is the sum.
-    rows.push_back(solve_coefficients(torch::stack(grams).sum(0), "fngd: all layers"));
-  }
-  const auto coefficients = torch::stack(rows);
+  const auto coefficients = solve_coefficients(solver_, grams);
   table_.store(info, coefficients);
   for (size_t i = 0; i < layers_.size(); ++i) {
     set_gradient_matrix(*layers_[i], gradients[i].combine(coefficients[per_layer_ ? static_cast<int64_t>(i) : 0]));
@@ -120,6 +123,17 @@ void Fngd::invert(const StepInfo& info) {
   }
   scale_uncaptured_gradients(coefficients);
   damping_.after_refresh(info);
+}
+
+ProbeDirection Fngd::probe_direction() const {
+  // Under the relative rule λ depends on the batch's Gram: the probe uses its own damping.
+  return {true, relative_damping_ ? std::nullopt : std::optional<double>(damping_.value())};
+}
+
+std::optional<CoefficientComparison> Fngd::coefficient_staleness(const StepInfo& info,
+                                                                 const std::vector<torch::Tensor>& layer_grams) const {
+  auto solver = solver_;  // a copy: the probe's solve leaves the step's counters alone
+  return CoefficientComparison{table_.lookup(info), solve_coefficients(solver, layer_grams).to(torch::kCPU, torch::kFloat64)};
 }
 
 void Fngd::recombine(const StepInfo& info) {

@@ -38,6 +38,10 @@ class Fngd : public TorchOptimizer {
   torch::Tensor reduce_loss(const torch::Tensor& per_sample_loss, const StepInfo& info) override;
   void step(const StepInfo& info, PhaseTimer& timer) override;
 
+  ProbeDirection probe_direction() const override;
+  std::optional<CoefficientComparison> coefficient_staleness(const StepInfo& info,
+                                                             const std::vector<torch::Tensor>& layer_grams) const override;
+
   const WoodburyCounters& counters() const { return solver_.counters(); }
   // The coefficients the step of `info` uses (sets × batch size): one set shared by all layers, or
   // one per capture layer.
@@ -47,7 +51,10 @@ class Fngd : public TorchOptimizer {
   bool inverts(const StepInfo& info) const { return info.epoch == 0; }
   bool recombines(const StepInfo& info) const { return per_layer_ && !inverts(info); }
   void invert(const StepInfo& info);
-  torch::Tensor solve_coefficients(const torch::Tensor& gram, const std::string& what);
+  // c = (K + nλI)⁻¹1 for one coefficient set's Gram, with FNGD's damping rule.
+  torch::Tensor solve_set(WoodburySolver& solver, const torch::Tensor& gram, const std::string& what) const;
+  // One row per coefficient set from the capture layers' Grams: shared (Σ_l K_l) or per layer.
+  torch::Tensor solve_coefficients(WoodburySolver& solver, const std::vector<torch::Tensor>& grams) const;
   void recombine(const StepInfo& info);
   void scale_uncaptured_gradients(const torch::Tensor& coefficients);
 

@@ -32,6 +32,9 @@ class Muon : public Optimizer {
 
   void step(const StepInfo& info, PhaseTimer& timer) override;
   void set_learning_rate(double lr) override;
+  // The orthogonalised momentum is no preconditioned gradient of this batch, and the step moves the
+  // parameters itself (.grad stays raw): the fidelity probes leave Muon out.
+  ProbeDirection probe_direction() const override { return {false, std::nullopt}; }
 
   // The parameters Muon orthogonalises (the rest go to AdamW).
   std::vector<torch::Tensor> matrix_parameters() const;

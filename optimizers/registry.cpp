@@ -4,6 +4,7 @@
 #include "optimizers/kfac.h"
 #include "optimizers/muon.h"
 #include "optimizers/nadamw.h"
+#include "optimizers/ngd.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/sgd.h"
 #include "optimizers/shampoo.h"
@@ -23,6 +24,7 @@ const std::vector<OptimizerEntry>& optimizer_registry() {
       kfac_entry(),
       tengrad_entry(),
       fngd_entry(),
+      ngd_entry(),
       sngd_entry(),
       sngd_rfim_entry(),
       psgd_entry(),

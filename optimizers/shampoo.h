@@ -25,6 +25,9 @@ class Shampoo : public Optimizer {
 
   void step(const StepInfo& info, PhaseTimer& timer) override;
   void set_learning_rate(double lr) override { lr_ = lr; }
+  // The step (filtered gradient, grafted norm) moves the parameters itself and leaves .grad raw: the
+  // fidelity probes cannot read its direction, so they leave Shampoo out.
+  ProbeDirection probe_direction() const override { return {false, std::nullopt}; }
 
   const ShampooCounters& counters() const { return counters_; }
   // The factors of parameter `index` (in model.parameters() order).

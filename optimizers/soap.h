@@ -24,6 +24,9 @@ class Soap : public Optimizer {
 
   void step(const StepInfo& info, PhaseTimer& timer) override;
   void set_learning_rate(double lr) override { lr_ = lr; }
+  // Adam in the eigenbasis mixes momentum into the preconditioner and moves the parameters itself
+  // (.grad stays raw): the fidelity probes leave SOAP out.
+  ProbeDirection probe_direction() const override { return {false, std::nullopt}; }
 
   const SoapCounters& counters() const { return counters_; }
   // Parameter `index` (in model.parameters() order): its factors, and the bases of its (single) block,

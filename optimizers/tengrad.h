@@ -20,6 +20,8 @@ class Tengrad : public TorchOptimizer {
   Capture capture(const StepInfo& info) const override;
   void step(const StepInfo& info, PhaseTimer& timer) override;
 
+  ProbeDirection probe_direction() const override { return {true, damping_.value()}; }
+
   const WoodburyCounters& counters() const { return solver_.counters(); }
   double damping() const { return damping_.value(); }
 

@@ -192,8 +192,43 @@ torch::Tensor WoodburySolver::solve(const DampedGram& factor, const torch::Tenso
 
 torch::Tensor WoodburySolver::apply_inverse(const SampleGradients& gradients, const DampedGram& factor,
                                             const torch::Tensor& matrix) {
-  const auto coefficients = solve(factor, gradients.project(matrix));
-  return (matrix - gradients.combine(coefficients)) / factor.damping;
+  return apply_inverse(std::vector<SampleGradients>{gradients}, factor, {matrix})[0];
+}
+
+torch::Tensor WoodburySolver::joint_gram(const std::vector<SampleGradients>& layers) {
+  torch::Tensor sum;
+  for (const auto& layer : layers) {
+    const auto gram_l = gram(layer);
+    sum = sum.defined() ? sum + gram_l : gram_l;
+  }
+  return sum;
+}
+
+std::vector<torch::Tensor> WoodburySolver::apply_inverse(const std::vector<SampleGradients>& layers,
+                                                         const DampedGram& factor,
+                                                         const std::vector<torch::Tensor>& matrices) {
+  const auto coefficients = solve(factor, joint_project(layers, matrices));
+  auto results = joint_combine(layers, coefficients);
+  for (size_t l = 0; l < layers.size(); ++l) results[l] = (matrices[l] - results[l]) / factor.damping;
+  return results;
+}
+
+torch::Tensor WoodburySolver::natural_gradient_coefficients(const DampedGram& factor,
+                                                             const torch::TensorOptions& options) {
+  return solve(factor, torch::ones({factor.cholesky.size(0)}, options));
+}
+
+torch::Tensor joint_project(const std::vector<SampleGradients>& layers, const std::vector<torch::Tensor>& matrices) {
+  TORCH_CHECK(!layers.empty() && layers.size() == matrices.size(), "joint_project: one matrix per layer");
+  auto sum = layers[0].project(matrices[0]);
+  for (size_t l = 1; l < layers.size(); ++l) sum = sum + layers[l].project(matrices[l]);
+  return sum;
+}
+
+std::vector<torch::Tensor> joint_combine(const std::vector<SampleGradients>& layers, const torch::Tensor& coefficients) {
+  std::vector<torch::Tensor> combined;
+  for (const auto& layer : layers) combined.push_back(layer.combine(coefficients));
+  return combined;
 }
 
 DampingSchedule::DampingSchedule(const Options& options)

@@ -50,6 +50,11 @@ class SampleGradients {
   int64_t max_block_elements_ = 0;
 };
 
+// (⟨u_i, V⟩)_i summed over the layers of a joint U (see WoodburySolver::joint_gram), n.
+torch::Tensor joint_project(const std::vector<SampleGradients>& layers, const std::vector<torch::Tensor>& matrices);
+// Σ_i c_i u_i for each layer of a joint U.
+std::vector<torch::Tensor> joint_combine(const std::vector<SampleGradients>& layers, const torch::Tensor& coefficients);
+
 // The form kAuto picks for a layer with n samples, S positions, `in` input and `out` output
 // columns: per-sample when it takes fewer flops and J is no larger than the rows it replaces.
 GramForm cheaper_exact_form(int64_t samples, int64_t positions, int64_t in, int64_t out);
@@ -98,6 +103,15 @@ class WoodburySolver {
 
   // (λI + UUᵀ/n)⁻¹ V = (V − U (K + nλI)⁻¹ UᵀV)/λ: the layer's damped Fisher block inverted exactly.
   torch::Tensor apply_inverse(const SampleGradients& gradients, const DampedGram& factor, const torch::Tensor& matrix);
+
+  // Several layers taken jointly: u_i = (u_i¹, …, u_i^L) stacks sample i's per-layer gradients, so the
+  // whole-network Gram is K = Σ_l K_l and (λI + UUᵀ/n)⁻¹ acts on V = (V¹, …, V^L) as one vector.
+  torch::Tensor joint_gram(const std::vector<SampleGradients>& layers);
+  std::vector<torch::Tensor> apply_inverse(const std::vector<SampleGradients>& layers, const DampedGram& factor,
+                                           const std::vector<torch::Tensor>& matrices);
+  // c = (K + nλI)⁻¹1 with `options`' dtype and device: Σ_i c_i u_i = (λI + UUᵀ/n)⁻¹ḡ for ḡ = U1/n, the
+  // damped natural gradient of the mean loss (Woodbury: (λI + UUᵀ/n)⁻¹U = nU(K + nλI)⁻¹).
+  torch::Tensor natural_gradient_coefficients(const DampedGram& factor, const torch::TensorOptions& options);
 
   const WoodburyCounters& counters() const { return counters_; }
 

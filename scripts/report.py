@@ -8,7 +8,9 @@ and writes into --out (default: the parent of RESULTS_DIR):
   report.md, report.html   every table, the papers' claims next to our measurements, the plots, and
                            DIR/discussion.md when it exists (hand-written: where and why we disagree)
   tables/<name>.md, .tex   each experiment's table (Markdown, LaTeX booktabs); <name> = experiment@scale
-  plots/<name>.png         test metric and train loss against training time and against epochs
+  plots/<name>.png         test metric and train loss against training time and against epochs; for
+                           runs with fidelity probes, a third row: cosine to exact natural gradient
+                           and the γ ratio against epochs
 
 Table rows are configurations (optimizer + grid values or drawn trial); each cell is the median over
 seeds with the min–max range, and every metric names its split (val / test). The protocol
@@ -16,7 +18,10 @@ seeds with the min–max range, and every metric names its split (val / test). T
 the trial with the shortest time to the (validation) target, per optimizer the median over studies;
 an unreached target counts as ∞. Speedups are ratios of those medians; claims get a 95 % bootstrap
 interval over studies and a verdict; experiments of one scale get performance profiles, AlgoPerf
-scores and geometric-mean speedups. Everything is regenerated from the result files alone.
+scores and geometric-mean speedups.
+Experiments whose runs carry fidelity probes (per-epoch "fidelity" blocks) get columns with the
+median over seeds of each run's median epoch mean of cos(d, Δ*), γ(d)/γ(ḡ) and, for FNGD, the cosine
+of its reused coefficients to a fresh solve. Everything is regenerated from the result files alone.
 """
 import argparse
 import html
@@ -108,6 +113,24 @@ def spread(values, digits):
     return f"{median(values):.{digits}f} [{min(values):.{digits}f}–{max(values):.{digits}f}]"
 
 
+# Fidelity metrics of the tables and plots (key in an epoch's "fidelity" block, column name); the last
+# only where an optimizer reuses coefficients (FNGD).
+FIDELITY_COLUMNS = (("cosine", "cos(d, Δ*)"), ("gamma_ratio", "γ(d)/γ(ḡ)"),
+                    ("coefficient_cosine", "coef. cos reused/fresh"))
+
+
+def fidelity_keys(results):
+    """The fidelity metrics any run of the experiment recorded, in FIDELITY_COLUMNS order."""
+    present = {key for r in results for e in r["epochs"] for key, value in (e.get("fidelity") or {}).items()
+               if value is not None}
+    return [key for key, _ in FIDELITY_COLUMNS if key in present]
+
+
+def epoch_fidelity(epoch, key):
+    """An epoch's mean of a fidelity metric, or None."""
+    return ((epoch.get("fidelity") or {}).get(key) or {}).get("mean")
+
+
 def is_translation(results):
     return any((r.get("final") or {}).get("test_bleu") is not None for r in results)
 
@@ -195,6 +218,15 @@ class Row:
     def median_time_to_target(self):
         return protocol.median(self.times_to_target()) if self.runs else INF
 
+    def fidelity_medians(self, key):
+        """Per seed, the median over the run's probed epochs of their mean of fidelity metric `key`."""
+        values = []
+        for r in self.completed():
+            means = [v for v in (epoch_fidelity(e, key) for e in r["epochs"]) if v is not None]
+            if means:
+                values.append(statistics.median(means))
+        return values
+
     def seeds_note(self, expected):
         counts = {status: sum(r["status"] == status for r in self.runs) for status in STATUSES}
         note = f"{counts['completed']}/{expected}"
@@ -278,14 +310,16 @@ def format_time(values, digits=1):
     return f"{'∞' if math.isinf(middle) else f'{middle:.{digits}f}'} ({len(finite)}/{len(values)})"
 
 
-def columns(metric):
+def columns(metric, fidelity=()):
+    names = dict(FIDELITY_COLUMNS)
     validation = [metric.validation_name] if metric.validation_name else []
     return (["optimizer", "seeds"] + validation +
             [f"final {metric.name}", "final train loss", "epoch 1 s", "epoch ≥2 s", "total train s",
-             "time to target s (reached)", "steps to target (reached)", "speedup vs SGD", "speedup vs KFAC"])
+             "time to target s (reached)", "steps to target (reached)", "speedup vs SGD", "speedup vs KFAC"] +
+            [names[key] for key in fidelity])
 
 
-def table_rows(results, metric):
+def table_rows(results, metric, fidelity=()):
     rows = rows_of(results)
     expected = len({r["seed"] for r in results})
     chosen = selections(results, metric)
@@ -299,7 +333,8 @@ def table_rows(results, metric):
                      [spread(row.finals(metric), metric.digits), spread(row.final_train_losses(), 4),
                       spread(row.epoch_times(True), 2), spread(row.epoch_times(False), 2), spread(row.total_times(), 1),
                       format_time(row.times_to_target()), format_time(row.steps_to_target(), 0), speedup(sgd, row),
-                      speedup(kfac, row)])
+                      speedup(kfac, row)] +
+                     [spread(row.fidelity_medians(key), 3) for key in fidelity])
     return cells
 
 
@@ -389,7 +424,8 @@ def plot(results, metric, title, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(2, 2, figsize=(11, 8))
+    fidelity = [key for key in fidelity_keys(results) if key in ("cosine", "gamma_ratio")]
+    figure, axes = plt.subplots(3 if fidelity else 2, 2, figsize=(11, 12 if fidelity else 8))
     rows = rows_of(results)
     palette = plt.get_cmap("tab10" if len(rows) <= 10 else "tab20")  # one distinct colour per row
     for index, row in enumerate(rows):
@@ -412,6 +448,24 @@ def plot(results, metric, title, path):
                 colour = palette(index % palette.N)
                 axis.plot(x, middle, marker="o", markersize=3, label=row.label, color=colour)
                 axis.fill_between(x, low, high, alpha=0.15, color=colour)
+        for x, key in enumerate(fidelity):
+            points = []  # (epoch, the seeds' epoch means) where every seed probed
+            for i in range(length):
+                values = [epoch_fidelity(r["epochs"][i], key) for r in runs]
+                if all(v is not None for v in values):
+                    points.append((i + 1, values))
+            if points:
+                colour = palette(index % palette.N)
+                epochs = [p[0] for p in points]
+                axes[2][x].plot(epochs, [statistics.median(p[1]) for p in points], marker="o", markersize=3,
+                                label=row.label, color=colour)
+                axes[2][x].fill_between(epochs, [min(p[1]) for p in points], [max(p[1]) for p in points], alpha=0.15,
+                                        color=colour)
+    for x, key in enumerate(fidelity):
+        axes[2][x].set_xlabel("epoch")
+        axes[2][x].set_ylabel({"cosine": "cos(d, Δ*) to exact NGD (epoch mean)",
+                               "gamma_ratio": "γ(d)/γ(ḡ) (epoch mean; < 1: closer to NGD than SGD)"}[key])
+        axes[2][x].grid(alpha=0.3)
     for y, name in ((0, metric.curve_name), (1, "train loss")):
         axes[y][0].set_xlabel("training time (s, median over seeds)")
         axes[y][1].set_xlabel("epoch")
@@ -654,7 +708,8 @@ def main():
         name = experiment + (f"@{scale}" if scale else "")
         metric = Metric(results)
         caption = experiment_caption(experiment, scale, results, metric)
-        header, cells = columns(metric), table_rows(results, metric)
+        fidelity = fidelity_keys(results)
+        header, cells = columns(metric, fidelity), table_rows(results, metric, fidelity)
         write(os.path.join(out, "tables", name + ".md"), f"## {name}\n\n{caption}\n\n{markdown_table(header, cells)}\n")
         write(os.path.join(out, "tables", name + ".tex"), latex_table(header, cells, caption) + "\n")
         blocks += [("h", 2, name), ("p", caption), ("table", header, cells),

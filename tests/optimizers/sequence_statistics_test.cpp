@@ -6,6 +6,7 @@
 #include "harness/models/transformer.h"
 #include "optimizers/fngd.h"
 #include "optimizers/kfac.h"
+#include "optimizers/ngd.h"
 #include "optimizers/layer_statistics.h"
 #include "optimizers/woodbury.h"
 #include "tests/optimizers/woodbury_test_support.h"
@@ -211,6 +212,23 @@ TEST(SequenceStatistics, FngdCoefficientsComeFromTheGramOfPerSentenceGradients) 
   std::vector<torch::Tensor> gradients;
   for (const auto& layer : model->capture_layers()) gradients.push_back(gradient_matrix(*layer).flatten());
   expect_close(torch::cat(gradients), woodbury_testing::dense_damped_natural_gradient(rows, kDamping), kTolerance);
+}
+
+TEST(SequenceStatistics, NgdStepIsTheDampedNaturalGradientOfPerSentenceGradients) {
+  auto model = tiny_transformer(4);
+  const auto batched = whole_batch();
+  const auto loop = per_sentence_loop(*model, batched.mean_tokens);
+  constexpr double kDamping = 0.05;
+  Ngd optimizer(*model, woodbury_testing::optimizer_options("ngd", {{"lr", 0.0}, {"momentum", 0.0}, {"damping", kDamping}}));
+  const auto info = woodbury_testing::step_info(0, 0, 1, torch::arange(4));
+  ASSERT_EQ(optimizer.capture(info), Capture::kEmpirical);
+  record_batch(*model, batched);
+  PhaseTimer timer;
+  optimizer.step(info, timer);
+  std::vector<torch::Tensor> gradients;
+  for (const auto& layer : model->capture_layers()) gradients.push_back(gradient_matrix(*layer).flatten());
+  expect_close(torch::cat(gradients),
+               woodbury_testing::dense_damped_natural_gradient(torch::cat(loop.gradients, 1), kDamping), kTolerance);
 }
 
 }  // namespace

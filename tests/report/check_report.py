@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""Golden-file test of scripts/report.py: the report of the fixed result files in fixtures/runs
-(medians, min–max, speedups with unreached targets, a diverged seed, a grid point with a missing seed,
-a translation experiment, results without a validation split, a tuned experiment with studies, drawn
-trials, validation metrics, steps and phase times; claims with verdicts; scores across experiments
-whose values docs/protocol.md derives by hand) must equal golden/ byte for byte; plots must be written.
+"""Golden-file test of scripts/report.py: the report of the fixed result files in fixtures/runs (medians,
+min–max, speedups with unreached targets, a diverged seed, a grid point with a missing seed, a translation
+experiment, results without a validation split, a tuned experiment with studies, drawn trials, validation
+metrics, steps and phase times; claims with verdicts; scores across experiments whose values docs/protocol.md
+derives by hand; an experiment with fidelity probes) must equal golden/ byte for byte; plots must be written.
 
     check_report.py            compare (exit 1 with a diff on a mismatch)
     check_report.py --update   rewrite golden/ after a deliberate change (review the diff)
@@ -20,9 +20,10 @@ REPORT = os.path.join(HERE, "..", "..", "scripts", "report.py")
 GOLDEN = os.path.join(HERE, "golden")
 COMPARED = ["report.md", "report.html", "tables/fixture-vision@cpu.md", "tables/fixture-vision@cpu.tex",
             "tables/fixture-translation.md", "tables/fixture-translation.tex", "tables/fixture-tuned@cpu.md",
-            "tables/fixture-tuned@cpu.tex"]
+            "tables/fixture-tuned@cpu.tex", "tables/fixture-fidelity@probe.md", "tables/fixture-fidelity@probe.tex"]
 PLOTS = ["plots/fixture-vision@cpu.png", "plots/fixture-translation.png", "plots/fixture-tuned@cpu.png",
-         "plots/profiles@cpu.png", "plots/profiles@as-written.png"]
+         "plots/fixture-fidelity@probe.png", "plots/profiles@cpu.png", "plots/profiles@as-written.png",
+         "plots/profiles@probe.png"]
 
 
 def main():
