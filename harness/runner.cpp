@@ -171,9 +171,10 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
     PhaseTimer timer(options.phase_timing, [&device] { synchronize(device); });
     const auto fidelity = fidelity_settings(config.fidelity, options.fidelity_every);
     FidelityProbe probe(fidelity, model, *optimizer, device);
-    if (fidelity.every_steps > 0) {
-      result.config.fidelity = {{"every_steps", fidelity.every_steps}, {"damping", fidelity.damping}};
-    }
+    // The settings the probes ran with (the CLI may override the spec's, or turn them off).
+    result.config.fidelity = fidelity.every_steps > 0
+                                 ? nlohmann::json{{"every_steps", fidelity.every_steps}, {"damping", fidelity.damping}}
+                                 : nlohmann::json();
     int64_t probe_host_syncs = 0;
     const int64_t host_syncs_before = host_sync_count();
     int64_t step = 0;

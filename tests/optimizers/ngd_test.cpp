@@ -39,9 +39,8 @@ std::shared_ptr<Model> double_model(const std::string& kind) {
 }
 
 Batch double_batch(const std::string& kind, uint64_t seed) {
-  auto batch = woodbury_testing::random_batch(kSamples, kind == "mlp" ? std::vector<int64_t>{12} : std::vector<int64_t>{2, 8, 8}, seed);
-  batch.images = batch.images.to(torch::kDouble);
-  return batch;
+  return woodbury_testing::random_batch(kSamples, kind == "mlp" ? std::vector<int64_t>{12} : std::vector<int64_t>{2, 8, 8},
+                                        seed, torch::kDouble);
 }
 
 // lr 1 and no momentum: the step is the rewritten gradient, which the test reads back from .grad.
@@ -69,9 +68,10 @@ TEST_P(NgdDense, StepIsTheDampedNaturalGradientOfAllCaptureLayersJointly) {
     fisher_rows = torch::cat(woodbury_testing::per_sample_gradient_loop(*model, {batch.images, sampled}), 1);
   }
   const auto expected = woodbury_testing::dense_damped_solve(fisher_rows, kDamping, rows.mean(0));
-  // Not a multiple of ḡ (which the step would be for λ ≫ F): the test can tell the solve happened.
+  // Not a multiple of ḡ (which the step would be for λ ≫ F): below cosine 0.999 the part of Δ* across ḡ
+  // is ≥ 4.5 % of its norm, 10⁷ times the comparison's tolerance, so the test can tell the solve happened.
   const auto mean = rows.mean(0);
-  EXPECT_LT((expected * mean).sum().item<double>() / (expected.norm() * mean.norm()).item<double>(), 0.99);
+  EXPECT_LT((expected * mean).sum().item<double>() / (expected.norm() * mean.norm()).item<double>(), 0.999);
 
   Ngd optimizer(*model, plain_ngd_options(fisher));
   const auto info = woodbury_testing::step_info(0, 0, 1, torch::arange(kSamples));
