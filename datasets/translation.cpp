@@ -84,9 +84,10 @@ TranslationBatch make_translation_batch(const TokenizedSplit& split, const std::
 }
 
 std::vector<std::vector<int64_t>> length_batches(const TokenizedSplit& split, const LengthBatching& batching,
-                                                 at::Generator& generator) {
+                                                 at::Generator& generator, bool shuffle) {
   TORCH_CHECK(batching.tokens > 0 || batching.sentences > 0, "length batching needs a token or sentence limit");
-  const auto shuffled = torch::randperm(split.size(), generator, torch::kInt64);
+  const auto shuffled = shuffle ? torch::randperm(split.size(), generator, torch::kInt64)
+                                : torch::arange(split.size(), torch::kInt64);
   std::vector<int64_t> order(shuffled.data_ptr<int64_t>(), shuffled.data_ptr<int64_t>() + split.size());
   std::stable_sort(order.begin(), order.end(), [&split](int64_t a, int64_t b) {
     return std::make_pair(split.target[a].size(), split.source[a].size()) <
@@ -109,6 +110,7 @@ std::vector<std::vector<int64_t>> length_batches(const TokenizedSplit& split, co
     longest = std::max(longest, padded_length(split, i));
   }
   if (!current.empty()) batches.push_back(std::move(current));
+  if (!shuffle) return batches;
   const auto batch_order = torch::randperm(static_cast<int64_t>(batches.size()), generator, torch::kInt64);
   std::vector<std::vector<int64_t>> shuffled_batches;
   for (int64_t b = 0; b < batch_order.size(0); ++b) shuffled_batches.push_back(std::move(batches[batch_order[b].item<int64_t>()]));
