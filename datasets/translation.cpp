@@ -133,22 +133,22 @@ std::vector<std::vector<int64_t>> evaluation_batches(const TokenizedSplit& split
 std::vector<OptionInfo> translation_options() {
   return {{"source", "de", "source language", {"de", "en"}},
           {"target", "en", "target language", {"de", "en"}},
-          {"vocab_size", 8000, "SentencePiece vocabulary size (an upper bound for small corpora), per model"},
+          {"vocab_size", 8000, "SentencePiece vocabulary size (an upper bound for small corpora), per model", {}, at_least(8)},
           {"joint_vocab", true, "one SentencePiece model for both languages (else one per language)"},
           {"tokenizer_model", "unigram", "SentencePiece model type", {"unigram", "bpe"}},
-          {"batch_tokens", 4096, "training batch limit in padded tokens (sentences × longer side; 0 = none)"},
-          {"batch_sentences", 0, "training batch limit in sentences (0 = none)"},
-          {"val_subset", 0, "validation sentences used (a fixed-seed choice; 0 = all 1,014)"}};
+          {"batch_tokens", 4096, "training batch limit in padded tokens (sentences × longer side; 0 = none)", {},
+           at_least(0)},
+          {"batch_sentences", 0, "training batch limit in sentences (0 = none)", {}, at_least(0)},
+          {"val_subset", 0, "validation sentences used (a fixed-seed choice; 0 = all 1,014)", {}, at_least(0)}};
 }
 
 TranslationDataset load_multi30k_translation(const std::string& folder, const Options& options,
                                              std::optional<int64_t> train_subset, std::optional<int64_t> test_subset) {
   const auto source = options.text("source"), target = options.text("target");
   const LengthBatching batching{options.integer("batch_tokens"), options.integer("batch_sentences")};
-  if (batching.tokens < 0 || batching.sentences < 0 || (batching.tokens == 0 && batching.sentences == 0)) {
-    throw std::runtime_error("dataset.batch_tokens and dataset.batch_sentences must be ≥ 0, and one of them > 0");
+  if (batching.tokens == 0 && batching.sentences == 0) {  // each is ≥ 0 (its declared range)
+    throw std::runtime_error("dataset.batch_tokens and dataset.batch_sentences: one of them must be > 0");
   }
-  if (options.integer("vocab_size") < 8) throw std::runtime_error("dataset.vocab_size must be ≥ 8");
   const auto text = load_multi30k(folder, source, target);
   const TokenizerSettings settings{options.integer("vocab_size"), options.flag("joint_vocab"),
                                    options.text("tokenizer_model")};
@@ -157,7 +157,6 @@ TranslationDataset load_multi30k_translation(const std::string& folder, const Op
       text.train.source, text.train.target, source, target, settings, "multi30k",
       file_size_fingerprint(folder, source, target), std::filesystem::path(folder).parent_path().string(), std::cerr);
   const int64_t val_subset = options.integer("val_subset");
-  if (val_subset < 0) throw std::runtime_error("dataset.val_subset must be ≥ 0");
   TranslationDataset dataset;
   dataset.name = "multi30k";
   dataset.source_language = source;

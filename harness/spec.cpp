@@ -256,11 +256,6 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
     }
     base.decoding = resolve_options(spec.value("decoding", nlohmann::json::object()), decoding_options(),
                                     "decoding", "decoding");
-    if (base.decoding["beam_size"].get<int64_t>() < 1) throw SpecError("decoding.beam_size", "must be ≥ 1");
-    if (base.decoding["bleu_every"].get<int64_t>() < 1) throw SpecError("decoding.bleu_every", "must be ≥ 1");
-    if (base.decoding["max_length_offset"].get<int64_t>() < 1) {
-      throw SpecError("decoding.max_length_offset", "must be ≥ 1");
-    }
   } else {
     if (spec.contains("decoding")) throw SpecError("decoding", "only translation runs decode");
     base.batch_size = positive_integer(require(spec, "batch_size", ""), "batch_size");
@@ -281,8 +276,6 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
   }
   if (spec.contains("fidelity") && !spec["fidelity"].is_null()) {
     base.fidelity = resolve_options(spec["fidelity"], fidelity_options(), "fidelity", "fidelity");
-    if (base.fidelity["every_steps"].get<int64_t>() < 1) throw SpecError("fidelity.every_steps", "must be ≥ 1");
-    if (base.fidelity["damping"].get<double>() <= 0) throw SpecError("fidelity.damping", "must be > 0");
   }
 
   const auto& seeds = require(spec, "seeds", "");
@@ -400,10 +393,11 @@ const std::vector<std::string>& target_metrics(WorkloadKind workload) {
 
 std::vector<OptionInfo> decoding_options() {
   return {{"method", "beam", "decoding for BLEU: beam search or greedy", {"beam", "greedy"}},
-          {"beam_size", 4, "hypotheses kept per sentence (beam)"},
+          {"beam_size", 4, "hypotheses kept per sentence (beam)", {}, at_least(1)},
           {"length_penalty", 0.6, "GNMT length penalty exponent α of lp(L) = ((5+L)/6)^α (beam)"},
-          {"max_length_offset", 50, "outputs stop at the source's token count + this"},
-          {"bleu_every", 1, "epochs between validation BLEU evaluations (the last epoch always has one)"}};
+          {"max_length_offset", 50, "outputs stop at the source's token count + this", {}, at_least(1)},
+          {"bleu_every", 1, "epochs between validation BLEU evaluations (the last epoch always has one)", {},
+           at_least(1)}};
 }
 
 nlohmann::json RunConfig::identity() const {

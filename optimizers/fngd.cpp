@@ -67,9 +67,6 @@ Fngd::Fngd(CaptureModel& model, const Options& options)
       table_(options.text("coefficient_index") == "sample_id"),
       refresh_epochs_(options.integer("refresh_epochs")),
       negative_coefficients_(options.text("negative_coefficients")) {
-  if (refresh_epochs_ < 0) {
-    throw std::invalid_argument(fmt::format("fngd: refresh_epochs must be ≥ 0, got {}", refresh_epochs_));
-  }
   std::unordered_set<const void*> captured;
   for (const auto& layer : layers_) {
     captured.insert(layer->weight().unsafeGetTensorImpl());
@@ -248,7 +245,9 @@ OptimizerEntry fngd_entry() {
                              {"sample_id", "batch_position"}});
   hyperparameters.push_back({"refresh_epochs", 0,
                              "0: solve in the first epoch only (FNGD); k ≥ 1: solve afresh in every k-th epoch too "
-                             "(k = 1: the exact damped natural gradient every step, as ngd)"});
+                             "(k = 1: the exact damped natural gradient every step, as ngd)",
+                             {},
+                             at_least(0)});
   hyperparameters.push_back({"negative_coefficients", "keep",
                              "reused c_i < 0 (gradient ascent on sample i): keep; clamp to 0; clamp_renormalise: "
                              "clamp, then rescale each set to its stored Σ c_i",
