@@ -10,11 +10,12 @@ constexpr uint64_t kAugmentationSeedOffset = 0x9e3779b97f4a7c15ULL;
 }  // namespace
 
 BatchLoader::BatchLoader(const ImageDataset& dataset, int64_t batch_size, uint64_t seed, torch::Device device,
-                         bool prefetch)
+                         bool prefetch, DataOrder order)
     : dataset_(dataset),
       batch_size_(batch_size),
       batches_per_epoch_((dataset.train.size() + batch_size - 1) / batch_size),
       device_(device),
+      data_order_(order),
       order_generator_(at::detail::createCPUGenerator(seed)),
       augmentation_generator_(at::detail::createCPUGenerator(seed + kAugmentationSeedOffset)),
       prefetch_(prefetch) {
@@ -37,7 +38,11 @@ void BatchLoader::start_epoch() {
     std::unique_lock<std::mutex> lock(mutex_);
     changed_.wait(lock, [this] { return !requested_.has_value(); });
   }
-  order_ = torch::randperm(dataset_.train.size(), order_generator_, torch::kInt64);
+  if (data_order_ == DataOrder::kNone) {
+    order_ = torch::arange(dataset_.train.size(), torch::kInt64);
+  } else if (data_order_ == DataOrder::kReshuffle || !order_.defined()) {
+    order_ = torch::randperm(dataset_.train.size(), order_generator_, torch::kInt64);
+  }
   next_index_ = 0;
   if (prefetch_) request(0);
 }

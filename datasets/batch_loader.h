@@ -7,6 +7,7 @@
 #include <optional>
 #include <thread>
 
+#include "datasets/data_order.h"
 #include "datasets/dataset.h"
 
 namespace ngd {
@@ -18,21 +19,22 @@ struct Batch {
   torch::Tensor sample_ids;  // int64 dataset indices, batch order
 };
 
-// Draws a run's training batches: a fresh seeded shuffle each epoch, augmentation from its own seeded
+// Draws a run's training batches in the given data order (by default a fresh seeded shuffle each epoch), augmentation from its own seeded
 // generator, normalisation, transfer to the device (on a GPU from pinned memory, without blocking).
 // With prefetch, a worker thread prepares the next batch while the caller trains on the current one;
 // batches are made strictly in order by one producer, so the numbers are the same with or without
 // prefetch.
 class BatchLoader {
  public:
-  BatchLoader(const ImageDataset& dataset, int64_t batch_size, uint64_t seed, torch::Device device, bool prefetch);
+  BatchLoader(const ImageDataset& dataset, int64_t batch_size, uint64_t seed, torch::Device device, bool prefetch,
+              DataOrder order = DataOrder::kReshuffle);
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
 
   int64_t batches_per_epoch() const { return batches_per_epoch_; }
 
-  // Shuffles for a new epoch; then next() returns its batches in order, batches_per_epoch() times.
+  // Orders the samples for a new epoch (DataOrder); then next() returns its batches in order, batches_per_epoch() times.
   void start_epoch();
   Batch next();
 
@@ -46,6 +48,7 @@ class BatchLoader {
   const int64_t batch_size_;
   const int64_t batches_per_epoch_;
   const torch::Device device_;
+  const DataOrder data_order_;
   at::Generator order_generator_;
   at::Generator augmentation_generator_;
   torch::Tensor order_;

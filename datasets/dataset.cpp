@@ -39,8 +39,8 @@ std::vector<int64_t> ImageDataset::image_shape() const {
 std::vector<OptionInfo> image_options(std::vector<double> mean, std::vector<double> std, int64_t crop_padding,
                                       bool horizontal_flip) {
   return {{"mean", mean, "per-channel mean of [0,1] pixels, subtracted"},
-          {"std", std, "per-channel standard deviation, divided by"},
-          {"random_crop_padding", crop_padding, "training crops after zero-padding each side by this (0 = none)"},
+          {"std", std, "per-channel standard deviation, divided by", {}, above(0)},
+          {"random_crop_padding", crop_padding, "training crops after zero-padding each side by this (0 = none)", {}, at_least(0)},
           {"horizontal_flip", horizontal_flip, "training images flipped left-right with probability 1/2"}};
 }
 

@@ -84,9 +84,10 @@ TranslationBatch make_translation_batch(const TokenizedSplit& split, const std::
 }
 
 std::vector<std::vector<int64_t>> length_batches(const TokenizedSplit& split, const LengthBatching& batching,
-                                                 at::Generator& generator) {
+                                                 at::Generator& generator, bool shuffle) {
   TORCH_CHECK(batching.tokens > 0 || batching.sentences > 0, "length batching needs a token or sentence limit");
-  const auto shuffled = torch::randperm(split.size(), generator, torch::kInt64);
+  const auto shuffled = shuffle ? torch::randperm(split.size(), generator, torch::kInt64)
+                                : torch::arange(split.size(), torch::kInt64);
   std::vector<int64_t> order(shuffled.data_ptr<int64_t>(), shuffled.data_ptr<int64_t>() + split.size());
   std::stable_sort(order.begin(), order.end(), [&split](int64_t a, int64_t b) {
     return std::make_pair(split.target[a].size(), split.source[a].size()) <
@@ -109,6 +110,7 @@ std::vector<std::vector<int64_t>> length_batches(const TokenizedSplit& split, co
     longest = std::max(longest, padded_length(split, i));
   }
   if (!current.empty()) batches.push_back(std::move(current));
+  if (!shuffle) return batches;
   const auto batch_order = torch::randperm(static_cast<int64_t>(batches.size()), generator, torch::kInt64);
   std::vector<std::vector<int64_t>> shuffled_batches;
   for (int64_t b = 0; b < batch_order.size(0); ++b) shuffled_batches.push_back(std::move(batches[batch_order[b].item<int64_t>()]));
@@ -131,22 +133,22 @@ std::vector<std::vector<int64_t>> evaluation_batches(const TokenizedSplit& split
 std::vector<OptionInfo> translation_options() {
   return {{"source", "de", "source language", {"de", "en"}},
           {"target", "en", "target language", {"de", "en"}},
-          {"vocab_size", 8000, "SentencePiece vocabulary size (an upper bound for small corpora), per model"},
+          {"vocab_size", 8000, "SentencePiece vocabulary size (an upper bound for small corpora), per model", {}, at_least(8)},
           {"joint_vocab", true, "one SentencePiece model for both languages (else one per language)"},
           {"tokenizer_model", "unigram", "SentencePiece model type", {"unigram", "bpe"}},
-          {"batch_tokens", 4096, "training batch limit in padded tokens (sentences × longer side; 0 = none)"},
-          {"batch_sentences", 0, "training batch limit in sentences (0 = none)"},
-          {"val_subset", 0, "validation sentences used (a fixed-seed choice; 0 = all 1,014)"}};
+          {"batch_tokens", 4096, "training batch limit in padded tokens (sentences × longer side; 0 = none)", {},
+           at_least(0)},
+          {"batch_sentences", 0, "training batch limit in sentences (0 = none)", {}, at_least(0)},
+          {"val_subset", 0, "validation sentences used (a fixed-seed choice; 0 = all 1,014)", {}, at_least(0)}};
 }
 
 TranslationDataset load_multi30k_translation(const std::string& folder, const Options& options,
                                              std::optional<int64_t> train_subset, std::optional<int64_t> test_subset) {
   const auto source = options.text("source"), target = options.text("target");
   const LengthBatching batching{options.integer("batch_tokens"), options.integer("batch_sentences")};
-  if (batching.tokens < 0 || batching.sentences < 0 || (batching.tokens == 0 && batching.sentences == 0)) {
-    throw std::runtime_error("dataset.batch_tokens and dataset.batch_sentences must be ≥ 0, and one of them > 0");
+  if (batching.tokens == 0 && batching.sentences == 0) {  // each is ≥ 0 (its declared range)
+    throw std::runtime_error("dataset.batch_tokens and dataset.batch_sentences: one of them must be > 0");
   }
-  if (options.integer("vocab_size") < 8) throw std::runtime_error("dataset.vocab_size must be ≥ 8");
   const auto text = load_multi30k(folder, source, target);
   const TokenizerSettings settings{options.integer("vocab_size"), options.flag("joint_vocab"),
                                    options.text("tokenizer_model")};
@@ -155,7 +157,6 @@ TranslationDataset load_multi30k_translation(const std::string& folder, const Op
       text.train.source, text.train.target, source, target, settings, "multi30k",
       file_size_fingerprint(folder, source, target), std::filesystem::path(folder).parent_path().string(), std::cerr);
   const int64_t val_subset = options.integer("val_subset");
-  if (val_subset < 0) throw std::runtime_error("dataset.val_subset must be ≥ 0");
   TranslationDataset dataset;
   dataset.name = "multi30k";
   dataset.source_language = source;

@@ -58,9 +58,10 @@ TranslationBatch make_translation_batch(const TokenizedSplit& split, const std::
 // One epoch's batches (sentence indices): sentences shuffled with `generator`, stably sorted by
 // (target length, source length), cut greedily into batches within the limits (a sentence longer
 // than the token limit forms a batch alone), and the batch order shuffled. Every sentence is in
-// exactly one batch.
+// exactly one batch. Without `shuffle` (DataOrder::kNone) neither shuffle happens: file order, sorted,
+// batches from the shortest up.
 std::vector<std::vector<int64_t>> length_batches(const TokenizedSplit& split, const LengthBatching& batching,
-                                                 at::Generator& generator);
+                                                 at::Generator& generator, bool shuffle = true);
 
 // Consecutive batches of `batch_size` sentences in sorted-length order, for evaluation (less padding).
 std::vector<std::vector<int64_t>> evaluation_batches(const TokenizedSplit& split, int64_t batch_size);

@@ -107,9 +107,11 @@ class TrainingStateSnapshot {
 }  // namespace
 
 std::vector<OptionInfo> fidelity_options() {
-  return {{"every_steps", 50, "steps between probes (the first step is probed)"},
+  return {{"every_steps", 50, "steps between probes (the first step is probed)", {}, at_least(1)},
           {"damping", kDefaultProbeDamping,
-           "λ_p of Δ* = (F + λ_p I)⁻¹ḡ for optimizers without their own damping (kfac, tengrad, fngd, ngd use theirs)"}};
+           "λ_p of Δ* = (F + λ_p I)⁻¹ḡ for optimizers without their own damping (kfac, tengrad, fngd, ngd use theirs)",
+           {},
+           above(0)}};
 }
 
 FidelitySettings fidelity_settings(const nlohmann::json& block, std::optional<int64_t> every_steps_override) {

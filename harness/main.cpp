@@ -29,7 +29,8 @@ constexpr int kExitBadInput = 2;
 
 void print_options(const std::vector<ngd::OptionInfo>& options) {
   for (const auto& option : options) {
-    std::cout << fmt::format("    {:<16} {:<12} {}\n", option.name, option.default_value.dump(), option.help);
+    const auto range = option.range.bounded() ? " (" + option.range.describe() + ")" : std::string();
+    std::cout << fmt::format("    {:<16} {:<12} {}{}\n", option.name, option.default_value.dump(), option.help, range);
   }
 }
 

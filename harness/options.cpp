@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "harness/spec_error.h"
 
 namespace ngd {
@@ -25,6 +27,20 @@ bool same_type(const nlohmann::json& expected, const nlohmann::json& value) {
 }
 
 }  // namespace
+
+bool Range::contains(double value) const {
+  if (std::isnan(value)) return !bounded();
+  if (min && (min_open ? value <= *min : value < *min)) return false;
+  if (max && (max_open ? value >= *max : value > *max)) return false;
+  return true;
+}
+
+std::string Range::describe() const {
+  if (min && max) return fmt::format("in {}{}, {}{}", min_open ? "(" : "[", *min, *max, max_open ? ")" : "]");
+  if (min) return fmt::format("{} {}", min_open ? ">" : "≥", *min);
+  if (max) return fmt::format("{} {}", max_open ? "<" : "≤", *max);
+  return "any number";
+}
 
 const nlohmann::json& Options::at(const std::string& name) const {
   auto it = values_.find(name);
@@ -54,6 +70,18 @@ void check_option_value(const OptionInfo& info, const nlohmann::json& value, con
         throw SpecError(fmt::format("{}[{}]", json_path, i),
                         fmt::format("expected {}, got {}", type_name(element), shown(value[i])));
       }
+    }
+  }
+  if (info.range.bounded()) {
+    const auto check = [&info](const nlohmann::json& number, const std::string& path) {
+      if (number.is_number() && !info.range.contains(number.get<double>())) {
+        throw SpecError(path, fmt::format("expected a value {}, got {}", info.range.describe(), shown(number)));
+      }
+    };
+    if (value.is_array()) {
+      for (size_t i = 0; i < value.size(); ++i) check(value[i], fmt::format("{}[{}]", json_path, i));
+    } else {
+      check(value, json_path);
     }
   }
   if (!info.choices.empty()) {

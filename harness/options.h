@@ -3,10 +3,32 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace ngd {
+
+// The values a numeric setting accepts (each element, for a list of numbers), checked when a spec is
+// parsed: from `min` to `max`, an end absent = unbounded, an open end excluded. Declared with the
+// helpers below, e.g. {"momentum", 0.9, "...", {}, below_one()}.
+struct Range {
+  std::optional<double> min;
+  std::optional<double> max;
+  bool min_open = false;
+  bool max_open = false;
+
+  bool contains(double value) const;
+  bool bounded() const { return min.has_value() || max.has_value(); }
+  std::string describe() const;  // "≥ 0", "> 0", "in [0, 1)"
+};
+
+inline Range at_least(double min) { return {min, std::nullopt, false, false}; }
+inline Range above(double min) { return {min, std::nullopt, true, false}; }
+// [0, 1): decays, momenta, dropout rates.
+inline Range below_one() { return {0.0, 1.0, false, true}; }
+// [0, 1]: fractions that may reach 1.
+inline Range unit_interval() { return {0.0, 1.0, false, false}; }
 
 // One setting of an optimizer, model or schedule: its name, default and meaning. The default's JSON
 // type is the setting's type (an integer default accepts integers only); `docs/` tables list these.
@@ -15,6 +37,7 @@ struct OptionInfo {
   nlohmann::json default_value;
   std::string help;
   std::vector<std::string> choices = {};  // for string settings: the accepted values; empty = any
+  Range range = {};                       // for numeric settings: the accepted values; unbounded = any
 };
 
 // Settings after validation, every declared name present (defaults filled in).

@@ -72,7 +72,7 @@ class ImageWorkload : public Workload {
     meta["model_flops_per_sample"] = flops_per_sample(*model_, dataset.image_shape());
     model_->to(device_);
     loader_ = std::make_unique<BatchLoader>(dataset, config.batch_size, static_cast<uint64_t>(config.seed), device_,
-                                            options.prefetch);
+                                            options.prefetch, config.data_order);
   }
 
   CaptureModel& model() override { return *model_; }

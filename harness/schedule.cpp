@@ -9,7 +9,8 @@
 namespace ngd {
 namespace {
 
-const OptionInfo kWarmupOption{"warmup_epochs", 0.0, "linear warmup length in epochs before the schedule (0 = none)"};
+const OptionInfo kWarmupOption{"warmup_epochs", 0.0, "linear warmup length in epochs before the schedule (0 = none)", {},
+                              at_least(0)};
 
 std::vector<OptionInfo> options_with_warmup(const ScheduleEntry& entry) {
   auto options = entry.options;
@@ -25,18 +26,18 @@ const std::vector<ScheduleEntry>& schedule_registry() {
       {"constant", "the base learning rate throughout", {}},
       {"step",
        "multiply by gamma every step_size epochs",
-       {{"step_size", 30, "epochs between decays"}, {"gamma", 0.1, "decay factor"}}},
+       {{"step_size", 30, "epochs between decays", {}, at_least(1)}, {"gamma", 0.1, "decay factor", {}, at_least(0)}}},
       {"multistep",
        "multiply by gamma at each milestone epoch",
-       {{"milestones", nlohmann::json::array({30, 60}), "epochs (from 0) at which the rate decays"},
-        {"gamma", 0.1, "decay factor"}}},
+       {{"milestones", nlohmann::json::array({30, 60}), "epochs (from 0) at which the rate decays", {}, at_least(0)},
+        {"gamma", 0.1, "decay factor", {}, at_least(0)}}},
       {"cosine",
        "cosine annealing from the base rate to min_factor·lr over the run, per step",
-       {{"min_factor", 0.0, "final rate as a fraction of the base rate"}}},
+       {{"min_factor", 0.0, "final rate as a fraction of the base rate", {}, unit_interval()}}},
       {"noam",
        "inverse square root with linear warmup (Vaswani et al. 2017), per step: lr·min(s/w, √(w/s)) for step "
        "s = 1, 2, …; the peak, at s = w, is the base rate",
-       {{"warmup_steps", 4000, "steps w of the linear warmup (the rate peaks there)"}}},
+       {{"warmup_steps", 4000, "steps w of the linear warmup (the rate peaks there)", {}, at_least(1)}}},
   };
   return table;
 }
@@ -52,12 +53,7 @@ nlohmann::json resolve_schedule(const nlohmann::json& schedule, const std::strin
     throw SpecError(json_path + ".name", fmt::format("unknown schedule \"{}\" (valid: {})", abbreviated(name->get<std::string>()),
                                                      join_names(schedule_registry())));
   }
-  auto resolved = resolve_options(schedule, options_with_warmup(*entry), fmt::format("schedule '{}'", entry->name), json_path);
-  if (resolved["warmup_epochs"].get<double>() < 0) throw SpecError(json_path + ".warmup_epochs", "must be ≥ 0");
-  if (resolved.contains("warmup_steps") && resolved["warmup_steps"].get<int64_t>() < 1) {
-    throw SpecError(json_path + ".warmup_steps", "must be ≥ 1");
-  }
-  return resolved;
+  return resolve_options(schedule, options_with_warmup(*entry), fmt::format("schedule '{}'", entry->name), json_path);
 }
 
 LearningRateSchedule make_schedule(const nlohmann::json& resolved, int64_t epochs, int64_t steps_per_epoch) {

@@ -24,7 +24,7 @@ constexpr int64_t kDefaultTranslationEvalBatchSize = 100;
 
 const std::vector<std::string> kTopLevelKeys = {"name", "description", "notes", "dataset", "model", "epochs",
                                                 "batch_size", "eval_batch_size", "seeds", "target", "optimizers",
-                                                "scales", "device", "decoding", "fidelity"};
+                                                "scales", "device", "decoding", "fidelity", "data_order"};
 
 void check_keys(const nlohmann::json& object, const std::vector<std::string>& valid, const std::string& path) {
   for (const auto& [key, value] : object.items()) {
@@ -256,11 +256,6 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
     }
     base.decoding = resolve_options(spec.value("decoding", nlohmann::json::object()), decoding_options(),
                                     "decoding", "decoding");
-    if (base.decoding["beam_size"].get<int64_t>() < 1) throw SpecError("decoding.beam_size", "must be ≥ 1");
-    if (base.decoding["bleu_every"].get<int64_t>() < 1) throw SpecError("decoding.bleu_every", "must be ≥ 1");
-    if (base.decoding["max_length_offset"].get<int64_t>() < 1) {
-      throw SpecError("decoding.max_length_offset", "must be ≥ 1");
-    }
   } else {
     if (spec.contains("decoding")) throw SpecError("decoding", "only translation runs decode");
     base.batch_size = positive_integer(require(spec, "batch_size", ""), "batch_size");
@@ -268,14 +263,19 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
   base.eval_batch_size = spec.contains("eval_batch_size") ? positive_integer(spec["eval_batch_size"], "eval_batch_size")
                          : translation                    ? kDefaultTranslationEvalBatchSize
                                                           : kDefaultEvalBatchSize;
+  if (auto it = spec.find("data_order"); it != spec.end()) {
+    try {
+      base.data_order = parse_data_order(text(*it, "data_order"));
+    } catch (const std::invalid_argument& error) {
+      throw SpecError("data_order", error.what());
+    }
+  }
   base.target = parse_target(spec, base.workload);
   if (base.target && base.dataset.validation_subset == 0 && base.target->metric.rfind("val_", 0) == 0) {
     throw SpecError("target.metric", "a validation target needs a validation set (dataset.validation_subset is 0)");
   }
   if (spec.contains("fidelity") && !spec["fidelity"].is_null()) {
     base.fidelity = resolve_options(spec["fidelity"], fidelity_options(), "fidelity", "fidelity");
-    if (base.fidelity["every_steps"].get<int64_t>() < 1) throw SpecError("fidelity.every_steps", "must be ≥ 1");
-    if (base.fidelity["damping"].get<double>() <= 0) throw SpecError("fidelity.damping", "must be > 0");
   }
 
   const auto& seeds = require(spec, "seeds", "");
@@ -304,10 +304,16 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
     const auto path = fmt::format("optimizers[{}]", i);
     const auto& optimizer = optimizers[i];
     if (!optimizer.is_object()) throw SpecError(path, "expected an object, got " + shown(optimizer));
-    check_keys(optimizer, {"name", "hparams", "schedule", "tuning"}, path);
+    check_keys(optimizer, {"name", "variant", "hparams", "schedule", "tuning"}, path);
     const auto& entry = named_entry(optimizer_registry(), optimizer, path, "optimizer");
     EntryPlan plan{base, {}, std::nullopt};
     plan.base.optimizer = entry.name;
+    if (auto it = optimizer.find("variant"); it != optimizer.end()) {
+      plan.base.variant = text(*it, path + ".variant");
+      if (plan.base.variant.empty() || plan.base.variant.find_first_of(" \t\n/") != std::string::npos) {
+        throw SpecError(path + ".variant", "expected a name without spaces or slashes, got " + shown(*it));
+      }
+    }
     plan.base.schedule = optimizer.contains("schedule") ? resolve_schedule(optimizer["schedule"], path + ".schedule")
                                                         : resolve_schedule({{"name", "constant"}}, path + ".schedule");
     const auto hparams = optimizer.contains("hparams") ? optimizer["hparams"] : nlohmann::json::object();
@@ -387,10 +393,11 @@ const std::vector<std::string>& target_metrics(WorkloadKind workload) {
 
 std::vector<OptionInfo> decoding_options() {
   return {{"method", "beam", "decoding for BLEU: beam search or greedy", {"beam", "greedy"}},
-          {"beam_size", 4, "hypotheses kept per sentence (beam)"},
+          {"beam_size", 4, "hypotheses kept per sentence (beam)", {}, at_least(1)},
           {"length_penalty", 0.6, "GNMT length penalty exponent α of lp(L) = ((5+L)/6)^α (beam)"},
-          {"max_length_offset", 50, "outputs stop at the source's token count + this"},
-          {"bleu_every", 1, "epochs between validation BLEU evaluations (the last epoch always has one)"}};
+          {"max_length_offset", 50, "outputs stop at the source's token count + this", {}, at_least(1)},
+          {"bleu_every", 1, "epochs between validation BLEU evaluations (the last epoch always has one)", {},
+           at_least(1)}};
 }
 
 nlohmann::json RunConfig::identity() const {
@@ -406,6 +413,8 @@ nlohmann::json RunConfig::identity() const {
           {"hparams", hparams},
           {"schedule", schedule}};
   if (!decoding.is_null()) identity["decoding"] = decoding;
+  // Only a non-default order enters the identity: runs from before the setting keep their hashes.
+  if (data_order != DataOrder::kReshuffle) identity["data_order"] = data_order_name(data_order);
   // Image runs carve their validation set from the training split (null = the default size).
   if (workload == WorkloadKind::kImage) {
     identity["dataset"]["validation_subset"] =
@@ -420,8 +429,10 @@ std::string RunConfig::config_hash() const {
 
 std::string RunConfig::run_id() const { return fmt::format("{}-{}-s{}", optimizer, config_hash(), seed); }
 
+const std::string& RunConfig::variant_name() const { return variant.empty() ? optimizer : variant; }
+
 std::string RunConfig::label() const {
-  std::string label = optimizer;
+  std::string label = variant_name();
   for (const auto& [name, value] : grid_values.items()) label += fmt::format(" {}={}", name, value.dump());
   return label;
 }

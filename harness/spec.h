@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "datasets/data_order.h"
 #include "datasets/dataset.h"
 
 namespace ngd {
@@ -36,10 +37,15 @@ struct RunConfig {
   int64_t epochs = 0;
   WorkloadKind workload = WorkloadKind::kImage;  // the dataset's kind
   int64_t batch_size = 0;                         // image runs; translation batches by dataset.batch_tokens/_sentences
+  DataOrder data_order = DataOrder::kReshuffle;   // the spec's "data_order"
   int64_t eval_batch_size = 0;
   int64_t seed = 0;
   std::optional<Target> target;
   std::string optimizer;
+  // The entry's "variant": a name of its own for an optimizer with fixed settings (e.g. "fngd-clamp"),
+  // so that the report selects and compares it apart from the optimizer's other entries. "" = none.
+  // Not part of the identity: the settings are.
+  std::string variant;
   nlohmann::json hparams;      // resolved: every declared hyperparameter present
   nlohmann::json schedule;     // resolved
   nlohmann::json decoding;     // translation runs: the resolved "decoding" block; null for image runs
@@ -61,7 +67,9 @@ struct RunConfig {
   std::string config_hash() const;
   // "<optimizer>-<config_hash>-s<seed>": the result file's name.
   std::string run_id() const;
-  // "sgd lr=0.05 momentum=0.9": the optimizer and its grid axes' values, for people.
+  // The variant, or the optimizer's name when the entry has none.
+  const std::string& variant_name() const;
+  // "sgd lr=0.05 momentum=0.9": the variant name and its grid axes' values, for people.
   std::string label() const;
 };
 

@@ -68,14 +68,17 @@ class TranslationWorkload : public Workload {
     meta["train_target_tokens"] = target_tokens;
     meta["tokenizer_cache"] = dataset.tokenizer_cache;
     model_->to(device_);
-    first_epoch_batches_ = length_batches(dataset.train, dataset.batching, generator_);
+    first_epoch_batches_ = length_batches(dataset.train, dataset.batching, generator_, config.data_order != DataOrder::kNone);
   }
 
   CaptureModel& model() override { return *model_; }
   int64_t nominal_batches_per_epoch() const override { return static_cast<int64_t>(first_epoch_batches_.size()); }
 
   int64_t start_epoch(int64_t epoch) override {
-    batches_ = epoch == 0 ? first_epoch_batches_ : length_batches(dataset_.train, dataset_.batching, generator_);
+    // Only a reshuffle draws new batches; fixed and unshuffled orders repeat the first epoch's.
+    batches_ = epoch == 0 || config_.data_order != DataOrder::kReshuffle
+                   ? first_epoch_batches_
+                   : length_batches(dataset_.train, dataset_.batching, generator_);
     next_ = 0;
     loss_sum_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
     correct_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device_));

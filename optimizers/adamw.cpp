@@ -17,11 +17,11 @@ class AdamW : public TorchOptimizer {
 
 std::vector<OptionInfo> adam_hyperparameters() {
   return {
-      {"lr", 1e-3, "base learning rate (scaled by the schedule)"},
-      {"beta1", 0.9, "decay of the first-moment average"},
-      {"beta2", 0.999, "decay of the second-moment average (0.98 for Transformers)"},
-      {"eps", 1e-8, "added to √v̂"},
-      {"weight_decay", 0.01, "decoupled weight decay coefficient"},
+      {"lr", 1e-3, "base learning rate (scaled by the schedule)", {}, at_least(0)},
+      {"beta1", 0.9, "decay of the first-moment average", {}, below_one()},
+      {"beta2", 0.999, "decay of the second-moment average (0.98 for Transformers)", {}, below_one()},
+      {"eps", 1e-8, "added to √v̂", {}, at_least(0)},
+      {"weight_decay", 0.01, "decoupled weight decay coefficient", {}, at_least(0)},
   };
 }
 

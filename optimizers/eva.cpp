@@ -12,12 +12,12 @@ namespace {
 std::vector<OptionInfo> eva_hyperparameters() {
   auto options = sgd_hyperparameters(0.1);
   const std::vector<OptionInfo> curvature_options = {
-      {"damping", 0.03, "Tikhonov damping λ of (ḡḡᵀ ⊗ āāᵀ + λI)"},
+      {"damping", 0.03, "Tikhonov damping λ of (ḡḡᵀ ⊗ āāᵀ + λI)", {}, above(0)},
       {"stat_decay", 0.05,
        "weight ξ of the old running means: v ← ξ·v + (1 − ξ)·new (0.05 = the reference's factor_decay 0.95, "
-       "which its code gives to the new mean)"},
-      {"kl_clip", 1e-3, "KL clip κ: scale updates so lr²·Σ⟨V, ∇W̄⟩ ≤ κ (0 = off)"},
-      {"t_cov", 1, "steps between updates of the Kronecker vectors (capture is requested on these steps only)"},
+       "which its code gives to the new mean)", {}, below_one()},
+      {"kl_clip", 1e-3, "KL clip κ: scale updates so lr²·Σ⟨V, ∇W̄⟩ ≤ κ (0 = off)", {}, at_least(0)},
+      {"t_cov", 1, "steps between updates of the Kronecker vectors (capture is requested on these steps only)", {}, at_least(1)},
   };
   options.insert(options.end(), curvature_options.begin(), curvature_options.end());
   return options;

@@ -64,7 +64,9 @@ Fngd::Fngd(CaptureModel& model, const Options& options)
       relative_damping_(options.text("damping_rule") == "relative"),
       solver_(woodbury_settings(options)),
       damping_(options),
-      table_(options.text("coefficient_index") == "sample_id") {
+      table_(options.text("coefficient_index") == "sample_id"),
+      refresh_epochs_(options.integer("refresh_epochs")),
+      negative_coefficients_(options.text("negative_coefficients")) {
   std::unordered_set<const void*> captured;
   for (const auto& layer : layers_) {
     captured.insert(layer->weight().unsafeGetTensorImpl());
@@ -82,8 +84,65 @@ Capture Fngd::capture(const StepInfo& info) const {
 torch::Tensor Fngd::reduce_loss(const torch::Tensor& per_sample_loss, const StepInfo& info) {
   if (inverts(info) || recombines(info)) return per_sample_loss.mean();
   // c already carries the 1/n of a mean: Σ c_i ℓ_i back-propagates to Σ c_i ∇ℓ_i.
-  const auto weights = table_.lookup(info)[0].to(per_sample_loss.options());
-  return (weights * per_sample_loss).sum();
+  const auto coefficients = reused_coefficients(info);
+  record_reuse(info, coefficients);
+  return (coefficients[0].to(per_sample_loss.options()) * per_sample_loss).sum();
+}
+
+torch::Tensor Fngd::reused_coefficients(const StepInfo& info) const {
+  const auto stored = table_.lookup(info);
+  if (negative_coefficients_ == "keep") return stored;
+  const auto clamped = stored.clamp_min(0);
+  if (negative_coefficients_ == "clamp") return clamped;
+  // clamp_renormalise: each set keeps its stored Σ_i c_i (the step's scale); an all-negative set stays 0.
+  const auto clamped_sum = clamped.sum(1, /*keepdim=*/true);
+  return torch::where(clamped_sum > 0, clamped * stored.sum(1, /*keepdim=*/true) / clamped_sum, clamped);
+}
+
+void Fngd::ReuseStatistics::add(const StepInfo& info, const torch::Tensor& coefficients) {
+  // Host arithmetic on the host table's values: no device synchronisation.
+  const double sum = coefficients.sum(1).mean().item<double>();
+  const double low = coefficients.min().item<double>(), high = coefficients.max().item<double>();
+  const double negative = (coefficients < 0).to(torch::kDouble).mean().item<double>();
+  if (steps == 0) {
+    sum_min = sum_max = sum;
+    coefficient_min = low;
+    coefficient_max = high;
+  }
+  epoch = info.epoch + 1;
+  batch = info.batch_index;
+  ++steps;
+  sum_total += sum;
+  sum_min = std::min(sum_min, sum);
+  sum_max = std::max(sum_max, sum);
+  coefficient_min = std::min(coefficient_min, low);
+  coefficient_max = std::max(coefficient_max, high);
+  negative_total += negative;
+}
+
+nlohmann::json Fngd::ReuseStatistics::to_json() const {
+  const double n = static_cast<double>(steps);
+  return {{"epoch", epoch},
+          {"last_batch", batch},
+          {"steps", steps},
+          {"coefficient_sum", {{"mean", sum_total / n}, {"min", sum_min}, {"max", sum_max}}},
+          {"coefficient_min", coefficient_min},
+          {"coefficient_max", coefficient_max},
+          {"negative_fraction", negative_total / n}};
+}
+
+void Fngd::record_reuse(const StepInfo& info, const torch::Tensor& coefficients) {
+  if (reuse_.empty() || reuse_.back().epoch != info.epoch + 1) reuse_.emplace_back();
+  reuse_.back().add(info, coefficients);
+  last_reuse_ = {};
+  last_reuse_.add(info, coefficients);
+}
+
+nlohmann::json Fngd::report() const {
+  if (reuse_.empty()) return nlohmann::json::object();
+  nlohmann::json epochs = nlohmann::json::array();
+  for (const auto& epoch : reuse_) epochs.push_back(epoch.to_json());
+  return {{"reuse", epochs}, {"last_reuse", last_reuse_.to_json()}};
 }
 
 torch::Tensor Fngd::solve_set(WoodburySolver& solver, const torch::Tensor& gram, const std::string& what) const {
@@ -133,11 +192,13 @@ ProbeDirection Fngd::probe_direction() const {
 std::optional<CoefficientComparison> Fngd::coefficient_staleness(const StepInfo& info,
                                                                  const std::vector<torch::Tensor>& layer_grams) const {
   auto solver = solver_;  // a copy: the probe's solve leaves the step's counters alone
-  return CoefficientComparison{table_.lookup(info), solve_coefficients(solver, layer_grams).to(torch::kCPU, torch::kFloat64)};
+  return CoefficientComparison{inverts(info) ? table_.lookup(info) : reused_coefficients(info),
+                               solve_coefficients(solver, layer_grams).to(torch::kCPU, torch::kFloat64)};
 }
 
 void Fngd::recombine(const StepInfo& info) {
-  const auto coefficients = table_.lookup(info);
+  const auto coefficients = reused_coefficients(info);
+  record_reuse(info, coefficients);
   for (size_t i = 0; i < layers_.size(); ++i) {
     auto& layer = *layers_[i];
     const auto gradients = solver_.sample_gradients(layer, static_cast<double>(layer.input().size(0)));
@@ -182,6 +243,15 @@ OptimizerEntry fngd_entry() {
   hyperparameters.push_back({"coefficient_index", "sample_id",
                              "how later epochs find c: by dataset sample id, or by (batch index, position in batch)",
                              {"sample_id", "batch_position"}});
+  hyperparameters.push_back({"refresh_epochs", 0,
+                             "0: solve in the first epoch only (FNGD); k ≥ 1: solve afresh in every k-th epoch too "
+                             "(k = 1: the exact damped natural gradient every step, as ngd)",
+                             {},
+                             at_least(0)});
+  hyperparameters.push_back({"negative_coefficients", "keep",
+                             "reused c_i < 0 (gradient ascent on sample i): keep; clamp to 0; clamp_renormalise: "
+                             "clamp, then rescale each set to its stored Σ c_i",
+                             {"keep", "clamp", "clamp_renormalise"}});
   for (auto& info : woodbury_hyperparameters()) hyperparameters.push_back(std::move(info));
   return {"fngd",
           "FNGD: first epoch steps with (F+λI)⁻¹ḡ = Σ c_i ∇ℓ_i, c = (K+nλI)⁻¹1; later epochs reuse c as per-sample "

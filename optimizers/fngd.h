@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "optimizers/torch_optimizer.h"
@@ -42,13 +43,35 @@ class Fngd : public TorchOptimizer {
   std::optional<CoefficientComparison> coefficient_staleness(const StepInfo& info,
                                                              const std::vector<torch::Tensor>& layer_grams) const override;
 
+  // {"reuse": per reusing epoch, the statistics of the coefficients its steps used, "last_reuse": the
+  // last reusing step's} — for a diverged run, what preceded the divergence.
+  nlohmann::json report() const override;
+
   const WoodburyCounters& counters() const { return solver_.counters(); }
   // The coefficients the step of `info` uses (sets × batch size): one set shared by all layers, or
   // one per capture layer.
   torch::Tensor coefficients(const StepInfo& info) const { return table_.lookup(info); }
 
  private:
-  bool inverts(const StepInfo& info) const { return info.epoch == 0; }
+  // Statistics of the coefficients reused by a run of steps (one epoch, or one step).
+  struct ReuseStatistics {
+    int64_t epoch = 0;  // 1-based
+    int64_t batch = 0;  // the last step's batch index in its epoch
+    int64_t steps = 0;
+    double sum_total = 0, sum_min = 0, sum_max = 0;  // Σ_i c_i per step (mean over sets)
+    double coefficient_min = 0, coefficient_max = 0;
+    double negative_total = 0;  // per step, the fraction of c_i < 0
+    void add(const StepInfo& info, const torch::Tensor& coefficients);
+    nlohmann::json to_json() const;
+  };
+
+  // Epoch 0, and with refresh_epochs = k > 0 every k-th epoch, solves afresh.
+  bool inverts(const StepInfo& info) const {
+    return info.epoch == 0 || (refresh_epochs_ > 0 && info.epoch % refresh_epochs_ == 0);
+  }
+  // The coefficients a reusing step of `info` uses: the stored ones, negatives handled as set.
+  torch::Tensor reused_coefficients(const StepInfo& info) const;
+  void record_reuse(const StepInfo& info, const torch::Tensor& coefficients);
   bool recombines(const StepInfo& info) const { return per_layer_ && !inverts(info); }
   void invert(const StepInfo& info);
   // c = (K + nλI)⁻¹1 for one coefficient set's Gram, with FNGD's damping rule.
@@ -65,6 +88,10 @@ class Fngd : public TorchOptimizer {
   WoodburySolver solver_;
   DampingSchedule damping_;
   CoefficientTable table_;
+  int64_t refresh_epochs_;
+  std::string negative_coefficients_;  // keep | clamp | clamp_renormalise
+  std::vector<ReuseStatistics> reuse_;  // one per reusing epoch
+  ReuseStatistics last_reuse_;
 };
 
 OptimizerEntry fngd_entry();

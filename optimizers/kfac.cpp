@@ -28,11 +28,11 @@ void blend(torch::Tensor& running, const torch::Tensor& batch, double decay) {
 std::vector<OptionInfo> kfac_hyperparameters() {
   auto options = sgd_hyperparameters(0.01);
   const std::vector<OptionInfo> curvature_options = {
-      {"damping", 1e-3, "Tikhonov damping λ (see inverse_method for where it is added)"},
-      {"stat_decay", 0.95, "running-average decay ε of the Kronecker factors (which start at I)"},
-      {"kl_clip", 1e-2, "KL clip κ: scale updates so lr²·Σ⟨V, ∇W̄⟩ ≤ κ (0 = off)"},
-      {"t_cov", 10, "steps between factor updates (capture is requested on these steps only)"},
-      {"t_inv", 100, "steps between eigendecompositions / inverses of the factors"},
+      {"damping", 1e-3, "Tikhonov damping λ (see inverse_method for where it is added)", {}, at_least(0)},
+      {"stat_decay", 0.95, "running-average decay ε of the Kronecker factors (which start at I)", {}, unit_interval()},
+      {"kl_clip", 1e-2, "KL clip κ: scale updates so lr²·Σ⟨V, ∇W̄⟩ ≤ κ (0 = off)", {}, at_least(0)},
+      {"t_cov", 10, "steps between factor updates (capture is requested on these steps only)", {}, at_least(1)},
+      {"t_inv", 100, "steps between eigendecompositions / inverses of the factors", {}, at_least(1)},
       {"inverse_method", "eigen",
        "eigen: λ added to the eigenvalue products d_G·d_Aᵀ; inverse: π-corrected factored Tikhonov",
        {"eigen", "inverse"}},

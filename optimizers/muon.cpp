@@ -13,22 +13,22 @@ namespace {
 
 std::vector<OptionInfo> muon_hyperparameters() {
   return {
-      {"lr", 0.02, "base learning rate of the orthogonalised matrices (scaled by the schedule)"},
-      {"momentum", 0.95, "momentum β of the matrices: m ← βm + (1−β)g"},
+      {"lr", 0.02, "base learning rate of the orthogonalised matrices (scaled by the schedule)", {}, at_least(0)},
+      {"momentum", 0.95, "momentum β of the matrices: m ← βm + (1−β)g", {}, below_one()},
       {"nesterov", true, "step along (1−β)g + βm instead of m"},
-      {"ns_steps", 5, "quintic Newton–Schulz iterations"},
-      {"weight_decay", 0.0, "decoupled weight decay of the matrices: θ ← θ·(1 − lr·wd)"},
+      {"ns_steps", 5, "quintic Newton–Schulz iterations", {}, at_least(1)},
+      {"weight_decay", 0.0, "decoupled weight decay of the matrices: θ ← θ·(1 − lr·wd)", {}, at_least(0)},
       {"head", "adamw",
        "who steps the classifier (an image model's last capture layer): adamw, as the reference advises, or muon",
        {"adamw", "muon"}},
       {"ns_dtype", "parameter",
        "dtype of the Newton–Schulz iterations: the parameter's, or bfloat16 as the reference (GPU)",
        {"parameter", "bfloat16"}},
-      {"adamw_lr", 3e-4, "base learning rate of the AdamW parameters (scaled by the same schedule factor)"},
-      {"adamw_beta1", 0.9, "AdamW first-moment decay"},
-      {"adamw_beta2", 0.95, "AdamW second-moment decay"},
-      {"adamw_eps", 1e-10, "AdamW ε added to √v̂"},
-      {"adamw_weight_decay", 0.0, "AdamW decoupled weight decay"},
+      {"adamw_lr", 3e-4, "base learning rate of the AdamW parameters (scaled by the same schedule factor)", {}, at_least(0)},
+      {"adamw_beta1", 0.9, "AdamW first-moment decay", {}, below_one()},
+      {"adamw_beta2", 0.95, "AdamW second-moment decay", {}, below_one()},
+      {"adamw_eps", 1e-10, "AdamW ε added to √v̂", {}, at_least(0)},
+      {"adamw_weight_decay", 0.0, "AdamW decoupled weight decay", {}, at_least(0)},
   };
 }
 

@@ -6,10 +6,10 @@ namespace ngd {
 
 std::vector<OptionInfo> sgd_hyperparameters(double default_lr) {
   return {
-      {"lr", default_lr, "base learning rate (scaled by the schedule)"},
-      {"momentum", 0.9, "heavy-ball momentum μ (0 = none)"},
+      {"lr", default_lr, "base learning rate (scaled by the schedule)", {}, at_least(0)},
+      {"momentum", 0.9, "heavy-ball momentum μ (0 = none)", {}, below_one()},
       {"nesterov", false, "Nesterov momentum (needs momentum > 0)"},
-      {"weight_decay", 0.0, "L2 coefficient added to the gradient: g + wd·θ"},
+      {"weight_decay", 0.0, "L2 coefficient added to the gradient: g + wd·θ", {}, at_least(0)},
   };
 }
 

@@ -187,19 +187,19 @@ OptimizerEntry sngd_entry() {
   hyperparameters.insert(
       hyperparameters.end(),
       {
-          {"damping", 1.0, "added to each Kronecker factor as damping·tr(F)/dim·I"},
+          {"damping", 1.0, "added to each Kronecker factor as damping·tr(F)/dim·I", {}, at_least(0)},
           {"local_fisher", "kronecker", "the local Fisher's structure: A ⊗ G, or A ⊗ I (whitened inputs only)",
            {"kronecker", "input"}},
           {"fisher", "sampled", "output gradients of sampled labels (true Fisher) or of the true labels (empirical)",
            {"sampled", "empirical"}},
-          {"ema_decay", 0.95, "moving-average decay of the factors, which start at I"},
-          {"stats_interval", 10, "steps between factor updates (t_cov)"},
-          {"inverse_interval", 100, "steps between root/inverse refreshes (t_inv)"},
+          {"ema_decay", 0.95, "moving-average decay of the factors, which start at I", {}, unit_interval()},
+          {"stats_interval", 10, "steps between factor updates (t_cov)", {}, at_least(1)},
+          {"inverse_interval", 100, "steps between root/inverse refreshes (t_inv)", {}, at_least(1)},
           {"root_method", "denman-beavers", "how the factors' square roots are computed",
            {"denman-beavers", "newton-schulz", "eigh"}},
-          {"kl_clip", 1e-3, "KFAC's KL clip κ: scale updates so lr²·Σ⟨update, ∇⟩ ≤ κ (0 = off)"},
-          {"root_iterations", 50, "iteration limit of Denman–Beavers / Newton–Schulz"},
-          {"root_tolerance", 1e-4, "stop when ‖M − I‖_F/√n (DB) or ‖ZY − I‖_F/√n (NS) is below this"},
+          {"kl_clip", 1e-3, "KFAC's KL clip κ: scale updates so lr²·Σ⟨update, ∇⟩ ≤ κ (0 = off)", {}, at_least(0)},
+          {"root_iterations", 50, "iteration limit of Denman–Beavers / Newton–Schulz", {}, at_least(1)},
+          {"root_tolerance", 1e-4, "stop when ‖M − I‖_F/√n (DB) or ‖ZY − I‖_F/√n (NS) is below this", {}, above(0)},
       });
   return {"sngd",
           "structured NGD (reconstruction): GD on layers rescaled by the square roots of their Kronecker-factored "

@@ -128,10 +128,10 @@ OptimizerEntry sngd_rfim_entry() {
   }
   hyperparameters.insert(hyperparameters.end(),
                          {
-                             {"metric_decay", 0.995, "moving-average decay of the metrics (M ← d·M + (1−d)·batch)"},
-                             {"damping", 1e-4, "inverse of M + damping·tr(M)·I"},
-                             {"inverse_interval", 100, "batches (counted within each epoch) between inverse refreshes"},
-                             {"l2", 1e-3, "l2·½‖W‖² (biases excluded) in the loss: its gradient is preconditioned"},
+                             {"metric_decay", 0.995, "moving-average decay of the metrics (M ← d·M + (1−d)·batch)", {}, unit_interval()},
+                             {"damping", 1e-4, "inverse of M + damping·tr(M)·I", {}, at_least(0)},
+                             {"inverse_interval", 100, "batches (counted within each epoch) between inverse refreshes", {}, at_least(1)},
+                             {"l2", 1e-3, "l2·½‖W‖² (biases excluded) in the loss: its gradient is preconditioned", {}, at_least(0)},
                          });
   return {"sngd-rfim",
           "the official SNGD code: relative Fisher metrics (per-unit sigmoid² for hidden layers, input covariance "

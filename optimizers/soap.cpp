@@ -145,14 +145,14 @@ OptimizerEntry soap_entry() {
   return {"soap",
           "SOAP: Adam in the eigenbasis of Shampoo's factors, refreshed by QR power iteration (nikhilvyas/SOAP)",
           {
-              {"lr", 3e-3, "base learning rate (scaled by the schedule)"},
-              {"beta1", 0.95, "decay of Adam's first moment (in the eigenbasis)"},
-              {"beta2", 0.95, "decay of Adam's second moment (in the eigenbasis)"},
+              {"lr", 3e-3, "base learning rate (scaled by the schedule)", {}, at_least(0)},
+              {"beta1", 0.95, "decay of Adam's first moment (in the eigenbasis)", {}, below_one()},
+              {"beta2", 0.95, "decay of Adam's second moment (in the eigenbasis)", {}, below_one()},
               {"shampoo_beta", -1.0, "decay of the factors L, R (negative: beta2)"},
-              {"eps", 1e-8, "added to √v (the step size carries the bias correction)"},
-              {"weight_decay", 0.01, "decoupled weight decay, θ ← θ·(1 − lr·wd) after the step"},
-              {"precondition_frequency", 10, "steps between QR power-iteration refreshes of the eigenbases"},
-              {"max_preconditioner_dim", 10000, "a side longer than this is not rotated (identity basis)"},
+              {"eps", 1e-8, "added to √v (the step size carries the bias correction)", {}, at_least(0)},
+              {"weight_decay", 0.01, "decoupled weight decay, θ ← θ·(1 − lr·wd) after the step", {}, at_least(0)},
+              {"precondition_frequency", 10, "steps between QR power-iteration refreshes of the eigenbases", {}, at_least(1)},
+              {"max_preconditioner_dim", 10000, "a side longer than this is not rotated (identity basis)", {}, at_least(1)},
           },
           [](CaptureModel& model, const Options& options) -> std::unique_ptr<Optimizer> {
             return std::make_unique<Soap>(model, options);

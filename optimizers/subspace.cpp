@@ -272,16 +272,16 @@ class ProjectedBfgs : public SubspaceTraining {
 
 std::vector<OptionInfo> dldr_hyperparameters() {
   return {
-      {"lr", 1.0, "subspace-phase learning rate (DLDR: 1), scaled by the schedule"},
-      {"sampling_epochs", 80, "epochs of SGD whose trajectory is sampled (DLDR: epochs 0–80 of ResNet-20 on CIFAR-10)"},
-      {"sampling_lr", 0.1, "sampling-phase SGD learning rate, scaled by the same schedule"},
-      {"sampling_momentum", 0.9, "sampling-phase SGD momentum"},
-      {"sampling_weight_decay", 1e-4, "sampling-phase SGD weight decay"},
-      {"sample_start_epoch", 0, "epoch whose start is the first snapshot and the restart point (params_start)"},
-      {"snapshots_per_epoch", 1, "evenly spaced snapshots per sampling epoch (DLDR: 1, at epoch ends)"},
-      {"subspace_dim", 40, "principal directions kept (at most snapshots − 1)"},
+      {"lr", 1.0, "subspace-phase learning rate (DLDR: 1), scaled by the schedule", {}, at_least(0)},
+      {"sampling_epochs", 80, "epochs of SGD whose trajectory is sampled (DLDR: epochs 0–80 of ResNet-20 on CIFAR-10)", {}, at_least(1)},
+      {"sampling_lr", 0.1, "sampling-phase SGD learning rate, scaled by the same schedule", {}, at_least(0)},
+      {"sampling_momentum", 0.9, "sampling-phase SGD momentum", {}, below_one()},
+      {"sampling_weight_decay", 1e-4, "sampling-phase SGD weight decay", {}, at_least(0)},
+      {"sample_start_epoch", 0, "epoch whose start is the first snapshot and the restart point (params_start)", {}, at_least(0)},
+      {"snapshots_per_epoch", 1, "evenly spaced snapshots per sampling epoch (DLDR: 1, at epoch ends)", {}, at_least(1)},
+      {"subspace_dim", 40, "principal directions kept (at most snapshots − 1)", {}, at_least(1)},
       {"restart_from_start", true, "restart the subspace phase from the first snapshot (DLDR) or go on from the last"},
-      {"max_snapshot_mb", 4096, "refuse runs whose snapshots would need more memory"},
+      {"max_snapshot_mb", 4096, "refuse runs whose snapshots would need more memory", {}, at_least(1)},
   };
 }
 
@@ -359,7 +359,7 @@ torch::Tensor Bfgs::direction(const torch::Tensor& gradient) {
 
 OptimizerEntry psgd_entry() {
   auto hyperparameters = dldr_hyperparameters();
-  hyperparameters.insert(hyperparameters.begin() + 1, {"momentum", 0.9, "subspace-phase SGD momentum (DLDR: 0.9)"});
+  hyperparameters.insert(hyperparameters.begin() + 1, {"momentum", 0.9, "subspace-phase SGD momentum (DLDR: 0.9)", {}, below_one()});
   return {"psgd",
           "DLDR P-SGD: SGD while sampling the trajectory, then momentum SGD on the gradient projected onto its "
           "top PCA directions, restarted from the first snapshot",

@@ -56,7 +56,7 @@ void Tengrad::step(const StepInfo& info, PhaseTimer& timer) {
 
 OptimizerEntry tengrad_entry() {
   auto hyperparameters = sgd_hyperparameters(kDefaultLearningRate);
-  hyperparameters.push_back({"freq", kDefaultFreq, "steps between refreshes of the per-sample gradients and the factorised inverse"});
+  hyperparameters.push_back({"freq", kDefaultFreq, "steps between refreshes of the per-sample gradients and the factorised inverse", {}, at_least(1)});
   for (auto& info : damping_hyperparameters(kDefaultDamping)) hyperparameters.push_back(std::move(info));
   for (auto& info : woodbury_hyperparameters()) hyperparameters.push_back(std::move(info));
   return {"tengrad",

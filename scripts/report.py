@@ -241,7 +241,8 @@ REFERENCE_ORDER = ("sgd", "adamw", "kfac")
 def rows_of(results):
     rows = OrderedDict()
     for result in results:
-        row = rows.setdefault(result["config_hash"], Row(result["label"], result["optimizer"]))
+        # An entry's variant (e.g. "fngd-clamp") is selected and compared as an optimizer of its own.
+        row = rows.setdefault(result["config_hash"], Row(result["label"], result.get("variant") or result["optimizer"]))
         row.runs.append(result)
     rank = lambda row: REFERENCE_ORDER.index(row.optimizer) if row.optimizer in REFERENCE_ORDER else len(REFERENCE_ORDER)
     return sorted(rows.values(), key=lambda row: (rank(row), row.label))

@@ -15,7 +15,7 @@ namespace {
 ModelEntry cifar_resnet(int64_t depth) {
   return {"resnet" + std::to_string(depth),
           "He et al. CIFAR ResNet-" + std::to_string(depth) + " (16-32-64 channels, option-A shortcuts, BN)",
-          {{"width", 16, "channels of the first stage; the stages have width·1, 2, 4 (16 in the paper)"}},
+          {{"width", 16, "channels of the first stage; the stages have width·1, 2, 4 (16 in the paper)", {}, at_least(1)}},
           [depth](const Options& options, const ModelInput& input) -> std::shared_ptr<Model> {
             return std::make_shared<CifarResNet>(depth, options.integer("width"), input);
           }};
@@ -23,7 +23,8 @@ ModelEntry cifar_resnet(int64_t depth) {
 
 OptionInfo rank_option() {
   return {"rank", 0,
-          "factorise each Linear/Conv2d as W = U·V through this rank where that saves weights (0 = dense)"};
+          "factorise each Linear/Conv2d as W = U·V through this rank where that saves weights (0 = dense)", {},
+          at_least(0)};
 }
 
 // The rank option's value; absent (options not resolved against this table, as some tests build models) = dense.
@@ -36,14 +37,14 @@ const std::vector<ModelEntry>& model_registry() {
   static const std::vector<ModelEntry> table = {
       {"mlp",
        "fully connected ReLU network on flattened images",
-       {{"hidden", {256, 256}, "widths of the hidden layers"}, rank_option()},
+       {{"hidden", {256, 256}, "widths of the hidden layers", {}, at_least(1)}, rank_option()},
        [](const Options& options, const ModelInput& input) -> std::shared_ptr<Model> {
          return std::make_shared<Mlp>(options.integers("hidden"), rank(options), input);
        }},
       {"3c1f",
        "3 conv3×3 + maxpool3 + FC + FC, no BN (TENGraD/HyLo Fashion-MNIST net)",
-       {{"channels", 128, "channels of each conv layer (128 in the papers)"},
-        {"hidden", 500, "width of the hidden FC layer (500 in the papers)"},
+       {{"channels", 128, "channels of each conv layer (128 in the papers)", {}, at_least(1)},
+        {"hidden", 500, "width of the hidden FC layer (500 in the papers)", {}, at_least(1)},
         rank_option()},
        [](const Options& options, const ModelInput& input) -> std::shared_ptr<Model> {
          return std::make_shared<Conv3Fc1>(options.integer("channels"), options.integer("hidden"),
@@ -51,14 +52,15 @@ const std::vector<ModelEntry>& model_registry() {
        }},
       {"cnn",
        "small CNN for quick CPU runs: 2× (conv3×3 + ReLU + maxpool2), FC, FC; no BN",
-       {{"channels", 32, "channels of the first conv (the second has twice as many)"},
-        {"hidden", 128, "width of the hidden FC layer"}},
+       {{"channels", 32, "channels of the first conv (the second has twice as many)", {}, at_least(1)},
+        {"hidden", 128, "width of the hidden FC layer", {}, at_least(1)}},
        [](const Options& options, const ModelInput& input) -> std::shared_ptr<Model> {
          return std::make_shared<SmallCnn>(options.integer("channels"), options.integer("hidden"), input);
        }},
       {"resnet18",
        "ResNet-18 for CIFAR (3×3 stem, no max-pool, projection shortcuts, BN)",
-       {{"width", 64, "channels of the first stage; the stages have width·1, 2, 4, 8 (64 in kuangliu/pytorch-cifar)"}},
+       {{"width", 64, "channels of the first stage; the stages have width·1, 2, 4, 8 (64 in kuangliu/pytorch-cifar)", {},
+         at_least(1)}},
        [](const Options& options, const ModelInput& input) -> std::shared_ptr<Model> {
          return std::make_shared<ResNet18>(options.integer("width"), input);
        }},
@@ -73,9 +75,9 @@ const std::vector<ModelEntry>& model_registry() {
        }},
       {"densenet_bc",
        "DenseNet-BC for CIFAR (bottleneck + compression, BN)",
-       {{"depth", 19, "3n+4; (depth−4)/6 bottleneck layers per dense block (19 in TENGraD/HyLo)"},
-        {"growth", 100, "growth rate k (100 in TENGraD/HyLo)"},
-        {"compression", 2, "transitions divide the channels by this"}},
+       {{"depth", 19, "3n+4; (depth−4)/6 bottleneck layers per dense block (19 in TENGraD/HyLo)", {}, at_least(10)},
+        {"growth", 100, "growth rate k (100 in TENGraD/HyLo)", {}, at_least(1)},
+        {"compression", 2, "transitions divide the channels by this", {}, at_least(1)}},
        [](const Options& options, const ModelInput& input) -> std::shared_ptr<Model> {
          return std::make_shared<DenseNetBc>(options.integer("depth"), options.integer("growth"),
                                              options.integer("compression"), input);

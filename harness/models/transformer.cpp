@@ -167,13 +167,14 @@ torch::Tensor TranslationModel::decode(const torch::Tensor& memory, const torch:
 }
 
 std::vector<OptionInfo> transformer_options() {
-  return {{"d_model", 512, "width of embeddings and attention"},
-          {"heads", 8, "attention heads (divide d_model)"},
-          {"encoder_layers", 3, "encoder layers"},
-          {"decoder_layers", 3, "decoder layers"},
-          {"d_ff", 2048, "feed-forward hidden width"},
-          {"dropout", 0.1, "dropout on embeddings, sublayer outputs, attention weights and FF hidden units"},
-          {"label_smoothing", 0.1, "label smoothing of the training (and validation) cross-entropy"},
+  return {{"d_model", 512, "width of embeddings and attention", {}, at_least(1)},
+          {"heads", 8, "attention heads (divide d_model)", {}, at_least(1)},
+          {"encoder_layers", 3, "encoder layers", {}, at_least(1)},
+          {"decoder_layers", 3, "decoder layers", {}, at_least(1)},
+          {"d_ff", 2048, "feed-forward hidden width", {}, at_least(1)},
+          {"dropout", 0.1, "dropout on embeddings, sublayer outputs, attention weights and FF hidden units", {},
+           below_one()},
+          {"label_smoothing", 0.1, "label smoothing of the training (and validation) cross-entropy", {}, below_one()},
           {"tie_embeddings", true, "the vocabulary projection reuses the target embedding"},
           {"share_source_target_embeddings", true, "one embedding table for both languages (needs joint_vocab)"},
           {"capture_embeddings_and_projection", false,

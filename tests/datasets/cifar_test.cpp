@@ -180,5 +180,26 @@ TEST(BatchLoader, CoversEveryTrainingSampleOncePerEpoch) {
   EXPECT_TRUE(std::get<0>(torch::cat(ids).sort()).equal(torch::arange(100, torch::kInt64)));
 }
 
+// The sample ids of one epoch, in batch order.
+torch::Tensor epoch_ids(BatchLoader& loader) {
+  loader.start_epoch();
+  std::vector<torch::Tensor> ids;
+  for (int64_t b = 0; b < loader.batches_per_epoch(); ++b) ids.push_back(loader.next().sample_ids);
+  return torch::cat(ids);
+}
+
+TEST(BatchLoader, DataOrdersReshuffleRepeatTheFirstShuffleOrKeepTheDatasetOrder) {
+  const auto dataset = testing::synthetic_fashion_mnist(100, 10);
+  BatchLoader reshuffle(dataset, 32, 1, torch::kCPU, true, DataOrder::kReshuffle);
+  BatchLoader fixed(dataset, 32, 1, torch::kCPU, true, DataOrder::kFixed);
+  BatchLoader none(dataset, 32, 1, torch::kCPU, false, DataOrder::kNone);
+  const auto first = epoch_ids(reshuffle);
+  EXPECT_TRUE(epoch_ids(fixed).equal(first)) << "the same seed draws the same first shuffle";
+  EXPECT_FALSE(first.equal(torch::arange(100, torch::kInt64)));
+  EXPECT_FALSE(epoch_ids(reshuffle).equal(first));
+  EXPECT_TRUE(epoch_ids(fixed).equal(first));
+  for (int epoch = 0; epoch < 2; ++epoch) EXPECT_TRUE(epoch_ids(none).equal(torch::arange(100, torch::kInt64)));
+}
+
 }  // namespace
 }  // namespace ngd

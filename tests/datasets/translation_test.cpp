@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <numeric>
 #include <set>
 
 #include "datasets/dataset.h"
@@ -141,6 +142,22 @@ TEST(LengthBatching, SameSeedSameBatchesOtherSeedOtherOrder) {
   const auto a = length_batches(split, {200, 0}, first);
   EXPECT_EQ(a, length_batches(split, {200, 0}, second));
   EXPECT_NE(a, length_batches(split, {200, 0}, other));
+}
+
+TEST(LengthBatching, UnshuffledBatchesAreTheSortedFileOrderWhateverTheSeed) {
+  const auto split = random_lengths(200, 4);
+  auto first = at::detail::createCPUGenerator(5), other = at::detail::createCPUGenerator(6);
+  const auto batches = length_batches(split, {200, 0}, first, /*shuffle=*/false);
+  EXPECT_EQ(batches, length_batches(split, {200, 0}, other, /*shuffle=*/false));
+  std::vector<int64_t> order;
+  for (const auto& batch : batches) order.insert(order.end(), batch.begin(), batch.end());
+  std::vector<int64_t> expected(200);
+  std::iota(expected.begin(), expected.end(), 0);
+  std::stable_sort(expected.begin(), expected.end(), [&split](int64_t a, int64_t b) {
+    return std::make_pair(split.target[a].size(), split.source[a].size()) <
+           std::make_pair(split.target[b].size(), split.source[b].size());
+  });
+  EXPECT_EQ(order, expected);
 }
 
 TEST(LengthBatching, OverlongSentenceFormsItsOwnBatch) {

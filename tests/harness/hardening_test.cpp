@@ -184,6 +184,19 @@ TEST(Slurm, ControlCharactersInArgumentsAreRefusedNamingTheArgument) {
   EXPECT_FALSE(fs::exists(work.file("o\nid")));
 }
 
+TEST(Cli, OutOfRangeSettingFailsTheDryRunWithItsPath) {
+  testing::TempDir work;
+  auto document = testing::tiny_spec();
+  document["optimizers"][0] = {{"name", "kfac"}, {"hparams", {{"damping", -1}}}};
+  const auto spec_path = work.file("bad.json");
+  std::ofstream(spec_path) << document.dump();
+  const auto status = run_ngdbench({"run", spec_path, "--dry-run"}, work.file("stdout"), work.file("stderr"));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  EXPECT_NE(read_file(work.file("stderr")).find("bad.json: optimizers[0].hparams.damping: expected a value ≥ 0"),
+            std::string::npos)
+      << read_file(work.file("stderr"));
+}
+
 // The CLI with a file size limit below the room check's probe: the sweep stops before training.
 TEST(Cli, FullDiskIsFoundBeforeTheFirstRunTrains) {
   testing::TempDir root, work;

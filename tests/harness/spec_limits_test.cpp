@@ -156,5 +156,40 @@ TEST(SpecLimits, HugeNamesAreEchoedAbbreviated) {
   EXPECT_LT(text_error(huge).size(), 3 * kMaxShownChars + 300);  // a syntax error echoes what it read
 }
 
+TEST(SpecLimits, ValuesOutsideTheirDeclaredRangeAreRefusedAtParseTime) {
+  struct Case {
+    const char* optimizer;
+    const char* pointer;
+    json value;
+    const char* path;
+    const char* expected;
+  };
+  const std::vector<Case> cases = {
+      {"kfac", "/optimizers/0/hparams/damping", -1, "optimizers[0].hparams.damping", "expected a value ≥ 0, got -1"},
+      {"sgd", "/optimizers/0/hparams/lr", -0.1, "optimizers[0].hparams.lr", "≥ 0, got -0.1"},
+      {"sgd", "/optimizers/0/hparams/weight_decay", -1e-4, "optimizers[0].hparams.weight_decay", "≥ 0"},
+      {"sgd", "/optimizers/0/hparams/momentum", 1.0, "optimizers[0].hparams.momentum", "in [0, 1), got 1.0"},
+      {"adamw", "/optimizers/0/hparams/beta2", 1.0, "optimizers[0].hparams.beta2", "in [0, 1)"},
+      {"kfac", "/optimizers/0/hparams/t_inv", 0, "optimizers[0].hparams.t_inv", "≥ 1, got 0"},
+      {"sgd", "/model/hidden", json::array({16, 0}), "model.hidden[1]", "≥ 1, got 0"},
+      {"sgd", "/model/rank", -2, "model.rank", "≥ 0, got -2"},
+      {"sgd", "/optimizers/0/schedule", json{{"name", "step"}, {"step_size", 0}}, "optimizers[0].schedule.step_size",
+       "≥ 1, got 0"},
+      {"sgd", "/optimizers/0/schedule", json{{"name", "multistep"}, {"milestones", {3, -1}}},
+       "optimizers[0].schedule.milestones[1]", "≥ 0"},
+      {"sgd", "/dataset/std", json::array({0.0}), "dataset.std[0]", "> 0, got 0.0"},
+      {"sgd", "/optimizers/0/hparams/lr", json::array({0.1, -1}), "optimizers[0].hparams.lr[1]", "≥ 0, got -1"},
+  };
+  for (const auto& test : cases) {
+    auto document = testing::tiny_spec();
+    document["optimizers"][0] = {{"name", test.optimizer}};
+    document[json::json_pointer(test.pointer)] = test.value;
+    expect_message_has(document_error(document), {std::string("spec.json: ") + test.path + ": ", test.expected});
+  }
+  auto document = testing::tiny_spec();  // the ends of a half-open range
+  document["optimizers"][0]["hparams"] = {{"momentum", 0.0}, {"weight_decay", 0.0}, {"lr", 0.0}};
+  EXPECT_EQ(document_error(document), "");
+}
+
 }  // namespace
 }  // namespace ngd

@@ -68,6 +68,21 @@ TEST(Spec, IdentityChangesWithAnySetting) {
   EXPECT_NE(base.config_hash(), other_subset.config_hash());
 }
 
+TEST(Spec, DataOrderEntersTheIdentityOnlyWhenNotTheDefault) {
+  const auto base = parse_spec(testing::tiny_spec(), "s").runs[0];
+  const auto reshuffle = parse_spec(with(testing::tiny_spec(), "/data_order"_json_pointer, "reshuffle"), "s").runs[0];
+  const auto fixed = parse_spec(with(testing::tiny_spec(), "/data_order"_json_pointer, "fixed"), "s").runs[0];
+  const auto none = parse_spec(with(testing::tiny_spec(), "/data_order"_json_pointer, "none"), "s").runs[0];
+  EXPECT_EQ(base.data_order, DataOrder::kReshuffle);
+  EXPECT_EQ(base.config_hash(), reshuffle.config_hash());  // results from before the setting keep their names
+  EXPECT_EQ(fixed.data_order, DataOrder::kFixed);
+  EXPECT_EQ(fixed.identity()["data_order"], "fixed");
+  EXPECT_NE(base.config_hash(), fixed.config_hash());
+  EXPECT_NE(fixed.config_hash(), none.config_hash());
+  expect_rejected(with(testing::tiny_spec(), "/data_order"_json_pointer, "sorted"), {"data_order", "reshuffle, fixed, none"});
+  expect_rejected(with(testing::tiny_spec(), "/data_order"_json_pointer, 1), {"data_order"});
+}
+
 TEST(Spec, ListValuedModelOptionIsAValueNotAnAxis) {
   const auto spec = parse_spec(with(testing::tiny_spec(), "/model/hidden"_json_pointer, {64, 32}), "s");
   ASSERT_EQ(spec.runs.size(), 1u);

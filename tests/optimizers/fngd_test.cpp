@@ -139,6 +139,72 @@ TEST(Fngd, PerLayerLaterEpochsRecombineRecordedStatisticsWithoutInversion) {
   EXPECT_EQ(fngd.counters().solves, after_first_epoch.solves);
 }
 
+class FngdNegativeCoefficients : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(FngdNegativeCoefficients, ReusedStepWeighsEachSampleByTheRulesCoefficient) {
+  const std::string rule = GetParam();
+  auto model = small_conv_net();
+  const auto batch = random_batch({2, 8, 8}, 5);
+  Fngd fngd(*model, woodbury_testing::optimizer_options("fngd", {{"lr", 0.0}, {"momentum", 0.0}, {"damping", kSmallDamping},
+                                                                  {"negative_coefficients", rule}}));
+  const auto first = step_info(0, 0, 1, torch::arange(kSamples));
+  woodbury_testing::train_step(*model, fngd, first, batch);
+  const auto stored = fngd.coefficients(first)[0];
+  // The rule written out sample by sample.
+  std::vector<double> weights;
+  double stored_sum = 0, kept_sum = 0, negatives = 0;
+  for (int64_t i = 0; i < kSamples; ++i) {
+    const double c = stored[i].item<double>();
+    const double kept = rule == "keep" ? c : std::max(c, 0.0);
+    stored_sum += c;
+    kept_sum += kept;
+    negatives += c < 0;
+    weights.push_back(kept);
+  }
+  ASSERT_GT(negatives, 0) << "no negative coefficient to handle";
+  if (rule == "clamp_renormalise") {
+    for (auto& weight : weights) weight *= stored_sum / kept_sum;
+  }
+
+  const auto second = step_info(1, 0, 1, torch::arange(kSamples));
+  const auto loop = woodbury_testing::per_sample_gradient_loop(*model, batch);
+  woodbury_testing::train_step(*model, fngd, second, batch);
+  const auto expected_weights = torch::tensor(weights, torch::kDouble);
+  const auto gradients = woodbury_testing::layer_gradients(*model);
+  for (size_t l = 0; l < loop.size(); ++l) {
+    expect_close(gradients[l], expected_weights.unsqueeze(0).mm(loop[l]).squeeze(0), kTolerance);
+  }
+  const auto last = fngd.report().at("last_reuse");
+  EXPECT_EQ(last.at("epoch").get<int64_t>(), 2);
+  EXPECT_NEAR(last.at("negative_fraction").get<double>(), rule == "keep" ? negatives / kSamples : 0.0, 1e-12);
+  EXPECT_NEAR(last.at("coefficient_sum").at("mean").get<double>(), expected_weights.sum().item<double>(),
+              kTolerance * stored.abs().sum().item<double>());
+}
+
+INSTANTIATE_TEST_SUITE_P(Fngd, FngdNegativeCoefficients, ::testing::Values("keep", "clamp", "clamp_renormalise"));
+
+TEST(Fngd, RefreshEpochsSolveAfreshInEveryKthEpochAndReuseBetween) {
+  auto model = small_conv_net();
+  const auto batch = random_batch({2, 8, 8}, 7);
+  const auto other = random_batch({2, 8, 8}, 12);  // other images under the same sample ids
+  Fngd fngd(*model, woodbury_testing::optimizer_options(
+                        "fngd", {{"lr", 0.0}, {"momentum", 0.0}, {"damping", kSmallDamping}, {"refresh_epochs", 2}}));
+  woodbury_testing::train_step(*model, fngd, step_info(0, 0, 1, torch::arange(kSamples)), batch);
+  const auto reuse = step_info(1, 0, 1, torch::arange(kSamples));
+  EXPECT_EQ(fngd.capture(reuse), Capture::kNone);
+  woodbury_testing::train_step(*model, fngd, reuse, batch);
+  EXPECT_EQ(fngd.counters().factorizations, 1);
+
+  const auto refresh = step_info(2, 0, 1, torch::arange(kSamples));
+  EXPECT_EQ(fngd.capture(refresh), Capture::kEmpirical);
+  const auto loop = woodbury_testing::per_sample_gradient_loop(*model, other);
+  woodbury_testing::train_step(*model, fngd, refresh, other);
+  expect_close(torch::cat(woodbury_testing::layer_gradients(*model)),
+               woodbury_testing::dense_damped_natural_gradient(torch::cat(loop, 1), kSmallDamping), kTolerance);
+  EXPECT_EQ(fngd.counters().factorizations, 2);
+  EXPECT_EQ(fngd.capture(step_info(3, 0, 1, torch::arange(kSamples))), Capture::kNone);
+}
+
 TEST(Fngd, CoefficientsSumToInverseDampingWhenDampingDominates) {
   auto model = small_conv_net();
   const auto batch = random_batch({2, 8, 8}, 8);
