@@ -3,9 +3,11 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "datasets/dataset.h"
 #include "datasets/multi30k.h"
@@ -172,24 +174,73 @@ int slurm(ngd::SlurmJob job, std::string script_path) {
   return 0;
 }
 
-int regress(const std::string& suite, const std::string& baseline_path, ngd::RunnerOptions options,
-            const std::string& data_root, int threads, bool update, const ngd::RegressTolerance& tolerance) {
+// The baseline file's JSON; nullopt (said on stderr) when it is missing or not JSON.
+std::optional<nlohmann::json> read_baseline(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) {
+    std::cerr << "error: " << path << ": no baseline (create it with `ngdbench regress --update`)\n";
+    return std::nullopt;
+  }
+  try {
+    return nlohmann::json::parse(file);
+  } catch (const nlohmann::json::exception& error) {
+    std::cerr << "error: " << path << ": " << error.what() << "\n";
+    return std::nullopt;
+  }
+}
+
+// `ngdbench regress`'s settings.
+struct RegressCommand {
+  std::string suite = "experiments/ci";
+  std::string baseline_path = "results/baselines/ci.json";
+  std::string out = "build/regress-runs";
+  int threads = 1;
+  bool update = false;
+  // Optimizers (or entry variants) to run alone; with --update only their baseline entries change.
+  std::vector<std::string> only;
+  ngd::RegressTolerance tolerance;
+};
+
+// The runs of `spec` that `only` selects (all when it is empty).
+std::vector<ngd::RunConfig> selected_runs(const ngd::Spec& spec, const std::vector<std::string>& only) {
+  if (only.empty()) return spec.runs;
+  std::vector<ngd::RunConfig> runs;
+  for (const auto& run : spec.runs) {
+    if (std::find(only.begin(), only.end(), run.variant_name()) != only.end()) runs.push_back(run);
+  }
+  return runs;
+}
+
+int regress(const RegressCommand& command, const std::string& data_root) {
+  if (!std::filesystem::is_directory(command.suite)) {
+    std::cerr << "error: " << command.suite
+              << ": no such folder of suite specs (run from the repository root, or pass --suite)\n";
+    return kExitBadInput;
+  }
   std::vector<std::string> spec_paths;
-  for (const auto& entry : std::filesystem::directory_iterator(suite)) {
+  for (const auto& entry : std::filesystem::directory_iterator(command.suite)) {
     if (entry.path().extension() == ".json") spec_paths.push_back(entry.path().string());
   }
   std::sort(spec_paths.begin(), spec_paths.end());
   if (spec_paths.empty()) {
-    std::cerr << "error: " << suite << ": no spec files\n";
+    std::cerr << "error: " << command.suite << ": no spec files\n";
     return kExitBadInput;
   }
+  ngd::RunnerOptions options;
+  options.out_dir = command.out;
+  options.progress = false;
+  const int threads = command.threads;
+  const auto& baseline_path = command.baseline_path;
+  const auto& tolerance = command.tolerance;
   options.data_roots = ngd::data_roots(data_root);
   options.force = true;  // measure the code as it is now
   ngd::configure_threads(threads);
   nlohmann::json measured = nlohmann::json::object();
   for (const auto& path : spec_paths) {
     try {
-      const auto spec = ngd::load_spec(path);
+      auto spec = ngd::load_spec(path);
+      spec.runs = selected_runs(spec, command.only);
+      if (spec.runs.empty()) continue;
       std::cout << fmt::format("regress: {} ({} runs)\n", spec.name, spec.runs.size()) << std::flush;
       measured[spec.name] = ngd::measure_configurations(ngd::run_spec(spec, options));
     } catch (const ngd::DatasetNotFound& error) {
@@ -199,8 +250,17 @@ int regress(const std::string& suite, const std::string& baseline_path, ngd::Run
       return kExitBadInput;
     }
   }
-  if (update) {
-    auto baseline = measured;
+  if (measured.empty() && !command.only.empty()) {
+    std::cerr << "error: --only: no configuration of " << command.suite << " is named "
+              << fmt::format("{}", fmt::join(command.only, ", ")) << "\n";
+    return kExitBadInput;
+  }
+  if (command.update) {
+    // --only: the other entries stay as the baseline has them.
+    auto baseline = command.only.empty() ? measured : read_baseline(baseline_path).value_or(nlohmann::json::object());
+    for (const auto& [suite_name, entries] : measured.items()) {
+      for (const auto& [label, entry] : entries.items()) baseline[suite_name][label] = entry;
+    }
     baseline["_about"] = "ngdbench regress baseline: median steps to the spec's target and final test accuracy per "
                          "configuration, " + std::to_string(ngd::configure_threads(threads)) + " thread(s). "
                          "Rewrite with `ngdbench regress --update` when a change is meant to alter convergence.";
@@ -208,21 +268,14 @@ int regress(const std::string& suite, const std::string& baseline_path, ngd::Run
     std::cout << "regress: baseline written to " << baseline_path << "\n";
     return 0;
   }
-  std::ifstream file(baseline_path);
-  if (!file) {
-    std::cerr << "error: " << baseline_path << ": no baseline (create it with `ngdbench regress --update`)\n";
-    return kExitBadInput;
-  }
-  nlohmann::json baseline;
-  try {
-    baseline = nlohmann::json::parse(file);
-  } catch (const nlohmann::json::exception& error) {
-    std::cerr << "error: " << baseline_path << ": " << error.what() << "\n";
-    return kExitBadInput;
-  }
+  const auto baseline = read_baseline(baseline_path);
+  if (!baseline) return kExitBadInput;
+  // A full run must cover every registered optimizer; --only runs what it names.
   std::vector<std::string> required;
-  for (const auto& entry : ngd::optimizer_registry()) required.push_back(entry.name);
-  const auto outcome = ngd::compare_with_baseline(measured, baseline, required, tolerance, std::cout);
+  if (command.only.empty()) {
+    for (const auto& entry : ngd::optimizer_registry()) required.push_back(entry.name);
+  }
+  const auto outcome = ngd::compare_with_baseline(measured, *baseline, required, tolerance, std::cout);
   for (const auto& problem : outcome.problems) std::cout << "regress: " << problem << "\n";
   std::cout << (outcome.passed ? "regress: passed\n" : "regress: FAILED\n");
   return outcome.passed ? 0 : 1;
@@ -310,23 +363,24 @@ int main(int argc, char** argv) {
 
   auto* regress_command =
       app.add_subcommand("regress", "run the convergence regression suite and compare it with the committed baseline");
-  std::string suite = "experiments/ci";
-  std::string baseline_path = "results/baselines/ci.json";
-  std::string regress_out = "build/regress-runs";
-  bool update = false;
-  int regress_threads = 1;
-  ngd::RegressTolerance tolerance;
-  regress_command->add_option("--suite", suite, "folder of suite specs")->capture_default_str();
-  regress_command->add_option("--baseline", baseline_path, "baseline file")->capture_default_str();
-  regress_command->add_option("--out", regress_out, "where the suite's result files go")->capture_default_str();
+  RegressCommand regress_settings;
+  regress_command->add_option("--suite", regress_settings.suite, "folder of suite specs")->capture_default_str();
+  regress_command->add_option("--baseline", regress_settings.baseline_path, "baseline file")->capture_default_str();
+  regress_command->add_option("--out", regress_settings.out, "where the suite's result files go")->capture_default_str();
   regress_command->add_option("--data-root", data_root, "data root searched first");
-  regress_command->add_option("--threads", regress_threads, "threads (the baseline's count keeps step counts exact)")
+  regress_command->add_option("--threads", regress_settings.threads, "threads (the baseline's count keeps step counts exact)")
       ->capture_default_str();
-  regress_command->add_option("--steps-tolerance", tolerance.steps_ratio, "fail when steps to target grow beyond ×this")
+  regress_command
+      ->add_option("--steps-tolerance", regress_settings.tolerance.steps_ratio, "fail when steps to target grow beyond ×this")
       ->capture_default_str();
-  regress_command->add_option("--accuracy-tolerance", tolerance.accuracy_drop, "fail when final test accuracy drops by more")
+  regress_command
+      ->add_option("--accuracy-tolerance", regress_settings.tolerance.accuracy_drop,
+                   "fail when final test accuracy drops by more")
       ->capture_default_str();
-  regress_command->add_flag("--update", update, "rewrite the baseline from this run");
+  regress_command->add_flag("--update", regress_settings.update, "rewrite the baseline from this run");
+  regress_command->add_option("--only", regress_settings.only,
+                              "run only these optimizers or entry variants (repeatable); with --update, rewrite only "
+                              "their baseline entries");
 
   auto* bleu_command = app.add_subcommand("bleu", "corpus BLEU of two line-aligned text files (gzip or plain)");
   std::string hypothesis_path, reference_path;
@@ -378,12 +432,7 @@ int main(int argc, char** argv) {
     return slurm(job, script_path);
   }
   if (bleu_command->parsed()) return bleu(hypothesis_path, reference_path);
-  if (regress_command->parsed()) {
-    ngd::RunnerOptions regress_options;
-    regress_options.out_dir = regress_out;
-    regress_options.progress = false;
-    return regress(suite, baseline_path, regress_options, data_root, regress_threads, update, tolerance);
-  }
+  if (regress_command->parsed()) return regress(regress_settings, data_root);
   if (list_command->parsed()) return list(what, verbose);
   ngd::stop_cleanly_on_interrupt(options.out_dir);  // before LibTorch starts its threads
   options.progress = !quiet;

@@ -151,8 +151,8 @@ void draw_progress(const RunConfig& config, int64_t epoch, int64_t batch, int64_
 
 using WorkloadFactory = std::function<std::unique_ptr<Workload>(nlohmann::json& meta)>;
 
-// The training loop of every workload. A non-finite training loss ends the run as "diverged", an
-// exception as "failed"; neither throws.
+// The training loop of every workload. A non-finite training loss (or an optimizer's Diverged) ends the
+// run as "diverged", any other exception as "failed"; neither throws.
 RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_workload, const RunnerOptions& options) {
   RunResult result;
   result.config = config;
@@ -183,6 +183,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       model.train();
       const int64_t steps_per_epoch = workload->start_epoch(epoch);
       bool diverged = false;
+      std::string divergence;  // what an optimizer said when its curvature turned non-finite (Diverged)
       double lr = base_lr;
       auto last_draw = Clock::now();
       synchronize(device);  // epoch times always wait for the device: queued kernels are not finished work
@@ -207,7 +208,16 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
           auto scope = timer.scope(Phase::kStep);
           lr = base_lr * schedule(step);
           optimizer->set_learning_rate(lr);
-          optimizer->step(info, timer);
+          try {
+            optimizer->step(info, timer);
+          } catch (const Diverged& error) {
+            diverged = true;
+            divergence = error.what();
+          }
+        }
+        if (diverged) {
+          ++step;
+          break;
         }
         probe.after_step(info);
         workload->accumulate(passes.logits, passes.per_sample_loss);
@@ -231,7 +241,9 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       cumulative_time += epoch_time;
       if (diverged) {
         result.status = "diverged";
-        result.error = fmt::format("non-finite training loss in epoch {} (by step {})", epoch + 1, step);
+        result.error = divergence.empty()
+                           ? fmt::format("non-finite training loss in epoch {} (by step {})", epoch + 1, step)
+                           : fmt::format("{} in epoch {} (step {})", divergence, epoch + 1, step);
         break;
       }
       EpochRecord record;

@@ -32,12 +32,6 @@ Eva::Eva(CaptureModel& model, const Options& options)
       kl_clip_(options.number("kl_clip")),
       vector_interval_(options.integer("t_cov")),
       lr_(options.number("lr")) {
-  if (damping_ <= 0) throw std::invalid_argument(fmt::format("eva: damping must be > 0, got {}", damping_));
-  if (stat_decay_ < 0 || stat_decay_ >= 1) {
-    throw std::invalid_argument(fmt::format("eva: stat_decay must be in [0, 1), got {}", stat_decay_));
-  }
-  if (kl_clip_ < 0) throw std::invalid_argument(fmt::format("eva: kl_clip must be ≥ 0, got {}", kl_clip_));
-  if (vector_interval_ < 1) throw std::invalid_argument(fmt::format("eva: t_cov must be ≥ 1, got {}", vector_interval_));
   for (const auto& layer : model.capture_layers()) layers_.push_back({layer, {}, {}});
 }
 

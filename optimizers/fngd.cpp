@@ -66,7 +66,8 @@ Fngd::Fngd(CaptureModel& model, const Options& options)
       damping_(options),
       table_(options.text("coefficient_index") == "sample_id"),
       refresh_epochs_(options.integer("refresh_epochs")),
-      negative_coefficients_(options.text("negative_coefficients")) {
+      negative_coefficients_(options.text("negative_coefficients")),
+      logit_rhs_(options.text("rhs") == "logit_gradient_norms") {
   std::unordered_set<const void*> captured;
   for (const auto& layer : layers_) {
     captured.insert(layer->weight().unsafeGetTensorImpl());
@@ -145,25 +146,37 @@ nlohmann::json Fngd::report() const {
   return {{"reuse", epochs}, {"last_reuse", last_reuse_.to_json()}};
 }
 
-torch::Tensor Fngd::solve_set(WoodburySolver& solver, const torch::Tensor& gram, const std::string& what) const {
+torch::Tensor Fngd::solve_set(WoodburySolver& solver, const torch::Tensor& gram, const torch::Tensor& rhs,
+                              const std::string& what) const {
   const int64_t n = gram.size(0);
   // Relative: λ scales with the mean non-zero eigenvalue of F = UUᵀ/n, tr(K)/n².
   const double damping = relative_damping_ ? damping_.value() * host_value<double>(gram.trace()) / static_cast<double>(n * n)
                                            : damping_.value();
-  return solver.natural_gradient_coefficients(solver.factorize(gram, damping, what), gram.options());
+  const auto factor = solver.factorize(gram, damping, what);
+  return rhs.defined() ? solver.solve(factor, rhs.to(gram.options()))
+                       : solver.natural_gradient_coefficients(factor, gram.options());
 }
 
-torch::Tensor Fngd::solve_coefficients(WoodburySolver& solver, const std::vector<torch::Tensor>& grams) const {
+torch::Tensor Fngd::solve_coefficients(WoodburySolver& solver, const std::vector<torch::Tensor>& grams,
+                                       const torch::Tensor& rhs) const {
   std::vector<torch::Tensor> rows;
   if (per_layer_) {
     for (size_t i = 0; i < layers_.size(); ++i) {
-      rows.push_back(solve_set(solver, grams[i], "fngd: " + describe_layer(*layers_[i], i, layers_.size())));
+      rows.push_back(solve_set(solver, grams[i], rhs, "fngd: " + describe_layer(*layers_[i], i, layers_.size())));
     }
   } else {
     // One set for all layers: the Gram of the concatenated per-sample gradients is the sum.
-    rows.push_back(solve_set(solver, torch::stack(grams).sum(0), "fngd: all layers"));
+    rows.push_back(solve_set(solver, torch::stack(grams).sum(0), rhs, "fngd: all layers"));
   }
   return torch::stack(rows);
+}
+
+torch::Tensor Fngd::right_hand_side() const {
+  if (!logit_rhs_) return {};
+  // The loss is the batch mean: the recorded output gradients are ∇_z ℓ_i / n.
+  const auto& head = *layers_.back();
+  const int64_t n = head.input().size(0);
+  return (head.grad_output().reshape({n, -1}) * static_cast<double>(n)).square().sum(1);
 }
 
 void Fngd::invert(const StepInfo& info) {
@@ -174,7 +187,7 @@ void Fngd::invert(const StepInfo& info) {
     gradients.push_back(solver_.sample_gradients(*layer, static_cast<double>(layer->input().size(0))));
     grams.push_back(solver_.gram(gradients.back()));
   }
-  const auto coefficients = solve_coefficients(solver_, grams);
+  const auto coefficients = solve_coefficients(solver_, grams, right_hand_side());
   table_.store(info, coefficients);
   for (size_t i = 0; i < layers_.size(); ++i) {
     set_gradient_matrix(*layers_[i], gradients[i].combine(coefficients[per_layer_ ? static_cast<int64_t>(i) : 0]));
@@ -191,9 +204,11 @@ ProbeDirection Fngd::probe_direction() const {
 
 std::optional<CoefficientComparison> Fngd::coefficient_staleness(const StepInfo& info,
                                                                  const std::vector<torch::Tensor>& layer_grams) const {
+  // The probe passes Grams only: a fresh iEF solve would need this batch's logit gradients.
+  if (logit_rhs_) return std::nullopt;
   auto solver = solver_;  // a copy: the probe's solve leaves the step's counters alone
   return CoefficientComparison{inverts(info) ? table_.lookup(info) : reused_coefficients(info),
-                               solve_coefficients(solver, layer_grams).to(torch::kCPU, torch::kFloat64)};
+                               solve_coefficients(solver, layer_grams, {}).to(torch::kCPU, torch::kFloat64)};
 }
 
 void Fngd::recombine(const StepInfo& info) {
@@ -252,6 +267,10 @@ OptimizerEntry fngd_entry() {
                              "reused c_i < 0 (gradient ascent on sample i): keep; clamp to 0; clamp_renormalise: "
                              "clamp, then rescale each set to its stored Σ c_i",
                              {"keep", "clamp", "clamp_renormalise"}});
+  hyperparameters.push_back({"rhs", "ones",
+                             "right-hand side r of c = (K + nλI)⁻¹r: ones (empirical-Fisher natural gradient) or "
+                             "logit_gradient_norms, r_i = ‖∇_{z_i} ℓ_i‖² (iEF, Wu et al. 2024)",
+                             {"ones", "logit_gradient_norms"}});
   for (auto& info : woodbury_hyperparameters()) hyperparameters.push_back(std::move(info));
   return {"fngd",
           "FNGD: first epoch steps with (F+λI)⁻¹ḡ = Σ c_i ∇ℓ_i, c = (K+nλI)⁻¹1; later epochs reuse c as per-sample "

@@ -74,10 +74,16 @@ class Fngd : public TorchOptimizer {
   void record_reuse(const StepInfo& info, const torch::Tensor& coefficients);
   bool recombines(const StepInfo& info) const { return per_layer_ && !inverts(info); }
   void invert(const StepInfo& info);
-  // c = (K + nλI)⁻¹1 for one coefficient set's Gram, with FNGD's damping rule.
-  torch::Tensor solve_set(WoodburySolver& solver, const torch::Tensor& gram, const std::string& what) const;
+  // c = (K + nλI)⁻¹r for one coefficient set's Gram, with FNGD's damping rule; r = 1 when `rhs` is
+  // undefined.
+  torch::Tensor solve_set(WoodburySolver& solver, const torch::Tensor& gram, const torch::Tensor& rhs,
+                          const std::string& what) const;
   // One row per coefficient set from the capture layers' Grams: shared (Σ_l K_l) or per layer.
-  torch::Tensor solve_coefficients(WoodburySolver& solver, const std::vector<torch::Tensor>& grams) const;
+  torch::Tensor solve_coefficients(WoodburySolver& solver, const std::vector<torch::Tensor>& grams,
+                                   const torch::Tensor& rhs) const;
+  // rhs = logit_gradient_norms: s_i = ‖∇_{z_i} ℓ_i‖² from the last capture layer's recorded output
+  // gradients (every registered model's classifier or output projection); undefined for rhs = ones.
+  torch::Tensor right_hand_side() const;
   void recombine(const StepInfo& info);
   void scale_uncaptured_gradients(const torch::Tensor& coefficients);
 
@@ -90,6 +96,7 @@ class Fngd : public TorchOptimizer {
   CoefficientTable table_;
   int64_t refresh_epochs_;
   std::string negative_coefficients_;  // keep | clamp | clamp_renormalise
+  bool logit_rhs_;                      // rhs = logit_gradient_norms (iEF's right-hand side)
   std::vector<ReuseStatistics> reuse_;  // one per reusing epoch
   ReuseStatistics last_reuse_;
 };

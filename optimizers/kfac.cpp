@@ -28,8 +28,8 @@ void blend(torch::Tensor& running, const torch::Tensor& batch, double decay) {
 std::vector<OptionInfo> kfac_hyperparameters() {
   auto options = sgd_hyperparameters(0.01);
   const std::vector<OptionInfo> curvature_options = {
-      {"damping", 1e-3, "Tikhonov damping λ (see inverse_method for where it is added)", {}, at_least(0)},
-      {"stat_decay", 0.95, "running-average decay ε of the Kronecker factors (which start at I)", {}, unit_interval()},
+      {"damping", 1e-3, "Tikhonov damping λ (see inverse_method for where it is added)", {}, above(0)},
+      {"stat_decay", 0.95, "running-average decay ε of the Kronecker factors (which start at I)", {}, below_one()},
       {"kl_clip", 1e-2, "KL clip κ: scale updates so lr²·Σ⟨V, ∇W̄⟩ ≤ κ (0 = off)", {}, at_least(0)},
       {"t_cov", 10, "steps between factor updates (capture is requested on these steps only)", {}, at_least(1)},
       {"t_inv", 100, "steps between eigendecompositions / inverses of the factors", {}, at_least(1)},
@@ -55,15 +55,6 @@ Kfac::Kfac(CaptureModel& model, const Options& options)
       factor_interval_(options.integer("t_cov")),
       inverse_interval_(options.integer("t_inv")),
       lr_(options.number("lr")) {
-  if (damping_ <= 0) throw std::invalid_argument(fmt::format("kfac: damping must be > 0, got {}", damping_));
-  if (stat_decay_ < 0 || stat_decay_ >= 1) {
-    throw std::invalid_argument(fmt::format("kfac: stat_decay must be in [0, 1), got {}", stat_decay_));
-  }
-  if (kl_clip_ < 0) throw std::invalid_argument(fmt::format("kfac: kl_clip must be ≥ 0, got {}", kl_clip_));
-  if (factor_interval_ < 1 || inverse_interval_ < 1) {
-    throw std::invalid_argument(
-        fmt::format("kfac: t_cov and t_inv must be ≥ 1, got {} and {}", factor_interval_, inverse_interval_));
-  }
   for (const auto& layer : model.capture_layers()) {
     const auto& weight = layer->weight();
     const int64_t inputs = weight.numel() / weight.size(0) + (layer->has_bias() ? 1 : 0);
@@ -171,6 +162,15 @@ void Kfac::precondition() {
   }
   ++counters_.preconditioned_steps;
   counters_.precondition_s += seconds_since(start);
+}
+
+nlohmann::json Kfac::report() const {
+  return {{"factor_updates", counters_.factor_updates},
+          {"inverse_refreshes", counters_.inverse_refreshes},
+          {"preconditioned_steps", counters_.preconditioned_steps},
+          {"factor_update_s", counters_.factor_update_s},
+          {"inverse_refresh_s", counters_.inverse_refresh_s},
+          {"precondition_s", counters_.precondition_s}};
 }
 
 OptimizerEntry kfac_entry() {

@@ -29,6 +29,8 @@ class Kfac : public TorchOptimizer {
   Capture capture(const StepInfo& info) const override;
   void step(const StepInfo& info, PhaseTimer& timer) override;
   void set_learning_rate(double lr) override;
+  // The counters below, for the result's optimizer_report.
+  nlohmann::json report() const override;
   // d includes the KL clip's scale; λ is added to the Kronecker factors' eigenvalue products, whose
   // product approximates F (docs/optimizers.md), so it damps on F's scale.
   ProbeDirection probe_direction() const override { return {true, damping_}; }

@@ -13,7 +13,7 @@ namespace {
 
 std::vector<OptionInfo> muon_hyperparameters() {
   return {
-      {"lr", 0.02, "base learning rate of the orthogonalised matrices (scaled by the schedule)", {}, at_least(0)},
+      {"lr", 0.02, "base learning rate of the orthogonalised matrices (scaled by the schedule)", {}, above(0)},
       {"momentum", 0.95, "momentum β of the matrices: m ← βm + (1−β)g", {}, below_one()},
       {"nesterov", true, "step along (1−β)g + βm instead of m"},
       {"ns_steps", 5, "quintic Newton–Schulz iterations", {}, at_least(1)},
@@ -55,11 +55,6 @@ Muon::Muon(CaptureModel& model, const Options& options)
       nesterov_(options.flag("nesterov")),
       ns_steps_(options.integer("ns_steps")),
       bfloat16_(options.text("ns_dtype") == "bfloat16") {
-  if (lr_ <= 0) throw std::invalid_argument(fmt::format("muon: lr must be > 0, got {}", lr_));
-  if (momentum_ < 0 || momentum_ >= 1) {
-    throw std::invalid_argument(fmt::format("muon: momentum must be in [0, 1), got {}", momentum_));
-  }
-  if (ns_steps_ < 1) throw std::invalid_argument(fmt::format("muon: ns_steps must be ≥ 1, got {}", ns_steps_));
   const auto& layers = model.capture_layers();
   // An image model's logits come from its last capture layer; a translation model's output projection
   // is tied to its embedding and is no capture layer.

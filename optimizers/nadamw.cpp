@@ -15,12 +15,6 @@ NAdamW::NAdamW(std::vector<torch::Tensor> parameters, const Options& options)
       beta2_(options.number("beta2")),
       eps_(options.number("eps")),
       weight_decay_(options.number("weight_decay")) {
-  if (beta1_ < 0 || beta1_ >= 1 || beta2_ < 0 || beta2_ >= 1) {
-    throw std::invalid_argument(fmt::format("nadamw: beta1 and beta2 must be in [0, 1), got {} and {}", beta1_, beta2_));
-  }
-  if (eps_ < 0 || weight_decay_ < 0) {
-    throw std::invalid_argument(fmt::format("nadamw: eps and weight_decay must be ≥ 0, got {} and {}", eps_, weight_decay_));
-  }
   for (auto& parameter : parameters) {
     states_.push_back({parameter, torch::zeros_like(parameter), torch::zeros_like(parameter)});
   }

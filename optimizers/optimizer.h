@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,13 @@ struct ProbeDirection {
 struct CoefficientComparison {
   torch::Tensor reused;
   torch::Tensor fresh;
+};
+
+// Thrown by a plugin whose curvature turned non-finite (the gradients diverged): the runner records the
+// run as "diverged" with the step, not as "failed", and the sweep goes on.
+class Diverged : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 // An optimizer plugin. The runner owns the training loop; per step it asks capture(), reduces the

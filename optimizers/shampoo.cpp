@@ -36,13 +36,6 @@ double bias_correction(double beta, int64_t step) {
   return beta < 1 ? 1 - std::pow(beta, static_cast<double>(step)) : 1.0;
 }
 
-void check_unit_interval(const char* name, double value, bool one_allowed) {
-  if (value < 0 || value > 1 || (!one_allowed && value == 1)) {
-    throw std::invalid_argument(
-        fmt::format("shampoo: {} must be in [0, 1{}, got {}", name, one_allowed ? "]" : ")", value));
-  }
-}
-
 }  // namespace
 
 Shampoo::Shampoo(CaptureModel& model, const Options& options)
@@ -57,15 +50,6 @@ Shampoo::Shampoo(CaptureModel& model, const Options& options)
       grafting_beta2_(options.number("grafting_beta2")),
       grafting_epsilon_(options.number("grafting_epsilon")),
       weight_decay_(options.number("weight_decay")) {
-  check_unit_interval("beta1", beta1_, false);
-  check_unit_interval("beta2", beta2_, true);
-  check_unit_interval("grafting_beta2", grafting_beta2_, false);
-  if (epsilon_ <= 0) throw std::invalid_argument(fmt::format("shampoo: epsilon must be > 0, got {}", epsilon_));
-  if (exponent_ <= 0) throw std::invalid_argument(fmt::format("shampoo: exponent must be > 0, got {}", exponent_));
-  if (precondition_frequency_ < 1) {
-    throw std::invalid_argument(
-        fmt::format("shampoo: precondition_frequency must be ≥ 1, got {}", precondition_frequency_));
-  }
   if (start_preconditioning_step_ == -1) start_preconditioning_step_ = precondition_frequency_;
   if (start_preconditioning_step_ < precondition_frequency_) {
     throw std::invalid_argument(fmt::format(
@@ -178,7 +162,7 @@ OptimizerEntry shampoo_entry() {
               {"lr", 1e-3, "base learning rate (scaled by the schedule); with grafting, Adam's", {}, at_least(0)},
               {"beta1", 0.9, "decay of the filtered gradient Ḡ (bias-corrected EMA; 0 = the raw gradient)", {}, below_one()},
               {"beta2", 0.999, "decay of the factors L, R (1 = plain sums, AdaGrad-like)", {}, unit_interval()},
-              {"epsilon", 1e-12, "added to the bias-corrected factors before their inverse roots", {}, at_least(0)},
+              {"epsilon", 1e-12, "added to the bias-corrected factors before their inverse roots", {}, above(0)},
               {"exponent", 0.25, "e in L̂^{-e} Ḡ R̂^{-e} for matrices (vectors use 1/2)", {}, above(0)},
               {"precondition_frequency", 100, "steps between inverse-root computations", {}, at_least(1)},
               {"start_preconditioning_step", -1,

@@ -50,7 +50,6 @@ class Sngd : public TorchOptimizer {
         root_tolerance_(options.number("root_tolerance")),
         kl_clip_(options.number("kl_clip")),
         learning_rate_(options.number("lr")) {
-    if (stats_interval_ < 1 || inverse_interval_ < 1) throw std::invalid_argument("stats_interval and inverse_interval must be ≥ 1");
     for (const auto& layer : model.capture_layers()) layers_.push_back({layer, {}, {}});
   }
 

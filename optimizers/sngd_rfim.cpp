@@ -25,7 +25,6 @@ class SngdRfim : public TorchOptimizer {
         damping_(options.number("damping")),
         inverse_interval_(options.integer("inverse_interval")),
         l2_(options.number("l2")) {
-    if (inverse_interval_ < 1) throw std::invalid_argument("inverse_interval must be ≥ 1");
     const auto& layers = model.capture_layers();
     for (size_t i = 0; i < layers.size(); ++i) {
       const auto& layer = layers[i];

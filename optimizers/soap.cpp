@@ -42,16 +42,6 @@ Soap::Soap(CaptureModel& model, const Options& options)
       epsilon_(options.number("eps")),
       weight_decay_(options.number("weight_decay")),
       precondition_frequency_(options.integer("precondition_frequency")) {
-  const auto check_decay = [](const char* name, double value) {
-    if (value < 0 || value >= 1) throw std::invalid_argument(fmt::format("soap: {} must be in [0, 1), got {}", name, value));
-  };
-  check_decay("beta1", beta1_);
-  check_decay("beta2", beta2_);
-  check_decay("shampoo_beta", factor_beta_);
-  if (epsilon_ <= 0) throw std::invalid_argument(fmt::format("soap: eps must be > 0, got {}", epsilon_));
-  if (precondition_frequency_ < 1) {
-    throw std::invalid_argument(fmt::format("soap: precondition_frequency must be ≥ 1, got {}", precondition_frequency_));
-  }
   const int64_t max_dim = options.integer("max_preconditioner_dim");
   for (const auto& parameter : model.parameters()) {
     if (!parameter.requires_grad()) continue;
@@ -148,8 +138,8 @@ OptimizerEntry soap_entry() {
               {"lr", 3e-3, "base learning rate (scaled by the schedule)", {}, at_least(0)},
               {"beta1", 0.95, "decay of Adam's first moment (in the eigenbasis)", {}, below_one()},
               {"beta2", 0.95, "decay of Adam's second moment (in the eigenbasis)", {}, below_one()},
-              {"shampoo_beta", -1.0, "decay of the factors L, R (negative: beta2)"},
-              {"eps", 1e-8, "added to √v (the step size carries the bias correction)", {}, at_least(0)},
+              {"shampoo_beta", -1.0, "decay of the factors L, R (negative: beta2)", {}, Range{std::nullopt, 1.0, false, true}},
+              {"eps", 1e-8, "added to √v (the step size carries the bias correction)", {}, above(0)},
               {"weight_decay", 0.01, "decoupled weight decay, θ ← θ·(1 − lr·wd) after the step", {}, at_least(0)},
               {"precondition_frequency", 10, "steps between QR power-iteration refreshes of the eigenbases", {}, at_least(1)},
               {"max_preconditioner_dim", 10000, "a side longer than this is not rotated (identity basis)", {}, at_least(1)},

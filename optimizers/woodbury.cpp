@@ -161,7 +161,7 @@ DampedGram WoodburySolver::factorize(const torch::Tensor& gram, double damping, 
   ++counters_.factorizations;
   const auto matrix = gram.to(settings_.solve_dtype);
   if (!host_value<bool>(torch::isfinite(matrix).all())) {
-    throw std::runtime_error(what + ": the Gram of per-sample gradients is not finite (have the gradients diverged?)");
+    throw Diverged(what + ": the Gram of per-sample gradients is not finite");
   }
   const int64_t n = matrix.size(0);
   const auto identity = torch::eye(n, matrix.options());

@@ -729,6 +729,8 @@ def main():
                               measured, outcome, scale or "as written"])
                 verdicts.append(f"{name}: {c['description']} ({c['source']}): {measured}: {outcome}")
             blocks.append(("table", CLAIM_HEADER, cells))
+            # A claim's "finding": what our studies found about why it holds or not (not a bare verdict).
+            blocks += [("p", f"Why, for \u201c{c['description']}\u201d: {c['finding']}") for c in relevant if c.get("finding")]
         if not args.no_plots:
             plot(results, metric, name, os.path.join(out, "plots", name + ".png"))
             blocks.append(("img", name, f"plots/{name}.png"))

@@ -192,7 +192,7 @@ TEST(Cli, OutOfRangeSettingFailsTheDryRunWithItsPath) {
   std::ofstream(spec_path) << document.dump();
   const auto status = run_ngdbench({"run", spec_path, "--dry-run"}, work.file("stdout"), work.file("stderr"));
   EXPECT_EQ(WEXITSTATUS(status), 2);
-  EXPECT_NE(read_file(work.file("stderr")).find("bad.json: optimizers[0].hparams.damping: expected a value ≥ 0"),
+  EXPECT_NE(read_file(work.file("stderr")).find("bad.json: optimizers[0].hparams.damping: expected a value > 0"),
             std::string::npos)
       << read_file(work.file("stderr"));
 }
@@ -211,6 +211,42 @@ TEST(Cli, FullDiskIsFoundBeforeTheFirstRunTrains) {
   EXPECT_NE(read_file(work.file("stderr")).find("error: tiny: " + out + "/tiny/"), std::string::npos)
       << read_file(work.file("stderr"));
   EXPECT_EQ(read_file(work.file("stdout")).find("[1/1]"), std::string::npos) << "a run trained first";
+}
+
+TEST(Cli, RegressOnlyRewritesTheNamedBaselineEntriesAndKeepsTheOthers) {
+  testing::TempDir root, work;
+  testing::write_synthetic_fashion_mnist(root.path(), 64, 32);
+  fs::create_directories(work.file("suite"));
+  auto spec = testing::tiny_spec();
+  spec["optimizers"] = nlohmann::json::parse(R"([{"name": "sgd", "hparams": {"lr": 0.05}}, {"name": "adamw"}])");
+  std::ofstream(work.file("suite/tiny.json")) << spec.dump();
+  const nlohmann::json kept = {{"optimizer", "adamw"}, {"seeds", 1}, {"steps_to_target", 7}, {"final_test_acc", 0.5}};
+  std::ofstream(work.file("baseline.json")) << nlohmann::json{{"tiny", {{"adamw", kept}}}}.dump();
+  const auto status = run_ngdbench({"regress", "--suite", work.file("suite"), "--baseline", work.file("baseline.json"),
+                                    "--out", work.file("out"), "--data-root", root.path(), "--only", "sgd", "--update"},
+                                   work.file("stdout"), work.file("stderr"));
+  ASSERT_EQ(WEXITSTATUS(status), 0) << read_file(work.file("stderr"));
+  EXPECT_NE(read_file(work.file("stdout")).find("(1 runs)"), std::string::npos) << read_file(work.file("stdout"));
+  const auto baseline = nlohmann::json::parse(read_file(work.file("baseline.json")));
+  EXPECT_EQ(baseline["tiny"]["adamw"], kept);
+  EXPECT_EQ(baseline["tiny"]["sgd"]["optimizer"], "sgd");
+  EXPECT_EQ(baseline["tiny"]["sgd"]["seeds"], 1);
+
+  const auto unknown = run_ngdbench({"regress", "--suite", work.file("suite"), "--baseline", work.file("baseline.json"),
+                                     "--out", work.file("out"), "--data-root", root.path(), "--only", "kfac"},
+                                    work.file("stdout"), work.file("stderr"));
+  EXPECT_EQ(WEXITSTATUS(unknown), 2);
+  EXPECT_NE(read_file(work.file("stderr")).find("--only: no configuration"), std::string::npos)
+      << read_file(work.file("stderr"));
+}
+
+TEST(Cli, RegressOutsideTheRepositoryNamesTheMissingSuiteFolder) {
+  testing::TempDir work;
+  const auto status = run_ngdbench({"regress", "--suite", work.file("nowhere")}, work.file("stdout"), work.file("stderr"));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  EXPECT_NE(read_file(work.file("stderr")).find(work.file("nowhere") + ": no such folder of suite specs"),
+            std::string::npos)
+      << read_file(work.file("stderr"));
 }
 
 class InterruptedSweep : public ::testing::TestWithParam<int> {};

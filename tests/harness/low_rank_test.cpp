@@ -1,6 +1,7 @@
 // Low-rank (factorised) layers: full rank reproduces the dense layer; models list the factors.
 #include <gtest/gtest.h>
 
+#include "harness/spec_error.h"
 #include "harness/models/factored_layer.h"
 #include "harness/models/model.h"
 #include "harness/runner.h"
@@ -90,7 +91,7 @@ TEST(LowRank, ModelsFactoriseOnlyWhereItSavesWeightsAndListTheFactors) {
   // conv1 (fan-in 9, 16 out): 4·25 < 144, factorised; all others too.
   EXPECT_EQ(conv->capture_layers().size(), 10u);
   EXPECT_EQ(conv->forward(torch::zeros({2, 1, 28, 28})).sizes(), (std::vector<int64_t>{2, 10}));
-  EXPECT_THROW(make_model("mlp", {{"rank", -1}}), std::invalid_argument);
+  EXPECT_THROW(make_model("mlp", {{"rank", -1}}), SpecError);  // the option's declared range
 }
 
 TEST(LowRank, FlopsPerSampleCountTheMultiplyAddsOfEveryLayer) {

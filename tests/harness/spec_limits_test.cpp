@@ -165,7 +165,7 @@ TEST(SpecLimits, ValuesOutsideTheirDeclaredRangeAreRefusedAtParseTime) {
     const char* expected;
   };
   const std::vector<Case> cases = {
-      {"kfac", "/optimizers/0/hparams/damping", -1, "optimizers[0].hparams.damping", "expected a value ≥ 0, got -1"},
+      {"kfac", "/optimizers/0/hparams/damping", -1, "optimizers[0].hparams.damping", "expected a value > 0, got -1"},
       {"sgd", "/optimizers/0/hparams/lr", -0.1, "optimizers[0].hparams.lr", "≥ 0, got -0.1"},
       {"sgd", "/optimizers/0/hparams/weight_decay", -1e-4, "optimizers[0].hparams.weight_decay", "≥ 0"},
       {"sgd", "/optimizers/0/hparams/momentum", 1.0, "optimizers[0].hparams.momentum", "in [0, 1), got 1.0"},

@@ -144,11 +144,23 @@ class FngdNegativeCoefficients : public ::testing::TestWithParam<const char*> {}
 TEST_P(FngdNegativeCoefficients, ReusedStepWeighsEachSampleByTheRulesCoefficient) {
   const std::string rule = GetParam();
   auto model = small_conv_net();
-  const auto batch = random_batch({2, 8, 8}, 5);
-  Fngd fngd(*model, woodbury_testing::optimizer_options("fngd", {{"lr", 0.0}, {"momentum", 0.0}, {"damping", kSmallDamping},
-                                                                  {"negative_coefficients", rule}}));
+  const auto options = woodbury_testing::optimizer_options(
+      "fngd", {{"lr", 0.0}, {"momentum", 0.0}, {"damping", kSmallDamping}, {"negative_coefficients", rule}});
   const auto first = step_info(0, 0, 1, torch::arange(kSamples));
-  woodbury_testing::train_step(*model, fngd, first, batch);
+  // Sample 1 is sample 0 brightened threefold (same label): its gradient is nearly a larger multiple of
+  // sample 0's, and fitting both with one direction gives one of them a negative coefficient (for
+  // u₁ = 2u₀ alone, c = (K + nλI)⁻¹1 has c₁ ∝ nλ − 1 < 0). The first seeded batch where it does.
+  Batch batch;
+  std::unique_ptr<Fngd> solved;
+  for (uint64_t seed = 0; seed < 50; ++seed) {
+    batch = random_batch({2, 8, 8}, seed);
+    batch.images[1] = 3 * batch.images[0];
+    batch.labels[1] = batch.labels[0];
+    solved = std::make_unique<Fngd>(*model, options);
+    woodbury_testing::train_step(*model, *solved, first, batch);
+    if ((solved->coefficients(first) < 0).any().item<bool>()) break;
+  }
+  auto& fngd = *solved;
   const auto stored = fngd.coefficients(first)[0];
   // The rule written out sample by sample.
   std::vector<double> weights;
@@ -203,6 +215,34 @@ TEST(Fngd, RefreshEpochsSolveAfreshInEveryKthEpochAndReuseBetween) {
                woodbury_testing::dense_damped_natural_gradient(torch::cat(loop, 1), kSmallDamping), kTolerance);
   EXPECT_EQ(fngd.counters().factorizations, 2);
   EXPECT_EQ(fngd.capture(step_info(3, 0, 1, torch::arange(kSamples))), Capture::kNone);
+}
+
+TEST(Fngd, LogitGradientRightHandSideSolvesWithIefsSquaredLogitGradientNorms) {
+  torch::manual_seed(13);
+  woodbury_testing::SmallMlp model;
+  model.to(torch::kDouble);
+  const auto batch = random_batch({12}, 14);
+  const auto loop = woodbury_testing::per_sample_gradient_loop(model, batch);
+  // s_i = ‖softmax(z_i) − onehot(y_i)‖², the cross-entropy's gradient in the logits, written out.
+  torch::Tensor norms;
+  {
+    torch::NoGradGuard no_grad;
+    const auto probabilities = torch::softmax(model.forward(batch.images), 1);
+    const auto onehot = torch::one_hot(batch.labels, probabilities.size(1)).to(torch::kDouble);
+    norms = (probabilities - onehot).square().sum(1);
+  }
+  const auto rows = torch::cat(loop, 1);
+  const auto expected = torch::linalg::solve(rows.mm(rows.t()) + kSamples * kSmallDamping * torch::eye(kSamples, torch::kDouble),
+                                             norms.unsqueeze(1), true)
+                            .squeeze(1);
+  Fngd fngd(model, woodbury_testing::optimizer_options("fngd", {{"lr", 0.0},
+                                                                {"momentum", 0.0},
+                                                                {"damping", kSmallDamping},
+                                                                {"rhs", "logit_gradient_norms"}}));
+  const auto info = step_info(0, 0, 1, torch::arange(kSamples));
+  woodbury_testing::train_step(model, fngd, info, batch);
+  expect_close(fngd.coefficients(info)[0], expected, kTolerance);
+  expect_close(torch::cat(woodbury_testing::layer_gradients(model)), expected.unsqueeze(0).mm(rows).squeeze(0), kTolerance);
 }
 
 TEST(Fngd, CoefficientsSumToInverseDampingWhenDampingDominates) {

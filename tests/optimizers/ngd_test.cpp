@@ -1,7 +1,10 @@
 #include <gtest/gtest.h>
 
+#include "harness/runner.h"
+#include "harness/spec.h"
 #include "optimizers/ngd.h"
 #include "tests/optimizers/woodbury_test_support.h"
+#include "tests/support/test_support.h"
 #include "tests/support/tolerances.h"
 
 namespace ngd {
@@ -86,6 +89,19 @@ TEST_P(NgdDense, StepIsTheDampedNaturalGradientOfAllCaptureLayersJointly) {
 INSTANTIATE_TEST_SUITE_P(Ngd, NgdDense,
                          ::testing::Values(Case{"mlp", "empirical"}, Case{"mlp", "sampled"}, Case{"conv", "empirical"},
                                            Case{"conv", "sampled"}));
+
+TEST(Ngd, ARunThatBlowsUpIsRecordedAsDivergedWithItsStepNotAsFailed) {
+  auto document = testing::tiny_spec();
+  // A step of 10³⁰ natural-gradient units overflows float32 activations or per-sample Grams on the
+  // next step: the run diverges, whichever check sees it first.
+  document["optimizers"] = nlohmann::json::parse(R"([{"name": "ngd", "hparams": {"lr": 1e30, "damping": 1e-6}}])");
+  const auto dataset = testing::synthetic_fashion_mnist(640, 64, 1);
+  RunnerOptions options;
+  options.progress = false;
+  const auto result = train_run(parse_spec(document, "blow-up").runs.at(0), dataset, options);
+  EXPECT_EQ(result.status, "diverged") << result.error;
+  EXPECT_NE(result.error.find("step"), std::string::npos) << result.error;
+}
 
 TEST(Ngd, SolvesFreshEveryStep) {
   auto model = double_model("mlp");
