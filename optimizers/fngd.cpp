@@ -100,25 +100,29 @@ torch::Tensor Fngd::reused_coefficients(const StepInfo& info) const {
   return torch::where(clamped_sum > 0, clamped * stored.sum(1, /*keepdim=*/true) / clamped_sum, clamped);
 }
 
-void Fngd::ReuseStatistics::add(const StepInfo& info, const torch::Tensor& coefficients) {
-  // Host arithmetic on the host table's values: no device synchronisation.
-  const double sum = coefficients.sum(1).mean().item<double>();
-  const double low = coefficients.min().item<double>(), high = coefficients.max().item<double>();
-  const double negative = (coefficients < 0).to(torch::kDouble).mean().item<double>();
+Fngd::ReusedStep::ReusedStep(const StepInfo& info, const torch::Tensor& coefficients)
+    : epoch(info.epoch + 1),
+      batch(info.batch_index),
+      sum(coefficients.sum(1).mean().item<double>()),
+      minimum(coefficients.min().item<double>()),
+      maximum(coefficients.max().item<double>()),
+      negative((coefficients < 0).to(torch::kDouble).mean().item<double>()) {}
+
+void Fngd::ReuseStatistics::add(const ReusedStep& step) {
   if (steps == 0) {
-    sum_min = sum_max = sum;
-    coefficient_min = low;
-    coefficient_max = high;
+    sum_min = sum_max = step.sum;
+    coefficient_min = step.minimum;
+    coefficient_max = step.maximum;
   }
-  epoch = info.epoch + 1;
-  batch = info.batch_index;
+  epoch = step.epoch;
+  batch = step.batch;
   ++steps;
-  sum_total += sum;
-  sum_min = std::min(sum_min, sum);
-  sum_max = std::max(sum_max, sum);
-  coefficient_min = std::min(coefficient_min, low);
-  coefficient_max = std::max(coefficient_max, high);
-  negative_total += negative;
+  sum_total += step.sum;
+  sum_min = std::min(sum_min, step.sum);
+  sum_max = std::max(sum_max, step.sum);
+  coefficient_min = std::min(coefficient_min, step.minimum);
+  coefficient_max = std::max(coefficient_max, step.maximum);
+  negative_total += step.negative;
 }
 
 nlohmann::json Fngd::ReuseStatistics::to_json() const {
@@ -133,10 +137,11 @@ nlohmann::json Fngd::ReuseStatistics::to_json() const {
 }
 
 void Fngd::record_reuse(const StepInfo& info, const torch::Tensor& coefficients) {
-  if (reuse_.empty() || reuse_.back().epoch != info.epoch + 1) reuse_.emplace_back();
-  reuse_.back().add(info, coefficients);
+  const ReusedStep step(info, coefficients);
+  if (reuse_.empty() || reuse_.back().epoch != step.epoch) reuse_.emplace_back();
+  reuse_.back().add(step);
   last_reuse_ = {};
-  last_reuse_.add(info, coefficients);
+  last_reuse_.add(step);
 }
 
 nlohmann::json Fngd::report() const {

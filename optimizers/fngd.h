@@ -53,6 +53,15 @@ class Fngd : public TorchOptimizer {
   torch::Tensor coefficients(const StepInfo& info) const { return table_.lookup(info); }
 
  private:
+  // One reusing step's coefficients, measured once (host arithmetic on the host table's values).
+  struct ReusedStep {
+    int64_t epoch = 0;     // 1-based
+    int64_t batch = 0;     // batch index in its epoch
+    double sum = 0;        // Σ_i c_i (mean over sets)
+    double minimum = 0, maximum = 0;
+    double negative = 0;   // fraction of c_i < 0
+    ReusedStep(const StepInfo& info, const torch::Tensor& coefficients);
+  };
   // Statistics of the coefficients reused by a run of steps (one epoch, or one step).
   struct ReuseStatistics {
     int64_t epoch = 0;  // 1-based
@@ -61,7 +70,7 @@ class Fngd : public TorchOptimizer {
     double sum_total = 0, sum_min = 0, sum_max = 0;  // Σ_i c_i per step (mean over sets)
     double coefficient_min = 0, coefficient_max = 0;
     double negative_total = 0;  // per step, the fraction of c_i < 0
-    void add(const StepInfo& info, const torch::Tensor& coefficients);
+    void add(const ReusedStep& step);
     nlohmann::json to_json() const;
   };
 

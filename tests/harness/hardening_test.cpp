@@ -16,7 +16,6 @@
 
 #include "harness/results.h"
 #include "harness/runner.h"
-#include "harness/slurm.h"
 #include "harness/spec.h"
 #include "tests/support/test_support.h"
 
@@ -147,32 +146,7 @@ TEST(Resume, SomethingOtherThanAFileAtAResultPathStopsTheSweepNamingIt) {
   }
 }
 
-TEST(Slurm, ControlCharactersInArgumentsAreRefusedNamingTheArgument) {
-  SlurmJob job;
-  job.binary = "/b/ngdbench";
-  job.workdir = "/w";
-  job.spec_paths = {"a.json"};
-  job.out_dir = "out";
-  job.log_dir = "out/slurm-logs";
-  EXPECT_NO_THROW(slurm_script(job));
-  const auto expect_refused = [](SlurmJob bad, const std::string& argument) {
-    try {
-      (void)slurm_script(bad);
-      FAIL() << argument;
-    } catch (const std::invalid_argument& error) {
-      EXPECT_EQ(std::string(error.what()).rfind(argument + ": contains a control character", 0), 0u) << error.what();
-    }
-  };
-  auto bad = job;
-  bad.job_name = "x\nrm -rf ~";
-  expect_refused(bad, "--job-name");
-  bad = job;
-  bad.partition = "gpu\r";
-  expect_refused(bad, "--partition");
-  bad = job;
-  bad.out_dir = "out\n#SBATCH --x";
-  expect_refused(bad, "--out");
-
+TEST(Cli, SlurmRefusesAControlCharacterInOut) {
   testing::TempDir work;
   const auto spec_path = work.file("tiny.json");
   std::ofstream(spec_path) << testing::tiny_spec().dump();

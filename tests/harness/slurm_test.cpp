@@ -18,6 +18,17 @@ std::string through_shell(const std::string& word) {
   return output;
 }
 
+// The fewest settings a script needs.
+SlurmJob minimal_job() {
+  SlurmJob job;
+  job.binary = "/b/ngdbench";
+  job.workdir = "/w";
+  job.spec_paths = {"a.json"};
+  job.out_dir = "out";
+  job.log_dir = "out/slurm-logs";
+  return job;
+}
+
 TEST(Slurm, ScriptMatchesTheGoldenFile) {
   SlurmJob job;
   job.binary = "/home/me/ngdbench/build/ngdbench";
@@ -39,12 +50,7 @@ TEST(Slurm, ScriptMatchesTheGoldenFile) {
 }
 
 TEST(Slurm, CpuTasksAskForNoGpuAndRunOnTheCpu) {
-  SlurmJob job;
-  job.binary = "/b/ngdbench";
-  job.workdir = "/w";
-  job.spec_paths = {"a.json"};
-  job.out_dir = "out";
-  job.log_dir = "out/slurm-logs";
+  auto job = minimal_job();
   job.shards = 2;
   job.cpus_per_task = 3;
   const auto script = slurm_script(job);
@@ -59,6 +65,28 @@ TEST(Slurm, ShellQuotingGivesBackTheWordThroughTheShell) {
     EXPECT_EQ(through_shell(shell_quote(word)), word) << shell_quote(word);
   }
   EXPECT_EQ(shell_quote("experiments/a-b_c.json"), "experiments/a-b_c.json");  // safe words stay readable
+}
+
+TEST(Slurm, ControlCharactersInArgumentsAreRefusedNamingTheArgument) {
+  const auto job = minimal_job();
+  EXPECT_NO_THROW(slurm_script(job));
+  const auto expect_refused = [](SlurmJob bad, const std::string& argument) {
+    try {
+      (void)slurm_script(bad);
+      FAIL() << argument;
+    } catch (const std::invalid_argument& error) {
+      EXPECT_EQ(std::string(error.what()).rfind(argument + ": contains a control character", 0), 0u) << error.what();
+    }
+  };
+  auto bad = job;
+  bad.job_name = "x\nrm -rf ~";
+  expect_refused(bad, "--job-name");
+  bad = job;
+  bad.partition = "gpu\r";
+  expect_refused(bad, "--partition");
+  bad = job;
+  bad.out_dir = "out\n#SBATCH --x";
+  expect_refused(bad, "--out");
 }
 
 }  // namespace
