@@ -20,7 +20,7 @@ SPECS ?= $(SUITES)
 REPORT_DIR ?= results
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build cli test test-kernels test-asan fuzz bench reproduce tables clean
+.PHONY: all deps configure build cli test test-kernels test-asan fuzz bench bench-peers bench-timing-flags reproduce tables clean
 
 all: build
 
@@ -79,6 +79,18 @@ BENCH_ARGS ?=
 bench: build
 	$(BUILD_DIR)/ngdbench_bench --benchmark_min_time=$(BENCH_MIN_TIME) --benchmark_out=$(BENCH_OUT) \
 	  --benchmark_out_format=json $(BENCH_ARGS)
+
+# ngdbench's training step next to a bare LibTorch loop, plain PyTorch and the Python KFAC
+# (alecwangcq/KFAC-Pytorch), interleaved, one thread: BUILD_DIR/bench-peers.json and .md. Skips what is
+# missing (python3-torch; the peer clone, given by KFAC_PYTORCH_DIR) and says so.
+PEERS_ARGS ?=
+bench-peers: build
+	/usr/bin/python3 scripts/bench-peers --build $(BUILD_DIR) $(PEERS_ARGS)
+
+# Whether an epoch's clock depends on threads, OpenMP wait policy, prefetch and phase timing (3c1f,
+# interleaved): BUILD_DIR/bench-timing-flags.json and .md (docs/performance.md).
+bench-timing-flags: cli
+	/usr/bin/python3 scripts/bench-timing-flags --build $(BUILD_DIR) --out $(BUILD_DIR)/bench-timing-flags
 
 # Runs every suite (resuming finished runs), then makes the tables even when some runs failed.
 reproduce: cli

@@ -12,6 +12,7 @@
 #include "harness/training_step.h"
 #include "optimizers/kfac.h"
 #include "optimizers/optimizer.h"
+#include "optimizers/registry.h"
 
 namespace ngd::bench {
 namespace {
@@ -38,16 +39,12 @@ StepInfo prepare_step(Model& model, Optimizer& optimizer, const BenchBatch& data
   return info;
 }
 
-Options default_options(const std::string& optimizer, const nlohmann::json& given) {
-  return Options(resolve_options(given, find_entry(optimizer_registry(), optimizer)->hyperparameters, optimizer, "hparams"));
-}
-
 void BM_OptimizerStep(benchmark::State& state, const OptimizerEntry& entry, const LayerShape& shape, int64_t batch) {
   torch::manual_seed(0);
   OneLayerModel model(shape);
   std::unique_ptr<Optimizer> optimizer;
   try {
-    optimizer = entry.make(model, default_options(entry.name, nlohmann::json::object()));
+    optimizer = make_optimizer(entry.name, model, nlohmann::json::object());
   } catch (const std::invalid_argument& error) {  // a layer kind the optimizer does not support
     state.SkipWithError(error.what());
     return;
@@ -70,7 +67,7 @@ void BM_OptimizerStep(benchmark::State& state, const OptimizerEntry& entry, cons
 void BM_KfacFactorUpdate(benchmark::State& state, const LayerShape& shape, int64_t batch) {
   torch::manual_seed(0);
   OneLayerModel model(shape);
-  Kfac kfac(model, default_options("kfac", {{"t_cov", 1}, {"t_inv", 1 << 30}}));
+  Kfac kfac(model, optimizer_options("kfac", {{"t_cov", 1}, {"t_inv", 1 << 30}}));
   const auto data = random_batch(shape, batch);
   PhaseTimer timer;
   int64_t step = 0;

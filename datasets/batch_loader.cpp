@@ -1,11 +1,25 @@
 #include "datasets/batch_loader.h"
 
+#include <dlfcn.h>
+
 namespace ngd {
 namespace {
 
 // Offset between a run's seed and its augmentation generator's seed, so crops and flips do not
 // repeat the shuffle's random stream.
 constexpr uint64_t kAugmentationSeedOffset = 0x9e3779b97f4a7c15ULL;
+
+// Makes LibTorch's parallel operations on the calling thread run on it alone. With OpenMP every thread
+// that opens a parallel region gets a team of its own: the prefetch worker's team of --threads would
+// wait (spinning) beside the training thread's team, oversubscribing the cores for work (gathering
+// and normalising a batch) that needs no more than one. Elementwise results do not depend on it.
+void use_one_thread_here() {
+  // LibTorch's once-per-thread setup sets the thread's OpenMP count to --threads; run it first, or the
+  // first parallel operation here would undo the line below.
+  at::internal::lazy_init_num_threads();
+  using SetThreads = void (*)(int);
+  if (auto set_threads = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "omp_set_num_threads"))) set_threads(1);
+}
 
 }  // namespace
 
@@ -88,6 +102,7 @@ Batch BatchLoader::next() {
 }
 
 void BatchLoader::work() {
+  use_one_thread_here();
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
     changed_.wait(lock, [this] { return stopping_ || requested_.has_value(); });

@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <chrono>
 #include <cmath>
 #include <iostream>
 #include <limits>
@@ -17,9 +16,7 @@ namespace {
 // and the rest are measured against the exact step those methods would take.
 constexpr double kDefaultProbeDamping = 0.3;
 
-using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 // Σ_l ⟨a_l, b_l⟩ in float64.
 double dot(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
@@ -140,7 +137,7 @@ void FidelityProbe::before_step(const StepInfo& info, const ForwardPass& forward
   pending_.reset();
   if (!due(info)) return;
   synchronize(device_);  // queued training work is not the probe's
-  const auto start = Clock::now();
+  const TimingProbe clock;
   const int64_t syncs_before = host_sync_count();
   {
     TrainingStateSnapshot snapshot(model_, device_);
@@ -172,19 +169,19 @@ void FidelityProbe::before_step(const StepInfo& info, const ForwardPass& forward
     }
   }
   synchronize(device_);
-  seconds_ += seconds_since(start);
+  add_cost(clock.finish());
   host_syncs_ += host_sync_count() - syncs_before;
 }
 
 void FidelityProbe::after_step(const StepInfo& info) {
   if (!pending_) return;
   synchronize(device_);
-  const auto start = Clock::now();
+  const TimingProbe clock;
   const int64_t syncs_before = host_sync_count();
   measure(info);
   pending_.reset();
   synchronize(device_);
-  seconds_ += seconds_since(start);
+  add_cost(clock.finish());
   host_syncs_ += host_sync_count() - syncs_before;
 }
 
@@ -215,8 +212,13 @@ void FidelityProbe::measure(const StepInfo& info) {
   epoch_.push_back(std::move(probe));
 }
 
+void FidelityProbe::add_cost(const TimingSample& sample) {
+  seconds_ += sample.wall_s;
+  cpu_seconds_ += sample.cpu_s;
+}
+
 FidelityProbe::EpochProbes FidelityProbe::end_epoch() {
-  EpochProbes probes{nullptr, seconds_, host_syncs_};
+  EpochProbes probes{nullptr, seconds_, cpu_seconds_, host_syncs_};
   if (!epoch_.empty()) {
     auto& summary = probes.summary;
     summary["probes"] = epoch_.size();
@@ -239,6 +241,7 @@ FidelityProbe::EpochProbes FidelityProbe::end_epoch() {
   }
   epoch_.clear();
   seconds_ = 0;
+  cpu_seconds_ = 0;
   host_syncs_ = 0;
   return probes;
 }

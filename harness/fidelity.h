@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "harness/machine.h"
 #include "harness/models/model.h"
 #include "harness/options.h"
 #include "harness/training_step.h"
@@ -71,6 +72,7 @@ class FidelityProbe {
   struct EpochProbes {
     nlohmann::json summary;  // null without probes: {"probes", "damping", each metric's {"mean", "min", "max"}}
     double seconds = 0;      // wall time of the epoch's probes
+    double cpu_seconds = 0;  // and the process CPU time they took
     int64_t host_syncs = 0;  // host reads they made
   };
   // This epoch's probes, summarised; starts the next epoch's.
@@ -86,6 +88,7 @@ class FidelityProbe {
   };
 
   void measure(const StepInfo& info);
+  void add_cost(const TimingSample& sample);
 
   FidelitySettings settings_;
   CaptureModel& model_;
@@ -97,6 +100,7 @@ class FidelityProbe {
   std::optional<ProbeMeasurement> last_;
   std::vector<ProbeMeasurement> epoch_;
   double seconds_ = 0;
+  double cpu_seconds_ = 0;
   int64_t host_syncs_ = 0;
 };
 

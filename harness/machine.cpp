@@ -1,6 +1,9 @@
 #include "harness/machine.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <ATen/detail/CUDAHooksInterface.h>
@@ -8,6 +11,8 @@
 #include <torch/version.h>
 
 #include <array>
+#include <cmath>
+#include <cstdlib>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -21,6 +26,15 @@
 
 namespace ngd {
 namespace {
+
+// Below this share of one core, a CPU-bound process was descheduled for part of the interval (work on
+// the CPU keeps the training thread busy; the loader and OpenMP threads only add to it).
+constexpr double kMinCpuShare = 0.9;
+
+// glibc's largest accepted M_MMAP_THRESHOLD (HEAP_MAX_SIZE / 2 on 64-bit): blocks up to it come from the heap.
+constexpr int kMaxHeapBlockBytes = 32 * 1024 * 1024;
+// Free memory at the heap's top returned to the kernel only beyond this (memory is kept for the next step).
+constexpr int kHeapTrimBytes = 1024 * 1024 * 1024;
 
 std::string command_output(const std::string& command) {
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(command.c_str(), "r"), ::pclose);
@@ -89,12 +103,62 @@ int configure_threads(int threads) {
   return torch::get_num_threads();
 }
 
+double process_cpu_seconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  const auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + 1e-6 * static_cast<double>(t.tv_usec); };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+double load_average() {
+  double loads[1];
+  return ::getloadavg(loads, 1) == 1 ? loads[0] : std::nan("");
+}
+
+std::string TimingSample::suspect_reason(unsigned cores, bool cpu_bound) const {
+  std::string reason;
+  if (load_average > static_cast<double>(cores)) {
+    reason = fmt::format("load average {:.2f} above {} cores", load_average, cores);
+  }
+  if (cpu_bound && wall_s > 0 && cpu_s < kMinCpuShare * wall_s) {
+    reason += fmt::format("{}CPU time {:.3g} s of {:.3g} s wall", reason.empty() ? "" : "; ", cpu_s, wall_s);
+  }
+  return reason;
+}
+
+TimingProbe::TimingProbe() : wall_start_(std::chrono::steady_clock::now()), cpu_start_(process_cpu_seconds()) {}
+
+TimingSample TimingProbe::finish() const {
+  TimingSample sample;
+  sample.cpu_s = process_cpu_seconds() - cpu_start_;
+  sample.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start_).count();
+  sample.load_average = load_average();
+  return sample;
+}
+
+void keep_freed_memory_for_reuse() {
+  ::mallopt(M_MMAP_THRESHOLD, kMaxHeapBlockBytes);
+  ::mallopt(M_TRIM_THRESHOLD, kHeapTrimBytes);
+}
+
+void configure_process_for_timing(char** argv) {
+  keep_freed_memory_for_reuse();
+  use_passive_openmp_wait(argv);
+}
+
+void use_passive_openmp_wait(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  ::execv("/proc/self/exe", argv);  // returns only on failure: then run on with the library's policy
+}
+
 nlohmann::json machine_meta(const std::string& device) {
   const auto commit = command_output(fmt::format("git -C '{}' describe --always --dirty --abbrev=12 2>/dev/null", NGDBENCH_SOURCE_DIR));
   return {{"git_commit", commit.empty() ? "unknown" : commit},
           {"cpu_model", cpu_model()},
           {"cpu_count", std::thread::hardware_concurrency()},
           {"threads", torch::get_num_threads()},
+          {"omp_wait_policy", std::getenv("OMP_WAIT_POLICY") != nullptr ? std::getenv("OMP_WAIT_POLICY") : "default"},
           {"torch_version", TORCH_VERSION},
           {"blas", loaded_blas()},
           {"device", device},

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <optional>
+#include <regex>
 
 #include "datasets/dataset.h"
 #include "datasets/multi30k.h"
@@ -36,7 +37,24 @@ void print_options(const std::vector<ngd::OptionInfo>& options) {
   }
 }
 
-int list(const std::string& what, bool verbose) {
+// `ngdbench list`'s command line.
+struct ListCommand {
+  std::string what;
+  bool verbose = false;
+};
+
+CLI::App* add_list_command(CLI::App& app, ListCommand& command) {
+  auto* list_command = app.add_subcommand("list", "list the registered optimizers, models, datasets or schedules");
+  list_command->add_option("what", command.what, "optimizers | models | datasets | schedules")
+      ->required()
+      ->check(CLI::IsMember({"optimizers", "models", "datasets", "schedules"}));
+  list_command->add_flag("-v,--verbose", command.verbose, "with summaries and settings (name, default, meaning)");
+  return list_command;
+}
+
+int list(const ListCommand& command) {
+  const auto& what = command.what;
+  const bool verbose = command.verbose;
   if (what == "optimizers") {
     for (const auto& entry : ngd::optimizer_registry()) {
       std::cout << entry.name << (verbose ? "  — " + entry.summary : "") << "\n";
@@ -66,16 +84,120 @@ std::string device_for(const ngd::Spec& spec, const std::string& device_flag) {
   return spec.device.empty() ? "cpu" : spec.device;
 }
 
-int run(const std::vector<std::string>& spec_paths, ngd::RunnerOptions options, const std::string& data_root,
-        int threads, std::string scale, bool dry_run, const std::string& device_flag,
-        const std::optional<ngd::Shard>& shard) {
+// A --filter regex; nullopt (said on stderr) when it does not compile.
+std::optional<std::regex> compile_filter(const std::string& text) {
+  try {
+    return std::regex(text);
+  } catch (const std::regex_error& error) {
+    std::cerr << "error: --filter: invalid regex '" << text << "': " << error.what() << "\n";
+    return std::nullopt;
+  }
+}
+
+// `ngdbench run`'s command line.
+struct RunCommand {
+  std::vector<std::string> spec_paths;
+  ngd::RunnerOptions options;
+  std::string data_root;
+  std::string filter;
+  std::string device_flag;
+  std::string shard_text;
+  std::string scale;
+  int threads = 0;
+  int64_t fidelity_every = -1;  // -1: the specs' own fidelity blocks
+  bool dry_run = false;
+  bool quiet = false;
+  bool no_phase_timing = false;
+  bool no_prefetch = false;
+};
+
+CLI::App* add_run_command(CLI::App& app, RunCommand& command) {
+  auto* run_command = app.add_subcommand("run", "train the runs of experiment specs, resuming finished ones");
+  run_command->add_option("specs", command.spec_paths, "experiment spec files (JSON)")->required()->check(CLI::ExistingFile);
+  run_command->add_option("--out", command.options.out_dir, "results folder (OUT/<experiment>/<run-id>.json)")->capture_default_str();
+  run_command->add_option("--data-root", command.data_root, "data root searched first (then $NGDBENCH_DATA, ./data, /usr/share/datasets)");
+  run_command->add_option("--threads", command.threads, "intra-op and BLAS threads (0 = one per core)")->check(CLI::NonNegativeNumber);
+  const CLI::Validator device_name(
+      [](std::string& name) {
+        try {
+          ngd::check_device_name(name);
+          return std::string();
+        } catch (const std::runtime_error& error) {
+          return std::string(error.what());
+        }
+      },
+      "DEVICE");
+  run_command->add_option("--device", command.device_flag, "cpu, cuda or cuda:N (default: the spec's \"device\", else cpu)")
+      ->check(device_name);
+  run_command->add_option("--shard", command.shard_text,
+                          "K/N: train only shard K (1..N) of the sweep's runs, for N workers sharing --out");
+  run_command->add_flag("--no-phase-timing", command.no_phase_timing,
+                        "no per-phase times (on a GPU they synchronise the device at every phase boundary)");
+  run_command->add_option("--filter", command.filter, "only runs whose '<experiment>/<run-id> <label>' matches this regex");
+  run_command->add_option("--scale", command.scale,
+                          "a scale the specs define (e.g. cpu, paper), or auto: paper with CUDA, else cpu");
+  run_command->add_flag("--dry-run", command.dry_run, "print the expanded runs and exit");
+  run_command->add_flag("--force", command.options.force, "rerun runs that already have a finished result");
+  run_command->add_flag("--quiet", command.quiet, "no per-epoch lines");
+  run_command->add_flag("--no-prefetch", command.no_prefetch, "prepare training batches on the training thread");
+  run_command->add_option("--fidelity-every", command.fidelity_every,
+                          "fidelity probes every N steps in every run, overriding specs' \"fidelity\" blocks (0: none)")
+      ->check(CLI::NonNegativeNumber);
+  return run_command;
+}
+
+// The runner options and the shard the command line's flags ask for; false (said on stderr) on bad input.
+bool apply_flags(RunCommand& command, std::optional<ngd::Shard>& shard) {
+  auto& options = command.options;
+  options.progress = !command.quiet;
+  options.prefetch = !command.no_prefetch;
+  options.phase_timing = !command.no_phase_timing;
+  if (command.fidelity_every >= 0) options.fidelity_every = command.fidelity_every;
+  if (!command.filter.empty()) {
+    const auto filter = compile_filter(command.filter);
+    if (!filter) return false;
+    options.filter = *filter;
+  }
+  if (!command.shard_text.empty()) {
+    try {
+      shard = ngd::parse_shard(command.shard_text);
+    } catch (const std::runtime_error& error) {
+      std::cerr << "error: " << error.what() << "\n";
+      return false;
+    }
+  }
+  return true;
+}
+
+// --dry-run: each spec's expanded runs, one line each.
+void print_runs(const std::vector<ngd::Spec>& specs, const std::string& device_flag) {
+  for (const auto& spec : specs) {
+    const auto& runs = spec.runs;
+    std::cout << fmt::format("{} ({}): {} runs on {}\n", spec.name, spec.path, runs.size(),
+                             device_for(spec, device_flag));
+    for (const auto& run : runs) {
+      const auto trial = run.tuning.is_null() ? std::string()
+                                              : fmt::format(" study={} trial={}", run.study, run.trial);
+      std::cout << fmt::format("  {}/{}  {} seed={}{} hparams={} schedule={}\n", run.experiment, run.run_id(),
+                               run.label(), run.seed, trial, run.hparams.dump(), run.schedule.dump());
+    }
+  }
+}
+
+int run(RunCommand command) {
+  ngd::stop_cleanly_on_interrupt(command.options.out_dir);  // before LibTorch starts its threads
+  std::optional<ngd::Shard> shard;
+  if (!apply_flags(command, shard)) return kExitBadInput;
+  auto& options = command.options;
+  const auto& device_flag = command.device_flag;
+  auto& scale = command.scale;
   if (scale == "auto") {
     scale = torch::cuda::is_available() ? "paper" : "cpu";
     std::cout << fmt::format("ngdbench: scale '{}' ({})\n", scale,
                              scale == "paper" ? "a CUDA device is present" : "no CUDA device: the scaled-down protocol");
   }
   std::vector<ngd::Spec> specs;
-  for (const auto& path : spec_paths) {
+  for (const auto& path : command.spec_paths) {
     try {
       specs.push_back(ngd::load_spec(path, scale));
       ngd::require_device(device_for(specs.back(), device_flag));  // before any run starts
@@ -96,22 +218,12 @@ int run(const std::vector<std::string>& spec_paths, ngd::RunnerOptions options, 
     std::cout << fmt::format("ngdbench: shard {}/{}: {} of the sweep's {} runs\n", shard->index, shard->count,
                              shard_runs, sweep_runs);
   }
-  options.data_roots = ngd::data_roots(data_root);
-  if (dry_run) {
-    for (const auto& spec : specs) {
-      const auto& runs = spec.runs;
-      std::cout << fmt::format("{} ({}): {} runs on {}\n", spec.name, spec.path, runs.size(),
-                               device_for(spec, device_flag));
-      for (const auto& run : runs) {
-        const auto trial = run.tuning.is_null() ? std::string()
-                                                : fmt::format(" study={} trial={}", run.study, run.trial);
-        std::cout << fmt::format("  {}/{}  {} seed={}{} hparams={} schedule={}\n", run.experiment, run.run_id(),
-                                 run.label(), run.seed, trial, run.hparams.dump(), run.schedule.dump());
-      }
-    }
+  options.data_roots = ngd::data_roots(command.data_root);
+  if (command.dry_run) {
+    print_runs(specs, device_flag);
     return 0;
   }
-  const int threads_in_use = ngd::configure_threads(threads);
+  const int threads_in_use = ngd::configure_threads(command.threads);
   std::cout << fmt::format("ngdbench: {} thread(s), results in {}\n", threads_in_use, options.out_dir);
   int failures = 0;
   for (const auto& spec : specs) {
@@ -132,7 +244,41 @@ int run(const std::vector<std::string>& spec_paths, ngd::RunnerOptions options, 
   return failures == 0 ? 0 : 1;
 }
 
-int slurm(ngd::SlurmJob job, std::string script_path) {
+// `ngdbench slurm`'s command line.
+struct SlurmCommand {
+  ngd::SlurmJob job;
+  std::string script_path;
+};
+
+CLI::App* add_slurm_command(CLI::App& app, SlurmCommand& command) {
+  auto* slurm_command = app.add_subcommand(
+      "slurm", "write a Slurm job-array script: one array task per shard of the specs' runs, all into --out");
+  auto& job = command.job;
+  job.scale = "auto";
+  slurm_command->add_option("specs", job.spec_paths, "experiment spec files (JSON)")->required()->check(CLI::ExistingFile);
+  slurm_command->add_option("--out", job.out_dir, "the shared results folder (on a filesystem every node sees)")->required();
+  slurm_command->add_option("--shards", job.shards, "array tasks (shards)")->required()->check(CLI::PositiveNumber);
+  slurm_command->add_option("--partition", job.partition, "Slurm partition (default: the cluster's)");
+  slurm_command->add_option("--gpus-per-task", job.gpus_per_task, "0: CPU tasks; 1: one GPU per task, --device cuda")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1));
+  slurm_command->add_option("--cpus-per-task", job.cpus_per_task, "CPU cores per task")->capture_default_str()->check(CLI::PositiveNumber);
+  slurm_command->add_option("--threads", job.threads, "ngdbench --threads (0 = --cpus-per-task)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  slurm_command->add_option("--time", job.time_limit, "time limit per task, e.g. 12:00:00 (default: the partition's)");
+  slurm_command->add_option("--job-name", job.job_name, "Slurm job name")->capture_default_str();
+  slurm_command->add_option("--scale", job.scale, "the specs' scale; auto: paper with --gpus-per-task 1, else cpu")
+      ->capture_default_str();
+  slurm_command->add_option("--filter", job.filter, "only runs matching this regex (as run --filter)");
+  slurm_command->add_option("--data-root", job.data_root, "data root searched first, as the nodes see it");
+  slurm_command->add_option("--script", command.script_path, "where to write the script (default: OUT/ngdbench.sbatch)");
+  return slurm_command;
+}
+
+int slurm(SlurmCommand command) {
+  auto& job = command.job;
+  auto& script_path = command.script_path;
   if (job.scale == "auto") job.scale = job.gpus_per_task > 0 ? "paper" : "cpu";  // what `run --scale auto` picks there
   try {
     ngd::check_slurm_job(job);  // the user's arguments, before anything is written
@@ -142,7 +288,11 @@ int slurm(ngd::SlurmJob job, std::string script_path) {
   }
   // The specs are checked here, at the tasks' scale, so that a typo fails now rather than in N queued tasks.
   ngd::RunnerOptions options;
-  if (!job.filter.empty()) options.filter = std::regex(job.filter);
+  if (!job.filter.empty()) {
+    const auto filter = compile_filter(job.filter);
+    if (!filter) return kExitBadInput;
+    options.filter = *filter;
+  }
   size_t runs = 0;
   try {
     for (const auto& path : job.spec_paths) runs += ngd::selected_runs(ngd::load_spec(path, job.scale), options).size();
@@ -199,7 +349,31 @@ struct RegressCommand {
   // Optimizers (or entry variants) to run alone; with --update only their baseline entries change.
   std::vector<std::string> only;
   ngd::RegressTolerance tolerance;
+  std::string data_root;
 };
+
+CLI::App* add_regress_command(CLI::App& app, RegressCommand& command) {
+  auto* regress_command =
+      app.add_subcommand("regress", "run the convergence regression suite and compare it with the committed baseline");
+  regress_command->add_option("--suite", command.suite, "folder of suite specs")->capture_default_str();
+  regress_command->add_option("--baseline", command.baseline_path, "baseline file")->capture_default_str();
+  regress_command->add_option("--out", command.out, "where the suite's result files go")->capture_default_str();
+  regress_command->add_option("--data-root", command.data_root, "data root searched first");
+  regress_command->add_option("--threads", command.threads, "threads (the baseline's count keeps step counts exact)")
+      ->capture_default_str();
+  regress_command
+      ->add_option("--steps-tolerance", command.tolerance.steps_ratio, "fail when steps to target grow beyond ×this")
+      ->capture_default_str();
+  regress_command
+      ->add_option("--accuracy-tolerance", command.tolerance.accuracy_drop,
+                   "fail when final test accuracy drops by more")
+      ->capture_default_str();
+  regress_command->add_flag("--update", command.update, "rewrite the baseline from this run");
+  regress_command->add_option("--only", command.only,
+                              "run only these optimizers or entry variants (repeatable); with --update, rewrite only "
+                              "their baseline entries");
+  return regress_command;
+}
 
 // The runs of `spec` that `only` selects (all when it is empty).
 std::vector<ngd::RunConfig> selected_runs(const ngd::Spec& spec, const std::vector<std::string>& only) {
@@ -211,7 +385,7 @@ std::vector<ngd::RunConfig> selected_runs(const ngd::Spec& spec, const std::vect
   return runs;
 }
 
-int regress(const RegressCommand& command, const std::string& data_root) {
+int regress(const RegressCommand& command) {
   if (!std::filesystem::is_directory(command.suite)) {
     std::cerr << "error: " << command.suite
               << ": no such folder of suite specs (run from the repository root, or pass --suite)\n";
@@ -232,7 +406,7 @@ int regress(const RegressCommand& command, const std::string& data_root) {
   const int threads = command.threads;
   const auto& baseline_path = command.baseline_path;
   const auto& tolerance = command.tolerance;
-  options.data_roots = ngd::data_roots(data_root);
+  options.data_roots = ngd::data_roots(command.data_root);
   options.force = true;  // measure the code as it is now
   ngd::configure_threads(threads);
   nlohmann::json measured = nlohmann::json::object();
@@ -281,7 +455,26 @@ int regress(const RegressCommand& command, const std::string& data_root) {
   return outcome.passed ? 0 : 1;
 }
 
-int bleu(const std::string& hypothesis_path, const std::string& reference_path) {
+// `ngdbench bleu`'s command line.
+struct BleuCommand {
+  std::string hypothesis_path;
+  std::string reference_path;
+};
+
+CLI::App* add_bleu_command(CLI::App& app, BleuCommand& command) {
+  auto* bleu_command = app.add_subcommand("bleu", "corpus BLEU of two line-aligned text files (gzip or plain)");
+  bleu_command->add_option("hypotheses", command.hypothesis_path, "system output, one detokenized sentence a line")
+      ->required()
+      ->check(CLI::ExistingFile);
+  bleu_command->add_option("references", command.reference_path, "references, line-aligned with the hypotheses")
+      ->required()
+      ->check(CLI::ExistingFile);
+  return bleu_command;
+}
+
+int bleu(const BleuCommand& command) {
+  const auto& hypothesis_path = command.hypothesis_path;
+  const auto& reference_path = command.reference_path;
   std::vector<std::string> hypotheses, references;
   try {
     hypotheses = ngd::read_text_lines(hypothesis_path);
@@ -305,156 +498,27 @@ int bleu(const std::string& hypothesis_path, const std::string& reference_path) 
 }  // namespace
 
 int main(int argc, char** argv) {
+  ngd::configure_process_for_timing(argv);
   CLI::App app{"ngdbench: benchmark harness for natural-gradient and other second-order optimizers"};
   app.require_subcommand(1);
-
-  auto* run_command = app.add_subcommand("run", "train the runs of experiment specs, resuming finished ones");
-  std::vector<std::string> spec_paths;
-  ngd::RunnerOptions options;
-  std::string data_root;
-  std::string filter;
-  int threads = 0;
-  bool dry_run = false;
-  bool quiet = false;
-  run_command->add_option("specs", spec_paths, "experiment spec files (JSON)")->required()->check(CLI::ExistingFile);
-  run_command->add_option("--out", options.out_dir, "results folder (OUT/<experiment>/<run-id>.json)")->capture_default_str();
-  run_command->add_option("--data-root", data_root, "data root searched first (then $NGDBENCH_DATA, ./data, /usr/share/datasets)");
-  run_command->add_option("--threads", threads, "intra-op and BLAS threads (0 = one per core)")->check(CLI::NonNegativeNumber);
-  std::string device_flag;
-  const CLI::Validator device_name(
-      [](std::string& name) {
-        try {
-          ngd::check_device_name(name);
-          return std::string();
-        } catch (const std::runtime_error& error) {
-          return std::string(error.what());
-        }
-      },
-      "DEVICE");
-  run_command->add_option("--device", device_flag, "cpu, cuda or cuda:N (default: the spec's \"device\", else cpu)")
-      ->check(device_name);
-  std::string shard_text;
-  run_command->add_option("--shard", shard_text,
-                          "K/N: train only shard K (1..N) of the sweep's runs, for N workers sharing --out");
-  bool no_phase_timing = false;
-  run_command->add_flag("--no-phase-timing", no_phase_timing,
-                        "no per-phase times (on a GPU they synchronise the device at every phase boundary)");
-  run_command->add_option("--filter", filter, "only runs whose '<experiment>/<run-id> <label>' matches this regex");
-  std::string scale;
-  run_command->add_option("--scale", scale,
-                          "a scale the specs define (e.g. cpu, paper), or auto: paper with CUDA, else cpu");
-  run_command->add_flag("--dry-run", dry_run, "print the expanded runs and exit");
-  run_command->add_flag("--force", options.force, "rerun runs that already have a finished result");
-  run_command->add_flag("--quiet", quiet, "no per-epoch lines");
-  bool no_prefetch = false;
-  run_command->add_flag("--no-prefetch", no_prefetch, "prepare training batches on the training thread");
-  int64_t fidelity_every = -1;
-  run_command->add_option("--fidelity-every", fidelity_every,
-                          "fidelity probes every N steps in every run, overriding specs' \"fidelity\" blocks (0: none)")
-      ->check(CLI::NonNegativeNumber);
-
-  auto* list_command = app.add_subcommand("list", "list the registered optimizers, models, datasets or schedules");
-  std::string what;
-  bool verbose = false;
-  list_command->add_option("what", what, "optimizers | models | datasets | schedules")
-      ->required()
-      ->check(CLI::IsMember({"optimizers", "models", "datasets", "schedules"}));
-  list_command->add_flag("-v,--verbose", verbose, "with summaries and settings (name, default, meaning)");
-
-  auto* regress_command =
-      app.add_subcommand("regress", "run the convergence regression suite and compare it with the committed baseline");
+  RunCommand run_settings;
+  ListCommand list_settings;
   RegressCommand regress_settings;
-  regress_command->add_option("--suite", regress_settings.suite, "folder of suite specs")->capture_default_str();
-  regress_command->add_option("--baseline", regress_settings.baseline_path, "baseline file")->capture_default_str();
-  regress_command->add_option("--out", regress_settings.out, "where the suite's result files go")->capture_default_str();
-  regress_command->add_option("--data-root", data_root, "data root searched first");
-  regress_command->add_option("--threads", regress_settings.threads, "threads (the baseline's count keeps step counts exact)")
-      ->capture_default_str();
-  regress_command
-      ->add_option("--steps-tolerance", regress_settings.tolerance.steps_ratio, "fail when steps to target grow beyond ×this")
-      ->capture_default_str();
-  regress_command
-      ->add_option("--accuracy-tolerance", regress_settings.tolerance.accuracy_drop,
-                   "fail when final test accuracy drops by more")
-      ->capture_default_str();
-  regress_command->add_flag("--update", regress_settings.update, "rewrite the baseline from this run");
-  regress_command->add_option("--only", regress_settings.only,
-                              "run only these optimizers or entry variants (repeatable); with --update, rewrite only "
-                              "their baseline entries");
-
-  auto* bleu_command = app.add_subcommand("bleu", "corpus BLEU of two line-aligned text files (gzip or plain)");
-  std::string hypothesis_path, reference_path;
-  bleu_command->add_option("hypotheses", hypothesis_path, "system output, one detokenized sentence a line")
-      ->required()
-      ->check(CLI::ExistingFile);
-  bleu_command->add_option("references", reference_path, "references, line-aligned with the hypotheses")
-      ->required()
-      ->check(CLI::ExistingFile);
-
-  auto* slurm_command = app.add_subcommand(
-      "slurm", "write a Slurm job-array script: one array task per shard of the specs' runs, all into --out");
-  ngd::SlurmJob job;
-  job.scale = "auto";
-  std::string script_path;
-  slurm_command->add_option("specs", job.spec_paths, "experiment spec files (JSON)")->required()->check(CLI::ExistingFile);
-  slurm_command->add_option("--out", job.out_dir, "the shared results folder (on a filesystem every node sees)")->required();
-  slurm_command->add_option("--shards", job.shards, "array tasks (shards)")->required()->check(CLI::PositiveNumber);
-  slurm_command->add_option("--partition", job.partition, "Slurm partition (default: the cluster's)");
-  slurm_command->add_option("--gpus-per-task", job.gpus_per_task, "0: CPU tasks; 1: one GPU per task, --device cuda")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1));
-  slurm_command->add_option("--cpus-per-task", job.cpus_per_task, "CPU cores per task")->capture_default_str()->check(CLI::PositiveNumber);
-  slurm_command->add_option("--threads", job.threads, "ngdbench --threads (0 = --cpus-per-task)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  slurm_command->add_option("--time", job.time_limit, "time limit per task, e.g. 12:00:00 (default: the partition's)");
-  slurm_command->add_option("--job-name", job.job_name, "Slurm job name")->capture_default_str();
-  slurm_command->add_option("--scale", job.scale, "the specs' scale; auto: paper with --gpus-per-task 1, else cpu")
-      ->capture_default_str();
-  slurm_command->add_option("--filter", job.filter, "only runs matching this regex (as run --filter)");
-  slurm_command->add_option("--data-root", job.data_root, "data root searched first, as the nodes see it");
-  slurm_command->add_option("--script", script_path, "where to write the script (default: OUT/ngdbench.sbatch)");
-
+  BleuCommand bleu_settings;
+  SlurmCommand slurm_settings;
+  add_run_command(app, run_settings);
+  auto* list_command = add_list_command(app, list_settings);
+  auto* regress_command = add_regress_command(app, regress_settings);
+  auto* bleu_command = add_bleu_command(app, bleu_settings);
+  auto* slurm_command = add_slurm_command(app, slurm_settings);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {  // bad arguments exit with 2, like bad specs; --help with 0
     return app.exit(error) == 0 ? 0 : kExitBadInput;
   }
-  if (slurm_command->parsed()) {
-    if (!job.filter.empty()) {
-      try {
-        std::regex check(job.filter);
-      } catch (const std::regex_error& error) {
-        std::cerr << "error: --filter: invalid regex '" << job.filter << "': " << error.what() << "\n";
-        return kExitBadInput;
-      }
-    }
-    return slurm(job, script_path);
-  }
-  if (bleu_command->parsed()) return bleu(hypothesis_path, reference_path);
-  if (regress_command->parsed()) return regress(regress_settings, data_root);
-  if (list_command->parsed()) return list(what, verbose);
-  ngd::stop_cleanly_on_interrupt(options.out_dir);  // before LibTorch starts its threads
-  options.progress = !quiet;
-  options.prefetch = !no_prefetch;
-  if (!filter.empty()) {
-    try {
-      options.filter = std::regex(filter);
-    } catch (const std::regex_error& error) {
-      std::cerr << "error: --filter: invalid regex '" << filter << "': " << error.what() << "\n";
-      return kExitBadInput;
-    }
-  }
-  options.phase_timing = !no_phase_timing;
-  if (fidelity_every >= 0) options.fidelity_every = fidelity_every;
-  std::optional<ngd::Shard> shard;
-  if (!shard_text.empty()) {
-    try {
-      shard = ngd::parse_shard(shard_text);
-    } catch (const std::runtime_error& error) {
-      std::cerr << "error: " << error.what() << "\n";
-      return kExitBadInput;
-    }
-  }
-  return run(spec_paths, options, data_root, threads, scale, dry_run, device_flag, shard);
+  if (slurm_command->parsed()) return slurm(std::move(slurm_settings));
+  if (bleu_command->parsed()) return bleu(bleu_settings);
+  if (regress_command->parsed()) return regress(regress_settings);
+  if (list_command->parsed()) return list(list_settings);
+  return run(std::move(run_settings));
 }

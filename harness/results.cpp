@@ -69,14 +69,19 @@ std::optional<std::string> result_shape_problem(const nlohmann::json& result) {
 
 nlohmann::json to_json(const RunResult& result) {
   nlohmann::json epochs = nlohmann::json::array();
+  bool timing_suspect = false;
   for (const auto& e : result.epochs) {
+    timing_suspect = timing_suspect || !e.timing_suspect.empty();
     nlohmann::json epoch = {{"epoch", e.epoch},
                             {"train_loss", e.train_loss},
                             {"train_acc", e.train_acc},
                             {"train_time_s", e.train_time_s},
                             {"cumulative_train_time_s", e.cumulative_train_time_s},
                             {"cumulative_steps", e.cumulative_steps},
-                            {"learning_rate", e.learning_rate}};
+                            {"learning_rate", e.learning_rate},
+                            {"cpu_time_s", e.cpu_time_s},
+                            {"load_average", e.load_average},
+                            {"timing_suspect", e.timing_suspect.empty() ? nlohmann::json() : nlohmann::json(e.timing_suspect)}};
     if (e.per_epoch_test) {
       epoch["test_loss"] = e.test_loss;
       epoch["test_acc"] = e.test_acc;
@@ -113,6 +118,7 @@ nlohmann::json to_json(const RunResult& result) {
           {"error", result.error.empty() ? nlohmann::json() : nlohmann::json(result.error)},
           {"epochs", epochs},
           {"phase_times_s", result.phase_times_s},
+          {"timing_suspect", timing_suspect},
           {"host_syncs", result.host_syncs},
           {"time_to_target_s", optional_json(result.time_to_target_s)},
           {"epochs_to_target", optional_json(result.epochs_to_target)},

@@ -23,6 +23,9 @@ struct EpochRecord {
   double cumulative_train_time_s = 0;
   int64_t cumulative_steps = 0;
   double learning_rate = 0;            // at the epoch's last step
+  double cpu_time_s = 0;               // process CPU time (all threads) during train_time_s
+  double load_average = 0;             // 1-minute load average at the epoch's end
+  std::string timing_suspect;          // why train_time_s is suspect (harness/machine.h, TimingSample); "" if clean
   // The validation split's metrics, written beside the others: image runs {"val_loss", "val_acc"}
   // (null without a validation set); translation runs {"val_loss", "val_acc", "val_bleu" (null when
   // not computed this epoch)}, whose train_loss/train_acc are the mean per-token loss as optimised and

@@ -23,6 +23,7 @@
 #include "harness/translation_workload.h"
 #include "harness/workload.h"
 #include "optimizers/optimizer.h"
+#include "optimizers/registry.h"
 
 namespace ngd {
 namespace {
@@ -162,7 +163,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
     torch::manual_seed(static_cast<uint64_t>(config.seed));
     auto workload = make_workload(result.meta);
     auto& model = workload->model();
-    auto optimizer = find_entry(optimizer_registry(), config.optimizer)->make(model, Options(config.hparams));
+    auto optimizer = make_optimizer(config.optimizer, model, config.hparams);
 
     const auto schedule = make_schedule(config.schedule, config.epochs, workload->nominal_batches_per_epoch());
     const double base_lr = config.hparams.at("lr").get<double>();
@@ -187,7 +188,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       double lr = base_lr;
       auto last_draw = Clock::now();
       synchronize(device);  // epoch times always wait for the device: queued kernels are not finished work
-      const auto epoch_start = Clock::now();
+      const TimingProbe epoch_clock;
       for (int64_t batch = 0; batch < steps_per_epoch; ++batch, ++step) {
         StepInfo info{step, epoch, batch, steps_per_epoch, {}, {}};
         {
@@ -236,7 +237,10 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       synchronize(device);
       const auto probes = probe.end_epoch();  // untimed, like evaluation
       probe_host_syncs += probes.host_syncs;
-      const double epoch_time = seconds_since(epoch_start) - probes.seconds;
+      auto epoch_timing = epoch_clock.finish();
+      epoch_timing.wall_s -= probes.seconds;
+      epoch_timing.cpu_s -= probes.cpu_seconds;
+      const double epoch_time = epoch_timing.wall_s;
       if (draw_bar) std::cerr << "\r" << std::string(80, ' ') << "\r";
       cumulative_time += epoch_time;
       if (diverged) {
@@ -253,6 +257,9 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       record.cumulative_steps = step;
       record.learning_rate = lr;
       record.fidelity = probes.summary;
+      record.cpu_time_s = epoch_timing.cpu_s;
+      record.load_average = epoch_timing.load_average;
+      record.timing_suspect = epoch_timing.suspect_reason(result.meta["cpu_count"].get<unsigned>(), device.is_cpu());
       workload->finish_epoch(record);
       result.epochs.push_back(record);
       if (config.target && !result.time_to_target_s && target_reached(*config.target, record)) {
@@ -261,8 +268,9 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
         result.steps_to_target = step;
       }
       if (options.progress) {
-        std::cout << fmt::format("  {} [{}] epoch {}/{}: {} | {:.2f} s\n", config.run_id(), config.label(),
-                                 record.epoch, config.epochs, workload->describe(record), epoch_time)
+        std::cout << fmt::format("  {} [{}] epoch {}/{}: {} | {:.2f} s{}\n", config.run_id(), config.label(),
+                                 record.epoch, config.epochs, workload->describe(record), epoch_time,
+                                 record.timing_suspect.empty() ? "" : " (timing suspect: " + record.timing_suspect + ")")
                   << std::flush;
       }
       const auto [held_out, held_out_name] = workload->held_out_loss(record);

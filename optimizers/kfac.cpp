@@ -6,6 +6,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "harness/device.h"
 #include "optimizers/layer_statistics.h"
 #include "optimizers/matrix_roots.h"
 
@@ -20,11 +21,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-// The running-average update m ← ε·m + (1 − ε)·new.
-void blend(torch::Tensor& running, const torch::Tensor& batch, double decay) {
-  running.mul_(decay).add_(batch, 1 - decay);
-}
-
 std::vector<OptionInfo> kfac_hyperparameters() {
   auto options = sgd_hyperparameters(0.01);
   const std::vector<OptionInfo> curvature_options = {
@@ -38,6 +34,9 @@ std::vector<OptionInfo> kfac_hyperparameters() {
        {"eigen", "inverse"}},
       {"fisher", "true", "true: output gradients of labels sampled from the model; empirical: of the true labels",
        {"true", "empirical"}},
+      {"refresh_dtype", "factor",
+       "factor: decompose in the factors' dtype, redone in float64 where LAPACK fails; float64: always float64",
+       {"factor", "float64"}},
   };
   options.insert(options.end(), curvature_options.begin(), curvature_options.end());
   return options;
@@ -49,6 +48,7 @@ Kfac::Kfac(CaptureModel& model, const Options& options)
     : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
       inverse_method_(options.text("inverse_method") == "eigen" ? InverseMethod::kEigen : InverseMethod::kInverse),
       true_fisher_(options.text("fisher") == "true"),
+      float64_refresh_(options.text("refresh_dtype") == "float64"),
       damping_(options.number("damping")),
       stat_decay_(options.number("stat_decay")),
       kl_clip_(options.number("kl_clip")),
@@ -86,26 +86,14 @@ void Kfac::step(const StepInfo& info, PhaseTimer& timer) {
   TorchOptimizer::step(info, timer);
 }
 
-// Per layer, with N samples (real tokens for a Linear on sequences), S output positions (1 for
-// Linear), ā the input rows with a ones column for the bias and D = N·g the output gradients with
-// the mean reduction's 1/N undone (padded tokens have zero rows):
-//   A = 1/(N·S²) Σ_{n,s} ā āᵀ,   G = S/N Σ_{n,s} D Dᵀ,
-// so that A ⊗ G = (1/S)·E[Σ_s ā āᵀ] ⊗ E[Σ_s D Dᵀ], KFC's approximation, split between the factors
-// as alecwangcq/KFAC-Pytorch does (its damping values mean the same here).
+// KFC's statistics (kronecker_statistics) split as alecwangcq/KFAC-Pytorch does, so that its damping
+// values mean the same here: A = 1/(N·S²) Σ ā āᵀ, G = S·N·Σ g gᵀ (the same product A ⊗ G).
 void Kfac::update_factors() {
   const auto start = Clock::now();
   for (auto& state : layers_) {
-    const auto inputs = input_rows(*state.layer);
-    const auto grads = grad_output_rows(*state.layer);
-    // Tokens of a sequence layer are its samples (the loss is their mean), padding excluded.
-    const double samples = static_cast<double>(real_token_count(*state.layer));
-    const bool conv = state.layer->kind() == CaptureLayer::Kind::kConv2d;
-    const double positions = conv ? static_cast<double>(inputs.size(1)) : 1.0;
-    const auto input_matrix = inputs.reshape({-1, inputs.size(-1)});
-    const auto grad_matrix = grads.reshape({-1, grads.size(-1)});
-    blend(state.input_factor, input_matrix.t().mm(input_matrix).div_(samples * positions * positions), stat_decay_);
-    // S/N·Σ (N·g)(N·g)ᵀ = S·N·Σ g gᵀ
-    blend(state.grad_factor, grad_matrix.t().mm(grad_matrix).mul_(samples * positions), stat_decay_);
+    const auto statistics = kronecker_statistics(*state.layer, /*with_grad=*/true);
+    blend_into(state.input_factor, statistics.input.div_(statistics.positions), stat_decay_);
+    blend_into(state.grad_factor, statistics.grad.mul_(statistics.positions), stat_decay_);
     state.layer->clear_captures();  // the recordings can be large (conv inputs); nothing reads them again
   }
   ++counters_.factor_updates;
@@ -116,10 +104,13 @@ void Kfac::refresh_inverses() {
   const auto start = Clock::now();
   for (auto& state : layers_) {
     if (inverse_method_ == InverseMethod::kEigen) {
-      std::tie(state.input_eigenvalues, state.input_basis) = symmetric_eigh(state.input_factor);
-      std::tie(state.grad_eigenvalues, state.grad_basis) = symmetric_eigh(state.grad_factor);
-      state.input_eigenvalues.masked_fill_(state.input_eigenvalues < kEigenvalueFloor, 0);
-      state.grad_eigenvalues.masked_fill_(state.grad_eigenvalues < kEigenvalueFloor, 0);
+      auto [input_eigenvalues, input_basis] = eigh_with_fallback(state.input_factor);
+      auto [grad_eigenvalues, grad_basis] = eigh_with_fallback(state.grad_factor);
+      input_eigenvalues.masked_fill_(input_eigenvalues < kEigenvalueFloor, 0);
+      grad_eigenvalues.masked_fill_(grad_eigenvalues < kEigenvalueFloor, 0);
+      state.input_basis = std::move(input_basis);
+      state.grad_basis = std::move(grad_basis);
+      state.eigen_scale = (grad_eigenvalues.unsqueeze(1) * input_eigenvalues.unsqueeze(0) + damping_).reciprocal_();
     } else {
       // Factored Tikhonov damping with π = sqrt((tr A / d_A) / (tr G / d_G)) (Martens & Grosse 2015,
       // §6.3): the product of the two damped inverses no longer depends on how a scale is split
@@ -129,20 +120,46 @@ void Kfac::refresh_inverses() {
       // π stays a 0-d tensor on the factors' device: no read-back per layer.
       const auto pi = ((a.trace() / static_cast<double>(a.size(0))) / (g.trace() / static_cast<double>(g.size(0)))).sqrt();
       const double root_damping = std::sqrt(damping_);
-      state.input_basis = torch::linalg_inv(a + pi * root_damping * torch::eye(a.size(0), a.options()));
-      state.grad_basis = torch::linalg_inv(g + root_damping / pi * torch::eye(g.size(0), g.options()));
+      state.input_basis = damped_inverse_with_fallback(a + pi * root_damping * torch::eye(a.size(0), a.options()));
+      state.grad_basis = damped_inverse_with_fallback(g + root_damping / pi * torch::eye(g.size(0), g.options()));
     }
   }
   ++counters_.inverse_refreshes;
   counters_.inverse_refresh_s += seconds_since(start);
 }
 
+// float32 LAPACK is about twice as fast as float64 here, but its eigh fails on factors of a few
+// thousand rows (the workspace size is returned as a float and rounds down: "Argument 8 has illegal
+// value") and can fail to converge; those factors are decomposed in float64 instead.
+std::tuple<torch::Tensor, torch::Tensor> Kfac::eigh_with_fallback(const torch::Tensor& factor) {
+  if (!float64_refresh_ && factor.scalar_type() != torch::kDouble) {
+    try {
+      auto [eigenvalues, eigenvectors] = torch::linalg_eigh(factor);
+      if (host_value<bool>(torch::isfinite(eigenvalues).all())) return {eigenvalues, eigenvectors};
+    } catch (const c10::Error&) {
+    }
+    ++counters_.float64_fallbacks;
+  }
+  return symmetric_eigh(factor);
+}
+
+// The inverse of an SPD matrix through its Cholesky factor (about half of linalg_inv's work); a factor
+// whose Cholesky fails in its dtype (not positive definite after float32 rounding) is inverted in float64.
+torch::Tensor Kfac::damped_inverse_with_fallback(const torch::Tensor& damped_factor) {
+  const auto dtype = damped_factor.scalar_type();
+  if (!float64_refresh_ && dtype != torch::kDouble) {
+    const auto [cholesky, info] = torch::linalg_cholesky_ex(damped_factor);
+    if (host_value<int>(info) == 0) return torch::cholesky_inverse(cholesky);
+    ++counters_.float64_fallbacks;
+  }
+  return torch::cholesky_inverse(torch::linalg_cholesky(damped_factor.to(torch::kDouble))).to(dtype);
+}
+
 // With ∇W̄ laid out out × in[+1] (row-major vec), G ⊗ A acts on it as G·∇W̄·A.
 torch::Tensor Kfac::preconditioned(const LayerState& state, const torch::Tensor& gradient) const {
   if (inverse_method_ == InverseMethod::kInverse) return state.grad_basis.mm(gradient).mm(state.input_basis);
   // (G ⊗ A + λI)⁻¹ in the factors' eigenbases: λ is added to each product of eigenvalues.
-  const auto rotated = state.grad_basis.t().mm(gradient).mm(state.input_basis);
-  const auto scaled = rotated / (state.grad_eigenvalues.unsqueeze(1) * state.input_eigenvalues.unsqueeze(0) + damping_);
+  const auto scaled = state.grad_basis.t().mm(gradient).mm(state.input_basis).mul_(state.eigen_scale);
   return state.grad_basis.mm(scaled).mm(state.input_basis.t());
 }
 
@@ -165,9 +182,11 @@ void Kfac::precondition() {
 }
 
 nlohmann::json Kfac::report() const {
-  return {{"factor_updates", counters_.factor_updates},
+  return {{"inverse_method", inverse_method_ == InverseMethod::kEigen ? "eigen" : "inverse"},
+          {"factor_updates", counters_.factor_updates},
           {"inverse_refreshes", counters_.inverse_refreshes},
           {"preconditioned_steps", counters_.preconditioned_steps},
+          {"float64_fallbacks", counters_.float64_fallbacks},
           {"factor_update_s", counters_.factor_update_s},
           {"inverse_refresh_s", counters_.inverse_refresh_s},
           {"precondition_s", counters_.precondition_s}};

@@ -13,6 +13,7 @@ struct KfacCounters {
   int64_t factor_updates = 0;     // steps on which the Kronecker factors took in new statistics
   int64_t inverse_refreshes = 0;  // steps on which every layer's factors were decomposed or inverted
   int64_t preconditioned_steps = 0;
+  int64_t float64_fallbacks = 0;  // factors that LAPACK failed on in their dtype, redone in float64
   double factor_update_s = 0;    // im2col, A/G products and the running averages
   double inverse_refresh_s = 0;  // eigendecompositions or inverses
   double precondition_s = 0;     // V = G⁻¹ ∇W̄ A⁻¹ (damped), KL clip, writing the gradients back
@@ -48,20 +49,24 @@ class Kfac : public TorchOptimizer {
     std::shared_ptr<CaptureLayer> layer;
     torch::Tensor input_factor;  // A, running average from I
     torch::Tensor grad_factor;   // G, running average from I
-    // What preconditioning reuses until the next refresh. Eigen: the factors' eigenvectors and
-    // eigenvalues. Inverse: the damped inverses in `*_basis`, no eigenvalues.
-    torch::Tensor input_basis, input_eigenvalues;
-    torch::Tensor grad_basis, grad_eigenvalues;
+    // What preconditioning reuses until the next refresh. Eigen: the factors' eigenvectors and the
+    // reciprocals 1/(d_G·d_Aᵀ + λ) (out × in), so a step multiplies instead of dividing. Inverse: the
+    // damped inverses in `*_basis`, no scale.
+    torch::Tensor input_basis, grad_basis;
+    torch::Tensor eigen_scale;
   };
 
   void update_factors();
   void refresh_inverses();
+  std::tuple<torch::Tensor, torch::Tensor> eigh_with_fallback(const torch::Tensor& factor);
+  torch::Tensor damped_inverse_with_fallback(const torch::Tensor& damped_factor);
   void precondition();
   torch::Tensor preconditioned(const LayerState& state, const torch::Tensor& gradient) const;
 
   std::vector<LayerState> layers_;
   InverseMethod inverse_method_;
   bool true_fisher_;
+  bool float64_refresh_;  // refresh_dtype "float64": decompose in float64 always (else in the factors' dtype)
   double damping_;
   double stat_decay_;
   double kl_clip_;

@@ -139,6 +139,27 @@ torch::Tensor mean_grad_output_row(CaptureLayer& layer) {
   return grad.mean({0, 2, 3});
 }
 
+KroneckerStatistics kronecker_statistics(CaptureLayer& layer, bool with_grad) {
+  const auto inputs = input_rows(layer);
+  const double samples = static_cast<double>(real_token_count(layer));
+  const double positions = layer.kind() == CaptureLayer::Kind::kConv2d ? static_cast<double>(inputs.size(1)) : 1.0;
+  const auto input_matrix = inputs.reshape({-1, inputs.size(-1)});
+  KroneckerStatistics statistics;
+  statistics.positions = positions;
+  statistics.input = input_matrix.t().mm(input_matrix).div_(samples * positions);
+  if (with_grad) {
+    const auto grads = grad_output_rows(layer);
+    const auto grad_matrix = grads.reshape({-1, grads.size(-1)});
+    statistics.grad = grad_matrix.t().mm(grad_matrix).mul_(samples);
+  }
+  return statistics;
+}
+
+void blend_into(torch::Tensor& running, const torch::Tensor& statistic, double decay) {
+  if (!running.defined()) running = torch::eye(statistic.size(0), statistic.options());
+  running.mul_(decay).add_(statistic, 1 - decay);
+}
+
 torch::Tensor kl_clip_factor(const torch::Tensor& alignment, double kl_clip, double learning_rate) {
   const auto one = torch::ones_like(alignment);
   if (kl_clip <= 0) return one;

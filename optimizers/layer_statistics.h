@@ -47,6 +47,25 @@ torch::Tensor per_sample_gradients(CaptureLayer& layer);
 torch::Tensor mean_input_row(CaptureLayer& layer);
 torch::Tensor mean_grad_output_row(CaptureLayer& layer);
 
+// KFC's Kronecker factors of one capture (Grosse & Martens 2016), the statistics KFAC and SNGD share.
+// With N samples (the real tokens of a Linear layer on sequences: its tokens are its samples), S the
+// output positions of a Conv2d layer (1 otherwise), ā the input rows and D = N·g the output gradients
+// with the mean reduction's 1/N undone (padded tokens give zero rows):
+//   input = 1/(N·S) Σ_{n,s} ā āᵀ   (the mean over every row),
+//   grad  = 1/N Σ_{n,s} D Dᵀ = N·Σ_{n,s} g gᵀ   (positions summed, samples averaged),
+// so input ⊗ grad = (1/S)·E[Σ_s ā āᵀ] ⊗ E[Σ_s D Dᵀ]. `positions` is S, for a split that moves it
+// between the two (KFAC's). `grad` is left undefined unless `with_grad`.
+struct KroneckerStatistics {
+  torch::Tensor input;
+  torch::Tensor grad;
+  double positions = 1;
+};
+KroneckerStatistics kronecker_statistics(CaptureLayer& layer, bool with_grad);
+
+// A running Kronecker factor: starts at I (early steps stay close to SGD, as in the KFAC codes) and
+// takes each new statistic with weight 1 − decay.
+void blend_into(torch::Tensor& running, const torch::Tensor& statistic, double decay);
+
 // KFAC's KL clip factor min(1, sqrt(kl_clip / (lr²·alignment))) for alignment = Σ ⟨update, ∇W̄⟩ (the
 // step's squared Fisher norm / lr²); 1 when kl_clip is 0 or alignment ≤ 0. A 0-d tensor on the
 // alignment's device: scaling the updates by it needs no read-back.

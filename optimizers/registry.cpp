@@ -1,3 +1,7 @@
+#include "optimizers/registry.h"
+
+#include <stdexcept>
+
 #include "optimizers/adamw.h"
 #include "optimizers/eva.h"
 #include "optimizers/fngd.h"
@@ -5,7 +9,6 @@
 #include "optimizers/muon.h"
 #include "optimizers/nadamw.h"
 #include "optimizers/ngd.h"
-#include "optimizers/optimizer.h"
 #include "optimizers/sgd.h"
 #include "optimizers/shampoo.h"
 #include "optimizers/sngd.h"
@@ -38,6 +41,16 @@ const std::vector<OptimizerEntry>& optimizer_registry() {
       eva_entry(),
   };
   return table;
+}
+
+Options optimizer_options(const std::string& name, const nlohmann::json& hparams) {
+  const auto* entry = find_entry(optimizer_registry(), name);
+  if (entry == nullptr) throw std::invalid_argument("no optimizer '" + name + "' is registered");
+  return Options(resolve_options(hparams, entry->hyperparameters, "optimizer '" + name + "'", "hparams"));
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const std::string& name, CaptureModel& model, const nlohmann::json& hparams) {
+  return find_entry(optimizer_registry(), name)->make(model, optimizer_options(name, hparams));
 }
 
 }  // namespace ngd

@@ -100,21 +100,12 @@ class Sngd : public TorchOptimizer {
   }
 
  private:
+  // KFC's statistics in their own split (kronecker_statistics): A the mean over every input row, G
+  // positions summed and samples averaged.
   void update_factors(LocalFisher& fisher) {
-    auto inputs = input_rows(*fisher.layer);
-    const double batch = static_cast<double>(inputs.size(0));
-    inputs = inputs.reshape({-1, inputs.size(-1)});
-    const auto average = [&](KroneckerFactor& factor, const torch::Tensor& stats) {
-      if (!factor.running.defined()) factor.running = torch::eye(stats.size(0), stats.options());
-      factor.running = ema_decay_ * factor.running + (1 - ema_decay_) * stats;
-    };
-    // A averages over all rows (samples × positions), G sums positions and averages samples (KFC).
-    average(fisher.input, inputs.t().mm(inputs) / static_cast<double>(inputs.size(0)));
-    if (output_factor_) {
-      auto grads = grad_output_rows(*fisher.layer);
-      grads = grads.reshape({-1, grads.size(-1)}) * batch;  // per-sample output gradients: undo the mean
-      average(fisher.output, grads.t().mm(grads) / batch);
-    }
+    const auto statistics = kronecker_statistics(*fisher.layer, output_factor_);
+    blend_into(fisher.input.running, statistics.input, ema_decay_);
+    if (output_factor_) blend_into(fisher.output.running, statistics.grad, ema_decay_);
   }
 
   void refresh_inverses(LocalFisher& fisher) {

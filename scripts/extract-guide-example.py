@@ -4,8 +4,8 @@ names, so that CTest compiles and runs exactly what a newcomer copies:
 
     extract-guide-example.py docs/optimizers.md OUT_DIR
 
-The guide's first two ```cpp blocks after "**1. The plugin**" are optimizers/sign_sgd.h and .cpp, the
-first after "**3. The test**" is tests/optimizers/sign_sgd_test.cpp. Exits 1 naming what is missing.
+The guide's first ```cpp block after "**1. The plugin**" is optimizers/sign_sgd.cpp, the first after
+"**3. The test**" is tests/optimizers/sign_sgd_test.cpp. Exits 1 naming what is missing.
 """
 import os
 import re
@@ -13,7 +13,7 @@ import sys
 
 BLOCK = re.compile(r"```cpp\n(.*?)```", re.S)
 # (marker in the guide, the files its following ```cpp blocks become)
-SECTIONS = (("**1. The plugin**", ("optimizers/sign_sgd.h", "optimizers/sign_sgd.cpp")),
+SECTIONS = (("**1. The plugin**", ("optimizers/sign_sgd.cpp",)),
             ("**3. The test**", ("tests/optimizers/sign_sgd_test.cpp",)))
 
 

@@ -209,6 +209,11 @@ class Row:
     def validations(self, metric):
         return [v for v in (metric.final_validation(r) for r in self.completed()) if v is not None]
 
+    def timing_suspects(self):
+        """Completed runs with an epoch whose clock the runner flagged (load above the cores, or the
+        process descheduled): their times are not comparable with clean ones."""
+        return [r for r in self.completed() if r.get("timing_suspect")]
+
     def times_to_target(self):
         return [protocol.measure_or_unreached(r, "time_to_target_s") for r in self.runs]
 
@@ -320,14 +325,25 @@ def columns(metric, fidelity=()):
             [names[key] for key in fidelity])
 
 
+# The column that appears only in tables with a run whose timing the runner flagged as suspect.
+TIMING_COLUMN = "timing suspect (runs)"
+
+
+def has_timing_suspects(results):
+    return any(r.get("timing_suspect") for r in results)
+
+
 def table_rows(results, metric, fidelity=()):
     rows = rows_of(results)
     expected = len({r["seed"] for r in results})
     chosen = selections(results, metric)
     sgd, kfac = chosen.get("sgd"), chosen.get("kfac")
+    flagged = has_timing_suspects(results)
     cells = []
     for row in rows:
         validation = [spread(row.validations(metric), metric.digits)] if metric.validation_name else []
+        suspects = len(row.timing_suspects())
+        timing = [f"{suspects}/{len(row.completed())} suspect" if suspects else ""] if flagged else []
         # A drawn trial is planned in one study only; a grid configuration in every seed.
         planned = len(row.runs) if any(r.get("tuning") for r in row.runs) else expected
         cells.append([row.label, row.seeds_note(planned)] + validation +
@@ -335,7 +351,7 @@ def table_rows(results, metric, fidelity=()):
                       spread(row.epoch_times(True), 2), spread(row.epoch_times(False), 2), spread(row.total_times(), 1),
                       format_time(row.times_to_target()), format_time(row.steps_to_target(), 0), speedup(sgd, row),
                       speedup(kfac, row)] +
-                     [spread(row.fidelity_medians(key), 3) for key in fidelity])
+                     [spread(row.fidelity_medians(key), 3) for key in fidelity] + timing)
     return cells
 
 
@@ -711,6 +727,11 @@ def main():
         caption = experiment_caption(experiment, scale, results, metric)
         fidelity = fidelity_keys(results)
         header, cells = columns(metric, fidelity), table_rows(results, metric, fidelity)
+        if has_timing_suspects(results):
+            header = header + [TIMING_COLUMN]
+            caption += (". Timing suspect: some runs were measured while other work competed for the cores "
+                        "(load average above the core count, or CPU time below the wall time; per epoch in "
+                        "the result files): their times and speedups are not comparable with clean runs")
         write(os.path.join(out, "tables", name + ".md"), f"## {name}\n\n{caption}\n\n{markdown_table(header, cells)}\n")
         write(os.path.join(out, "tables", name + ".tex"), latex_table(header, cells, caption) + "\n")
         blocks += [("h", 2, name), ("p", caption), ("table", header, cells),

@@ -130,14 +130,21 @@ TEST(HostSyncs, CountsTheRunnersReadBacksPerRun) {
   const int64_t expected = divergence_checks(45, 2);  // 3 per epoch
   EXPECT_EQ(sgd["host_syncs"]["total"], expected);
   EXPECT_DOUBLE_EQ(sgd["host_syncs"]["per_step"].get<double>(), static_cast<double>(expected) / 90.0);
-  // KFAC with the empirical Fisher, the KL clip and the inverse method adds no read-back of its own:
-  // π and the clip factor stay on the device.
-  const auto kfac = to_json(train_run(
-      run_with({{"name", "kfac"},
-                {"hparams", {{"lr", 0.01}, {"kl_clip", 0.001}, {"fisher", "empirical"}, {"inverse_method", "inverse"}, {"t_cov", 1}, {"t_inv", 5}}}}),
-      dataset, quiet()));
+  // KFAC with the empirical Fisher, the KL clip, the inverse method and float64 refreshes adds no
+  // read-back of its own: π and the clip factor stay on the device.
+  const json kfac_hparams = {{"lr", 0.01},          {"kl_clip", 0.001}, {"fisher", "empirical"},
+                             {"inverse_method", "inverse"}, {"t_cov", 1},       {"t_inv", 5}};
+  auto float64_hparams = kfac_hparams;
+  float64_hparams["refresh_dtype"] = "float64";
+  const auto kfac = to_json(train_run(run_with({{"name", "kfac"}, {"hparams", float64_hparams}}), dataset, quiet()));
   ASSERT_EQ(kfac["status"], "completed") << kfac["error"];
   EXPECT_EQ(kfac["host_syncs"]["total"], expected);
+  // Refreshes in the factors' dtype (float32) read back LAPACK's status once per factor and refresh, to
+  // redo a failed factor in float64: 18 refreshes (steps 0, 5, …, 85) × A and G of the MLP's 2 layers.
+  const auto float32 = to_json(train_run(run_with({{"name", "kfac"}, {"hparams", kfac_hparams}}), dataset, quiet()));
+  ASSERT_EQ(float32["status"], "completed") << float32["error"];
+  EXPECT_EQ(float32["optimizer_report"]["inverse_refreshes"], 18);
+  EXPECT_EQ(float32["host_syncs"]["total"], expected + 18 * 2 * 2);
 }
 
 TEST(HostSyncs, NoPhaseTimesWhenPhaseTimingIsOff) {

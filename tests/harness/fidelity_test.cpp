@@ -56,13 +56,9 @@ double dense_gamma(const torch::Tensor& rows, const torch::Tensor& x) {
   return std::sqrt(x.dot(fisher.mv(x)).item<double>()) / std::abs(x.dot(rows.mean(0)).item<double>());
 }
 
-Options options(const std::string& name, const nlohmann::json& given) {
-  return woodbury_testing::optimizer_options(name, given);
-}
-
 TEST(Fidelity, NgdHasCosineOneAndRatiosOne) {
   auto model = double_conv_net();
-  auto optimizer = find_entry(optimizer_registry(), "ngd")->make(*model, options("ngd", {{"damping", kDamping}}));
+  auto optimizer = make_optimizer("ngd", *model, {{"damping", kDamping}});
   const auto probe = probed_step(*model, *optimizer, woodbury_testing::step_info(0, 0, 1, torch::arange(kSamples)), double_batch(4));
   EXPECT_EQ(probe.damping, kDamping);  // the optimizer's own λ, not the probe's
   EXPECT_NEAR(probe.cosine, 1.0, Tolerances<double>::kExact);
@@ -77,8 +73,7 @@ TEST(Fidelity, MetricsEqualTheDenseFormulas) {
   const auto batch = double_batch(5);
   const auto loop = woodbury_testing::per_sample_gradient_loop(*model, batch);
   const auto rows = torch::cat(loop, 1);
-  auto optimizer = find_entry(optimizer_registry(), "tengrad")
-                       ->make(*model, options("tengrad", {{"damping", kDamping}, {"momentum", 0.0}, {"lr", 0.1}}));
+  auto optimizer = make_optimizer("tengrad", *model, {{"damping", kDamping}, {"momentum", 0.0}, {"lr", 0.1}});
   const auto probe = probed_step(*model, *optimizer, woodbury_testing::step_info(0, 0, 1, torch::arange(kSamples)), batch);
   const auto direction = torch::cat(woodbury_testing::layer_gradients(*model));
   const auto natural = woodbury_testing::dense_damped_natural_gradient(rows, kDamping);
@@ -104,7 +99,7 @@ TEST(Fidelity, SgdDirectionTendsToTheNaturalGradientAsDampingGrows) {
   auto model = double_conv_net();
   const auto batch = double_batch(6);
   // lr 0: every probe sees the same parameters.
-  auto optimizer = find_entry(optimizer_registry(), "sgd")->make(*model, options("sgd", {{"lr", 0.0}}));
+  auto optimizer = make_optimizer("sgd", *model, {{"lr", 0.0}});
   double last_gap = 2;
   for (double damping : {1e-2, 1.0, 1e2, 1e4, 1e6}) {
     const auto probe = probed_step(*model, *optimizer, woodbury_testing::step_info(0, 0, 1, torch::arange(kSamples)), batch, damping);
@@ -118,7 +113,7 @@ TEST(Fidelity, SgdDirectionTendsToTheNaturalGradientAsDampingGrows) {
 }
 
 Options fngd_options(double lr) {
-  return options("fngd", {{"lr", lr}, {"momentum", 0.0}, {"damping", kDamping}});
+  return optimizer_options("fngd", {{"lr", lr}, {"momentum", 0.0}, {"damping", kDamping}});
 }
 
 TEST(Fidelity, FngdFirstEpochIsExactAndFresh) {
@@ -164,7 +159,7 @@ TEST(Fidelity, FngdLaterEpochStalenessAgainstAFreshDenseSolve) {
 
 TEST(Fidelity, AdamwOptsOut) {
   auto model = double_conv_net();
-  auto adamw = find_entry(optimizer_registry(), "adamw")->make(*model, options("adamw", nlohmann::json::object()));
+  auto adamw = make_optimizer("adamw", *model, nlohmann::json::object());
   EXPECT_FALSE(adamw->probe_direction().probed);
   FidelityProbe probe({1, 0.3}, *model, *adamw, torch::kCPU);
   EXPECT_FALSE(probe.due(woodbury_testing::step_info(0, 0, 1, torch::arange(kSamples))));

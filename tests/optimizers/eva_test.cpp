@@ -16,7 +16,6 @@ namespace {
 
 using testing::Tolerances;
 using woodbury_testing::expect_close;
-using woodbury_testing::optimizer_options;
 
 using woodbury_testing::ConvLinearNet;
 using woodbury_testing::weight_bias_gradient;

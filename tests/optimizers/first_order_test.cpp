@@ -3,6 +3,7 @@
 
 #include "harness/models/model.h"
 #include "optimizers/optimizer.h"
+#include "optimizers/registry.h"
 #include "tests/support/tolerances.h"
 
 namespace ngd {
@@ -18,11 +19,6 @@ std::shared_ptr<Model> tiny_linear() {
       find_entry(model_registry(), "mlp")->make(Options(nlohmann::json{{"hidden", nlohmann::json::array()}}), {{1, 1, 3}, 2});
   model->to(torch::kDouble);
   return model;
-}
-
-std::unique_ptr<Optimizer> make_optimizer(const std::string& name, Model& model, const nlohmann::json& hparams) {
-  const auto* entry = find_entry(optimizer_registry(), name);
-  return entry->make(model, Options(resolve_options(hparams, entry->hyperparameters, name, "hparams")));
 }
 
 // Sets every parameter's gradient to `scale` times a fixed pattern.

@@ -35,7 +35,7 @@ woodbury_testing::Batch random_batch(std::vector<int64_t> shape, uint64_t seed) 
 
 // lr 0 keeps the parameters, so the loop's per-sample gradients stay valid across steps.
 Options frozen_fngd_options(double damping, const std::string& coefficients, const std::string& index) {
-  return woodbury_testing::optimizer_options(
+  return optimizer_options(
       "fngd", {{"lr", 0.0}, {"momentum", 0.0}, {"damping", damping}, {"coefficients", coefficients}, {"coefficient_index", index}});
 }
 
@@ -144,7 +144,7 @@ class FngdNegativeCoefficients : public ::testing::TestWithParam<const char*> {}
 TEST_P(FngdNegativeCoefficients, ReusedStepWeighsEachSampleByTheRulesCoefficient) {
   const std::string rule = GetParam();
   auto model = small_conv_net();
-  const auto options = woodbury_testing::optimizer_options(
+  const auto options = optimizer_options(
       "fngd", {{"lr", 0.0}, {"momentum", 0.0}, {"damping", kSmallDamping}, {"negative_coefficients", rule}});
   const auto first = step_info(0, 0, 1, torch::arange(kSamples));
   // Sample 1 is sample 0 brightened threefold (same label): its gradient is nearly a larger multiple of
@@ -199,7 +199,7 @@ TEST(Fngd, RefreshEpochsSolveAfreshInEveryKthEpochAndReuseBetween) {
   auto model = small_conv_net();
   const auto batch = random_batch({2, 8, 8}, 7);
   const auto other = random_batch({2, 8, 8}, 12);  // other images under the same sample ids
-  Fngd fngd(*model, woodbury_testing::optimizer_options(
+  Fngd fngd(*model, optimizer_options(
                         "fngd", {{"lr", 0.0}, {"momentum", 0.0}, {"damping", kSmallDamping}, {"refresh_epochs", 2}}));
   woodbury_testing::train_step(*model, fngd, step_info(0, 0, 1, torch::arange(kSamples)), batch);
   const auto reuse = step_info(1, 0, 1, torch::arange(kSamples));
@@ -235,7 +235,7 @@ TEST(Fngd, LogitGradientRightHandSideSolvesWithIefsSquaredLogitGradientNorms) {
   const auto expected = torch::linalg::solve(rows.mm(rows.t()) + kSamples * kSmallDamping * torch::eye(kSamples, torch::kDouble),
                                              norms.unsqueeze(1), true)
                             .squeeze(1);
-  Fngd fngd(model, woodbury_testing::optimizer_options("fngd", {{"lr", 0.0},
+  Fngd fngd(model, optimizer_options("fngd", {{"lr", 0.0},
                                                                 {"momentum", 0.0},
                                                                 {"damping", kSmallDamping},
                                                                 {"rhs", "logit_gradient_norms"}}));

@@ -6,7 +6,9 @@
 #include "harness/spec.h"
 #include "harness/spec_error.h"
 #include "optimizers/kfac.h"
+#include "optimizers/registry.h"
 #include "tests/support/test_support.h"
+#include "tests/support/tolerances.h"
 
 namespace ngd {
 namespace {
@@ -147,7 +149,7 @@ Options kfac_options(nlohmann::json given) {
   given.emplace("stat_decay", kStatDecay);
   given.emplace("kl_clip", 0.0);
   given.emplace("fisher", "empirical");
-  return Options(resolve_options(given, kfac_entry().hyperparameters, "kfac", "hparams"));
+  return optimizer_options("kfac", given);
 }
 
 std::shared_ptr<TinyNet> tiny_net() {
@@ -260,6 +262,78 @@ TEST(Kfac, StepsBetweenRefreshesReuseTheStoredInverses) {
   take_step(*net, kfac, 2, random_batch(), 1.0);
   take_step(*net, kfac, 3, random_batch(), 1.0);
   EXPECT_EQ(kfac.counters().inverse_refreshes, 2);
+}
+
+// The inverse form between refreshes: the step applies the Cholesky inverses of the first step's damped
+// factors to the second step's gradients, the dense Kronecker product of the two inverses.
+TEST(Kfac, InverseFormBetweenRefreshesIsTheDenseKroneckerSolveOfTheStoredFactors) {
+  auto net = tiny_net();
+  Kfac kfac(*net, kfac_options({{"t_cov", 1}, {"t_inv", 3}, {"inverse_method", "inverse"}}));
+  const auto first = take_step(*net, kfac, 0, random_batch(), 1.0);
+  const auto second = take_step(*net, kfac, 1, random_batch(), 1.0);
+  const auto applied = updates(*net, second);
+  for (size_t i = 0; i < 2; ++i) {
+    SCOPED_TRACE(i == 0 ? "conv" : "fc");
+    const auto stored = first_running_factors(first.batch_factors[i]);
+    const auto expected = dense_preconditioned(stored, second.gradients[i], "inverse");
+    EXPECT_TRUE(near(applied[i], expected)) << (applied[i] - expected).abs().max().item<double>();
+  }
+}
+
+// The refresh in float32 (the default for float32 models) against the float64 refresh of the same
+// factors: the preconditioned steps agree to C·κ·ε₃₂, κ the condition number of the damped Kronecker
+// product each form inverts.
+TEST(Kfac, Float32RefreshAgreesWithFloat64WithinTheDerivedTolerance) {
+  for (const std::string method : {"eigen", "inverse"}) {
+    SCOPED_TRACE(method);
+    torch::manual_seed(3);
+    const auto batch = random_batch();
+    const Batch float_batch{batch.images.to(torch::kFloat), batch.labels};
+    std::vector<std::vector<torch::Tensor>> applied;
+    std::vector<StepTruth> truths;
+    for (const std::string dtype : {"factor", "float64"}) {
+      auto net = tiny_net();
+      net->to(torch::kFloat);
+      Kfac kfac(*net, kfac_options({{"inverse_method", method}, {"refresh_dtype", dtype}}));
+      truths.push_back(take_step(*net, kfac, 0, float_batch, 1.0));
+      applied.push_back(updates(*net, truths.back()));
+      EXPECT_EQ(kfac.counters().float64_fallbacks, 0);
+    }
+    for (size_t i = 0; i < 2; ++i) {
+      SCOPED_TRACE(i == 0 ? "conv" : "fc");
+      const auto factors = first_running_factors(truths[1].batch_factors[i]);
+      const auto a = factors.input.to(torch::kDouble);
+      const auto g = factors.grad.to(torch::kDouble);
+      const auto eye = [](int64_t size) { return torch::eye(size, torch::kDouble); };
+      double condition = 0;
+      if (method == "eigen") {
+        condition = testing::spd_condition_number(torch::kron(g, a) + kDamping * eye(a.size(0) * g.size(0)));
+      } else {  // the condition numbers of the two damped factors multiply
+        const double pi = std::sqrt((a.trace().item<double>() / a.size(0)) / (g.trace().item<double>() / g.size(0)));
+        condition = testing::spd_condition_number(a + pi * std::sqrt(kDamping) * eye(a.size(0))) *
+                    testing::spd_condition_number(g + std::sqrt(kDamping) / pi * eye(g.size(0)));
+      }
+      const double tolerance = testing::derived_tolerance(testing::Tolerances<float>::kSolveConstant, condition,
+                                                          testing::Tolerances<float>::kEpsilon);
+      const auto reference = applied[1][i].to(torch::kDouble);
+      const double error = ((applied[0][i].to(torch::kDouble) - reference).norm() / reference.norm()).item<double>();
+      EXPECT_LE(error, tolerance) << "condition number " << condition;
+    }
+  }
+}
+
+TEST(Kfac, ReportsItsCounters) {
+  auto net = tiny_net();
+  Kfac kfac(*net, kfac_options({{"t_cov", 2}, {"t_inv", 4}}));
+  for (int64_t step = 0; step < 5; ++step) take_step(*net, kfac, step, random_batch(), 0.1);
+  const auto report = kfac.report();
+  EXPECT_EQ(report.at("inverse_method"), "eigen");
+  EXPECT_EQ(report.at("factor_updates"), 3);  // steps 0, 2, 4
+  EXPECT_EQ(report.at("inverse_refreshes"), 2);
+  EXPECT_EQ(report.at("preconditioned_steps"), 5);
+  EXPECT_EQ(report.at("float64_fallbacks"), 0);  // a float64 model refreshes in float64
+  EXPECT_GT(report.at("precondition_s").get<double>(), 0.0);
+  EXPECT_GT(report.at("inverse_refresh_s").get<double>(), 0.0);
 }
 
 TEST(Kfac, RejectsSettingsWithoutMeaning) {

@@ -14,7 +14,6 @@ namespace {
 
 using testing::Tolerances;
 using woodbury_testing::expect_close;
-using woodbury_testing::optimizer_options;
 
 // φ = p∘p∘p∘p∘p for p(x) = a·x + b·x³ + c·x⁵ maps every x in [2·10⁻³, 1] into [0.681, 1.203] (scanned at
 // 2·10⁵ log-spaced points; below 2·10⁻³ the lower end falls, to 0.47 at 10⁻³): the bound on the singular

@@ -15,7 +15,6 @@ namespace {
 
 using testing::Tolerances;
 using woodbury_testing::ConvShape;
-using woodbury_testing::optimizer_options;
 using woodbury_testing::random_batch;
 using woodbury_testing::SmallConvNet;
 

@@ -48,7 +48,7 @@ Batch double_batch(const std::string& kind, uint64_t seed) {
 
 // lr 1 and no momentum: the step is the rewritten gradient, which the test reads back from .grad.
 Options plain_ngd_options(const std::string& fisher) {
-  return woodbury_testing::optimizer_options("ngd", {{"lr", 1.0}, {"momentum", 0.0}, {"damping", kDamping}, {"fisher", fisher}});
+  return optimizer_options("ngd", {{"lr", 1.0}, {"momentum", 0.0}, {"damping", kDamping}, {"fisher", fisher}});
 }
 
 class NgdDense : public ::testing::TestWithParam<Case> {};
@@ -132,7 +132,7 @@ TEST(Ngd, ParametersOutsideCaptureLayersStepWithTheirGradient) {
 
 TEST(Ngd, SampledFisherNeedsPositiveDamping) {
   auto model = double_model("mlp");
-  EXPECT_THROW(Ngd(*model, woodbury_testing::optimizer_options("ngd", {{"fisher", "sampled"}, {"damping", 0.0}})),
+  EXPECT_THROW(Ngd(*model, optimizer_options("ngd", {{"fisher", "sampled"}, {"damping", 0.0}})),
                std::invalid_argument);
 }
 

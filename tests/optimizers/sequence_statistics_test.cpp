@@ -7,6 +7,7 @@
 #include "optimizers/fngd.h"
 #include "optimizers/kfac.h"
 #include "optimizers/ngd.h"
+#include "optimizers/sngd.h"
 #include "optimizers/layer_statistics.h"
 #include "optimizers/woodbury.h"
 #include "tests/optimizers/woodbury_test_support.h"
@@ -170,7 +171,7 @@ TEST(SequenceStatistics, KfacFactorsAreOverRealTokens) {
   auto model = tiny_transformer(2);
   const auto batched = whole_batch();
   const auto loop = per_sentence_loop(*model, batched.mean_tokens);
-  Kfac kfac(*model, woodbury_testing::optimizer_options("kfac", {{"lr", 0.0}, {"momentum", 0.0}, {"stat_decay", 0.0},
+  Kfac kfac(*model, optimizer_options("kfac", {{"lr", 0.0}, {"momentum", 0.0}, {"stat_decay", 0.0},
                                                                   {"fisher", "empirical"}, {"t_cov", 1}, {"t_inv", 1},
                                                                   {"kl_clip", 0.0}}));
   const auto info = woodbury_testing::step_info(0, 0, 1, torch::arange(4));
@@ -191,12 +192,51 @@ TEST(SequenceStatistics, KfacFactorsAreOverRealTokens) {
   }
 }
 
+// SNGD shares KFAC's statistics: tokens are the samples, padding excluded (issue 20 fixed a copy that
+// averaged over padded positions and scaled G by the sentence count).
+TEST(SequenceStatistics, SngdStepIsTheKroneckerSolveOfFactorsOverRealTokens) {
+  auto model = tiny_transformer(5);
+  const auto batched = whole_batch();
+  const auto loop = per_sentence_loop(*model, batched.mean_tokens);
+  constexpr double kDamping = 0.1;
+  auto sngd = sngd_entry().make(
+      *model, optimizer_options(
+                  "sngd", {{"lr", 0.0}, {"momentum", 0.0}, {"fisher", "empirical"}, {"damping", kDamping},
+                           {"ema_decay", 0.0}, {"kl_clip", 0.0}, {"stats_interval", 1}, {"inverse_interval", 1},
+                           {"root_method", "eigh"}}));
+  const auto info = woodbury_testing::step_info(0, 0, 1, torch::arange(4));
+  ASSERT_EQ(sngd->capture(info), Capture::kEmpirical);
+  record_batch(*model, batched);
+  // SNGD's damping is relative to the factor's mean eigenvalue.
+  const auto damped = [](const torch::Tensor& factor) {
+    const auto dim = factor.size(0);
+    return factor + kDamping * factor.trace() / static_cast<double>(dim) * torch::eye(dim, factor.options());
+  };
+  std::vector<torch::Tensor> expected;
+  for (size_t l = 0; l < model->capture_layers().size(); ++l) {
+    const auto& inputs = loop.inputs[l];
+    const double tokens = static_cast<double>(inputs.size(0));
+    const auto grads = loop.grad_outputs[l] / 4.0;
+    const auto a = damped(inputs.t().mm(inputs) / tokens);
+    const auto g = damped(grads.t().mm(grads) * tokens);
+    // G⁻¹ ∇W̄ A⁻¹ (A and G symmetric).
+    const auto left = torch::linalg::solve(g, gradient_matrix(*model->capture_layers()[l]), true);
+    expected.push_back(torch::linalg::solve(a, left.t(), true).t());
+  }
+  PhaseTimer timer;
+  sngd->step(info, timer);
+  for (size_t l = 0; l < expected.size(); ++l) {
+    SCOPED_TRACE("layer " + std::to_string(l));
+    expect_close(gradient_matrix(*model->capture_layers()[l]), expected[l], kTolerance);
+  }
+}
+
 TEST(SequenceStatistics, FngdCoefficientsComeFromTheGramOfPerSentenceGradients) {
   auto model = tiny_transformer(3);
   const auto batched = whole_batch();
   const auto loop = per_sentence_loop(*model, batched.mean_tokens);
   constexpr double kDamping = 0.05;
-  Fngd fngd(*model, woodbury_testing::optimizer_options(
+  Fngd fngd(*model, optimizer_options(
                         "fngd", {{"lr", 0.0}, {"momentum", 0.0}, {"damping", kDamping}, {"coefficients", "shared"}}));
   const auto info = woodbury_testing::step_info(0, 0, 1, torch::arange(4));
   ASSERT_EQ(fngd.capture(info), Capture::kEmpirical);
@@ -219,7 +259,7 @@ TEST(SequenceStatistics, NgdStepIsTheDampedNaturalGradientOfPerSentenceGradients
   const auto batched = whole_batch();
   const auto loop = per_sentence_loop(*model, batched.mean_tokens);
   constexpr double kDamping = 0.05;
-  Ngd optimizer(*model, woodbury_testing::optimizer_options("ngd", {{"lr", 0.0}, {"momentum", 0.0}, {"damping", kDamping}}));
+  Ngd optimizer(*model, optimizer_options("ngd", {{"lr", 0.0}, {"momentum", 0.0}, {"damping", kDamping}}));
   const auto info = woodbury_testing::step_info(0, 0, 1, torch::arange(4));
   ASSERT_EQ(optimizer.capture(info), Capture::kEmpirical);
   record_batch(*model, batched);

@@ -18,7 +18,6 @@ using testing::Tolerances;
 using woodbury_testing::Batch;
 using woodbury_testing::ConvShape;
 using woodbury_testing::expect_close;
-using woodbury_testing::optimizer_options;
 using woodbury_testing::SmallConvNet;
 
 // Classes of woodbury_testing's batches (and of the models here).

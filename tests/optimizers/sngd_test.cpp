@@ -7,6 +7,7 @@
 #include "optimizers/layer_statistics.h"
 #include "optimizers/matrix_roots.h"
 #include "optimizers/optimizer.h"
+#include "optimizers/registry.h"
 #include "tests/support/test_support.h"
 
 namespace ngd {
@@ -18,11 +19,6 @@ std::shared_ptr<Model> make_model(const std::string& name, const nlohmann::json&
   auto model = entry->make(Options(resolve_options(options, entry->options, name, "model")), input);
   model->to(torch::kDouble);  // tight comparisons
   return model;
-}
-
-std::unique_ptr<Optimizer> make_optimizer(const std::string& name, Model& model, const nlohmann::json& hparams) {
-  const auto* entry = find_entry(optimizer_registry(), name);
-  return entry->make(model, Options(resolve_options(hparams, entry->hyperparameters, name, "hparams")));
 }
 
 // The runner's work before a step with empirical capture: record, forward, mean cross-entropy, backward.

@@ -5,6 +5,7 @@
 #include "harness/runner.h"
 #include "harness/spec.h"
 #include "optimizers/optimizer.h"
+#include "optimizers/registry.h"
 #include "optimizers/subspace.h"
 #include "tests/support/test_support.h"
 
@@ -94,10 +95,8 @@ std::vector<torch::Tensor> snapshot(Model& model) {
 TEST(Psgd, RestartsFromTheFirstSnapshotAndMovesOnlyInTheTrajectorysSpan) {
   torch::manual_seed(6);
   auto model = find_entry(model_registry(), "mlp")->make(Options({{"hidden", {5}}, {"rank", 0}}), {{1, 1, 4}, 3});
-  const auto* entry = find_entry(optimizer_registry(), "psgd");
-  auto optimizer = entry->make(*model, Options(resolve_options({{"lr", 0.1}, {"sampling_lr", 0.05}, {"sampling_epochs", 2},
-                                                                {"snapshots_per_epoch", 2}, {"subspace_dim", 3}},
-                                                               entry->hyperparameters, "psgd", "hparams")));
+  auto optimizer = make_optimizer("psgd", *model, {{"lr", 0.1}, {"sampling_lr", 0.05}, {"sampling_epochs", 2},
+                                                   {"snapshots_per_epoch", 2}, {"subspace_dim", 3}});
   const int64_t batches = 4;
   PhaseTimer timer;
   std::vector<torch::Tensor> trajectory;

@@ -34,7 +34,7 @@ TEST(Tengrad, PreconditionedGradientIsEachLayersDampedNaturalGradient) {
   auto model = small_conv_net();
   const auto batch = random_batch({2, 8, 8}, 1);
   const auto loop = woodbury_testing::per_sample_gradient_loop(*model, batch);
-  Tengrad tengrad(*model, woodbury_testing::optimizer_options("tengrad", {{"lr", 0.0}, {"damping", 0.1}}));
+  Tengrad tengrad(*model, optimizer_options("tengrad", {{"lr", 0.0}, {"damping", 0.1}}));
   woodbury_testing::train_step(*model, tengrad, step_info(0, 0, 1, torch::arange(kSamples)), batch);
   const auto gradients = woodbury_testing::layer_gradients(*model);
   for (size_t l = 0; l < loop.size(); ++l) {
@@ -50,7 +50,7 @@ TEST(Tengrad, UncapturedParametersStepWithTheirPlainGradient) {
   model.zero_grad();
   torch::nn::functional::cross_entropy(model.forward(batch.images), batch.labels).backward();
   const auto plain = model.logit_shift().grad().clone();
-  Tengrad tengrad(model, woodbury_testing::optimizer_options("tengrad", {{"lr", 0.0}, {"damping", 0.1}}));
+  Tengrad tengrad(model, optimizer_options("tengrad", {{"lr", 0.0}, {"damping", 0.1}}));
   woodbury_testing::train_step(model, tengrad, step_info(0, 0, 1, torch::arange(kSamples)), batch);
   expect_close(model.logit_shift().grad(), plain, kTolerance);
 }
@@ -60,7 +60,7 @@ TEST(Tengrad, ReusesStatisticsAndFactorBetweenRefreshes) {
   constexpr int64_t kSteps = 7;  // refreshes at steps 0, 3, 6
   auto model = small_conv_net();
   const int64_t layers = static_cast<int64_t>(model->capture_layers().size());
-  Tengrad tengrad(*model, woodbury_testing::optimizer_options("tengrad", {{"lr", 0.0}, {"damping", 0.1}, {"freq", kFreq}}));
+  Tengrad tengrad(*model, optimizer_options("tengrad", {{"lr", 0.0}, {"damping", 0.1}, {"freq", kFreq}}));
   std::vector<torch::Tensor> refresh_loop;
   for (int64_t step = 0; step < kSteps; ++step) {
     const auto batch = random_batch({2, 8, 8}, 100 + step);
@@ -88,7 +88,7 @@ TEST(Tengrad, DampingDecaysByHyLosRuleAfterWarmup) {
   torch::manual_seed(5);
   woodbury_testing::SmallMlp model;
   model.to(torch::kDouble);
-  Tengrad tengrad(model, woodbury_testing::optimizer_options("tengrad", {{"lr", 0.0},
+  Tengrad tengrad(model, optimizer_options("tengrad", {{"lr", 0.0},
                                                                           {"freq", 1},
                                                                           {"damping", 1.0},
                                                                           {"damping_target", 0.1},
@@ -106,8 +106,8 @@ TEST(Tengrad, DampingDecaysByHyLosRuleAfterWarmup) {
 
 TEST(Tengrad, RejectsDampingItCannotUse) {
   woodbury_testing::SmallMlp model;
-  EXPECT_THROW(Tengrad(model, woodbury_testing::optimizer_options("tengrad", {{"damping", 0.0}})), std::invalid_argument);
-  EXPECT_THROW(Tengrad(model, woodbury_testing::optimizer_options("tengrad", {{"damping", 0.1}, {"damping_target", 0.5}})),
+  EXPECT_THROW(Tengrad(model, optimizer_options("tengrad", {{"damping", 0.0}})), std::invalid_argument);
+  EXPECT_THROW(Tengrad(model, optimizer_options("tengrad", {{"damping", 0.1}, {"damping_target", 0.5}})),
                std::invalid_argument);
 }
 

@@ -127,12 +127,6 @@ StepInfo step_info(int64_t epoch, int64_t batch_index, int64_t batches_per_epoch
   return {epoch * batches_per_epoch + batch_index, epoch, batch_index, batches_per_epoch, std::move(sample_ids), {}};
 }
 
-Options optimizer_options(const std::string& name, const nlohmann::json& given) {
-  const auto* entry = find_entry(optimizer_registry(), name);
-  TORCH_CHECK(entry != nullptr, "no optimizer ", name);
-  return Options(resolve_options(given, entry->hyperparameters, "optimizer '" + name + "'", "hparams"));
-}
-
 void expect_close(const torch::Tensor& actual, const torch::Tensor& expected, double tolerance) {
   ASSERT_EQ(actual.sizes(), expected.sizes());
   const auto a = actual.to(torch::kDouble), e = expected.to(torch::kDouble);

@@ -10,6 +10,7 @@
 #include "harness/models/model.h"
 #include "harness/options.h"
 #include "optimizers/optimizer.h"
+#include "optimizers/registry.h"
 
 // Ground truth for the Woodbury optimizers' tests: small models and per-sample gradients by brute force.
 namespace ngd::woodbury_testing {
@@ -95,9 +96,6 @@ void train_step(Model& model, Optimizer& optimizer, const StepInfo& info, const 
 // The StepInfo of step `batch_index` of `epoch`, all epochs `batches_per_epoch` long, for a batch
 // holding the dataset samples `sample_ids`.
 StepInfo step_info(int64_t epoch, int64_t batch_index, int64_t batches_per_epoch, torch::Tensor sample_ids);
-
-// The registered optimizer `name`'s settings: its defaults overridden by `given`.
-Options optimizer_options(const std::string& name, const nlohmann::json& given);
 
 // Expects max |actual − expected| ≤ tolerance·max |expected| (both cast to float64).
 void expect_close(const torch::Tensor& actual, const torch::Tensor& expected, double tolerance);

@@ -7,8 +7,11 @@ derives by hand; an experiment with fidelity probes) must equal golden/ byte for
 
     check_report.py            compare (exit 1 with a diff on a mismatch)
     check_report.py --update   rewrite golden/ after a deliberate change (review the diff)
+Then the timing flag: with one run's timing marked suspect (as the runner marks a contended
+measurement), the table gains a "timing suspect" column that names that row only.
 """
 import difflib
+import json
 import os
 import shutil
 import subprocess
@@ -53,7 +56,28 @@ def main():
                 failures += 1
                 print(f"check_report: {name} missing or empty")
         print(f"check_report: {len(COMPARED)} files compared, {len(PLOTS)} plots checked, {failures} failures")
-        return 1 if failures else 0
+        return 1 if failures or not timing_flag_reported() else 0
+
+
+def timing_flag_reported():
+    """True when a suspect run's row, and only it, is marked in a new column of its table."""
+    with tempfile.TemporaryDirectory() as out:
+        runs = os.path.join(out, "runs")
+        shutil.copytree(os.path.join(HERE, "fixtures", "runs", "fixture-vision"), os.path.join(runs, "fixture-vision"))
+        flagged = os.path.join(runs, "fixture-vision", "kfac-bbbb0002-s1.json")
+        with open(flagged) as file:
+            result = json.load(file)
+        result["timing_suspect"] = True
+        with open(flagged, "w") as file:
+            json.dump(result, file)
+        subprocess.run([sys.executable, REPORT, runs, "--out", out, "--no-plots"], check=True, stdout=subprocess.DEVNULL)
+        with open(os.path.join(out, "tables", "fixture-vision@cpu.md")) as file:
+            lines = file.read().splitlines()
+    header = next(line for line in lines if line.startswith("| optimizer"))
+    marked = [line.split(" | ")[0] for line in lines if line.endswith("| 1/3 suspect |")]
+    ok = header.endswith("| timing suspect (runs) |") and len(marked) == 1 and "kfac" in marked[0]
+    print(f"check_report: timing flag {'shown on the suspect row only' if ok else 'NOT shown as expected'}")
+    return ok
 
 
 if __name__ == "__main__":
