@@ -176,12 +176,30 @@ torch::Tensor Fngd::solve_coefficients(WoodburySolver& solver, const std::vector
   return torch::stack(rows);
 }
 
-torch::Tensor Fngd::right_hand_side() const {
+torch::Tensor Fngd::right_hand_side() {
   if (!logit_rhs_) return {};
   // The loss is the batch mean: the recorded output gradients are ∇_z ℓ_i / n.
   const auto& head = *layers_.back();
   const int64_t n = head.input().size(0);
-  return (head.grad_output().reshape({n, -1}) * static_cast<double>(n)).square().sum(1);
+  const auto& grad_output = head.grad_output();
+  if (!head_checked_) {
+    // A softmax cross-entropy's gradient in the logits, w·(p − y), has one negative entry per sample
+    // (per token on sequences): the label's, p_y − 1; the others are p_j ≥ 0, less label smoothing's
+    // α/K, still positive at the first step's near-uniform p. A hidden layer's rows (also those
+    // feeding a LayerNorm, whose gradients sum to zero like the logits') have about half their
+    // entries negative. Checked once, on the first solve: most real rows must have exactly one.
+    const auto rows = grad_output.reshape({-1, grad_output.size(-1)});
+    const auto real = rows.ne(0).any(1);
+    const auto one_negative = rows.lt(0).sum(1).eq(1).logical_and(real);
+    if (2 * host_value<int64_t>(one_negative.sum()) < host_value<int64_t>(real.sum())) {
+      throw std::invalid_argument(
+          "fngd: rhs logit_gradient_norms needs the model's logits layer as its last capture layer, but that "
+          "layer's output gradients are not a softmax cross-entropy's (one negative entry per sample); on the "
+          "Transformer set capture_embeddings_and_projection with tie_embeddings false");
+    }
+    head_checked_ = true;
+  }
+  return (grad_output.reshape({n, -1}) * static_cast<double>(n)).square().sum(1);
 }
 
 void Fngd::invert(const StepInfo& info) {

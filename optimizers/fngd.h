@@ -92,7 +92,7 @@ class Fngd : public TorchOptimizer {
                                    const torch::Tensor& rhs) const;
   // rhs = logit_gradient_norms: s_i = ‖∇_{z_i} ℓ_i‖² from the last capture layer's recorded output
   // gradients (every registered model's classifier or output projection); undefined for rhs = ones.
-  torch::Tensor right_hand_side() const;
+  torch::Tensor right_hand_side();
   void recombine(const StepInfo& info);
   void scale_uncaptured_gradients(const torch::Tensor& coefficients);
 
@@ -106,6 +106,7 @@ class Fngd : public TorchOptimizer {
   int64_t refresh_epochs_;
   std::string negative_coefficients_;  // keep | clamp | clamp_renormalise
   bool logit_rhs_;                      // rhs = logit_gradient_norms (iEF's right-hand side)
+  bool head_checked_ = false;           // whether the last capture layer was found to output the logits
   std::vector<ReuseStatistics> reuse_;  // one per reusing epoch
   ReuseStatistics last_reuse_;
 };

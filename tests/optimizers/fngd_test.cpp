@@ -199,8 +199,8 @@ TEST(Fngd, RefreshEpochsSolveAfreshInEveryKthEpochAndReuseBetween) {
   auto model = small_conv_net();
   const auto batch = random_batch({2, 8, 8}, 7);
   const auto other = random_batch({2, 8, 8}, 12);  // other images under the same sample ids
-  Fngd fngd(*model, optimizer_options(
-                        "fngd", {{"lr", 0.0}, {"momentum", 0.0}, {"damping", kSmallDamping}, {"refresh_epochs", 2}}));
+  Fngd fngd(*model,
+            optimizer_options("fngd", {{"lr", 0.0}, {"momentum", 0.0}, {"damping", kSmallDamping}, {"refresh_epochs", 2}}));
   woodbury_testing::train_step(*model, fngd, step_info(0, 0, 1, torch::arange(kSamples)), batch);
   const auto reuse = step_info(1, 0, 1, torch::arange(kSamples));
   EXPECT_EQ(fngd.capture(reuse), Capture::kNone);
@@ -236,9 +236,9 @@ TEST(Fngd, LogitGradientRightHandSideSolvesWithIefsSquaredLogitGradientNorms) {
                                              norms.unsqueeze(1), true)
                             .squeeze(1);
   Fngd fngd(model, optimizer_options("fngd", {{"lr", 0.0},
-                                                                {"momentum", 0.0},
-                                                                {"damping", kSmallDamping},
-                                                                {"rhs", "logit_gradient_norms"}}));
+                                              {"momentum", 0.0},
+                                              {"damping", kSmallDamping},
+                                              {"rhs", "logit_gradient_norms"}}));
   const auto info = step_info(0, 0, 1, torch::arange(kSamples));
   woodbury_testing::train_step(model, fngd, info, batch);
   expect_close(fngd.coefficients(info)[0], expected, kTolerance);

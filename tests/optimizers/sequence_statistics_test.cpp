@@ -172,8 +172,8 @@ TEST(SequenceStatistics, KfacFactorsAreOverRealTokens) {
   const auto batched = whole_batch();
   const auto loop = per_sentence_loop(*model, batched.mean_tokens);
   Kfac kfac(*model, optimizer_options("kfac", {{"lr", 0.0}, {"momentum", 0.0}, {"stat_decay", 0.0},
-                                                                  {"fisher", "empirical"}, {"t_cov", 1}, {"t_inv", 1},
-                                                                  {"kl_clip", 0.0}}));
+                                               {"fisher", "empirical"}, {"t_cov", 1}, {"t_inv", 1},
+                                               {"kl_clip", 0.0}}));
   const auto info = woodbury_testing::step_info(0, 0, 1, torch::arange(4));
   ASSERT_EQ(kfac.capture(info), Capture::kEmpirical);
   record_batch(*model, batched);
@@ -236,8 +236,8 @@ TEST(SequenceStatistics, FngdCoefficientsComeFromTheGramOfPerSentenceGradients) 
   const auto batched = whole_batch();
   const auto loop = per_sentence_loop(*model, batched.mean_tokens);
   constexpr double kDamping = 0.05;
-  Fngd fngd(*model, optimizer_options(
-                        "fngd", {{"lr", 0.0}, {"momentum", 0.0}, {"damping", kDamping}, {"coefficients", "shared"}}));
+  Fngd fngd(*model,
+            optimizer_options("fngd", {{"lr", 0.0}, {"momentum", 0.0}, {"damping", kDamping}, {"coefficients", "shared"}}));
   const auto info = woodbury_testing::step_info(0, 0, 1, torch::arange(4));
   ASSERT_EQ(fngd.capture(info), Capture::kEmpirical);
   set_recording(*model, true);
@@ -252,6 +252,25 @@ TEST(SequenceStatistics, FngdCoefficientsComeFromTheGramOfPerSentenceGradients) 
   std::vector<torch::Tensor> gradients;
   for (const auto& layer : model->capture_layers()) gradients.push_back(gradient_matrix(*layer).flatten());
   expect_close(torch::cat(gradients), woodbury_testing::dense_damped_natural_gradient(rows, kDamping), kTolerance);
+}
+
+// iEF's right-hand side is the logits' per-sample gradient norm: with the tied vocabulary projection
+// uncaptured, the last capture layer is a hidden one, and FNGD says so instead of using its gradients.
+TEST(SequenceStatistics, FngdRefusesIefWhenTheLogitsLayerIsNotCaptured) {
+  auto model = tiny_transformer(6);
+  const auto batched = whole_batch();
+  Fngd fngd(*model, optimizer_options("fngd", {{"lr", 0.0}, {"momentum", 0.0}, {"rhs", "logit_gradient_norms"}}));
+  const auto info = woodbury_testing::step_info(0, 0, 1, torch::arange(4));
+  set_recording(*model, true);
+  model->zero_grad();
+  fngd.reduce_loss(sentence_losses(*model, batched.batch, batched.mean_tokens), info).backward();
+  PhaseTimer timer;
+  try {
+    fngd.step(info, timer);
+    FAIL() << "iEF on an uncaptured logits layer was accepted";
+  } catch (const std::invalid_argument& error) {
+    EXPECT_NE(std::string(error.what()).find("logits layer"), std::string::npos) << error.what();
+  }
 }
 
 TEST(SequenceStatistics, NgdStepIsTheDampedNaturalGradientOfPerSentenceGradients) {
