@@ -55,13 +55,10 @@ Kfac::Kfac(CaptureModel& model, const Options& options)
       factor_interval_(options.integer("t_cov")),
       inverse_interval_(options.integer("t_inv")),
       lr_(options.number("lr")) {
+  // The factors start at I on their first update (blend_into); step 0 always updates before it refreshes.
   for (const auto& layer : model.capture_layers()) {
-    const auto& weight = layer->weight();
-    const int64_t inputs = weight.numel() / weight.size(0) + (layer->has_bias() ? 1 : 0);
     LayerState state;
     state.layer = layer;
-    state.input_factor = torch::eye(inputs, weight.options());
-    state.grad_factor = torch::eye(weight.size(0), weight.options());
     layers_.push_back(std::move(state));
   }
 }
