@@ -67,7 +67,7 @@ void BM_OptimizerStep(benchmark::State& state, const OptimizerEntry& entry, cons
 void BM_KfacFactorUpdate(benchmark::State& state, const LayerShape& shape, int64_t batch) {
   torch::manual_seed(0);
   OneLayerModel model(shape);
-  Kfac kfac(model, optimizer_options("kfac", {{"t_cov", 1}, {"t_inv", 1 << 30}}));
+  Kfac kfac(model, optimizer_options("kfac", {{"stat_interval", 1}, {"inverse_interval", 1 << 30}}));
   const auto data = random_batch(shape, batch);
   PhaseTimer timer;
   int64_t step = 0;

@@ -11,7 +11,7 @@
 #include "datasets/fashion_mnist.h"
 #include "datasets/translation.h"
 #include "datasets/validation_split.h"
-#include "harness/options.h"
+#include "harness/base/options.h"
 
 namespace ngd {
 namespace {

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "harness/options.h"
-#include "harness/workload_kind.h"
+#include "harness/base/options.h"
+#include "harness/base/workload_kind.h"
 
 namespace ngd {
 

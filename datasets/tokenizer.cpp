@@ -11,8 +11,8 @@
 #include <sstream>
 
 #include "datasets/sentencepiece_shim/shim.h"
-#include "harness/results.h"
-#include "harness/stable_hash.h"
+#include "harness/base/atomic_file.h"
+#include "harness/base/stable_hash.h"
 
 namespace ngd {
 namespace {

@@ -5,14 +5,9 @@
 #include <string>
 #include <vector>
 
-namespace ngd {
+#include "harness/base/special_tokens.h"
 
-// The special token ids every tokenizer here uses (fixed at training, so batches and models can rely
-// on them): padding, unknown, beginning and end of sentence.
-constexpr int64_t kPadId = 0;
-constexpr int64_t kUnkId = 1;
-constexpr int64_t kBosId = 2;
-constexpr int64_t kEosId = 3;
+namespace ngd {
 
 // A SentencePiece subword model: raw text ↔ ids. SentencePiece runs in the ngdbench_spm shim library,
 // loaded on first use into its own symbol scope (see datasets/sentencepiece_shim/shim.h for why).

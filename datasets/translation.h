@@ -9,7 +9,7 @@
 
 #include "datasets/multi30k.h"
 #include "datasets/tokenizer.h"
-#include "harness/options.h"
+#include "harness/base/options.h"
 
 namespace ngd {
 

@@ -6,7 +6,7 @@
 #include <iostream>
 #include <limits>
 
-#include "harness/device.h"
+#include "harness/base/device.h"
 #include "optimizers/layer_statistics.h"
 
 namespace ngd {

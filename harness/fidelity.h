@@ -6,9 +6,9 @@
 #include <optional>
 #include <vector>
 
+#include "harness/base/options.h"
 #include "harness/machine.h"
 #include "harness/models/model.h"
-#include "harness/options.h"
 #include "harness/training_step.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/woodbury.h"

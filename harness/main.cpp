@@ -12,8 +12,9 @@
 
 #include "datasets/dataset.h"
 #include "datasets/multi30k.h"
+#include "harness/base/atomic_file.h"
+#include "harness/base/device.h"
 #include "harness/bleu.h"
-#include "harness/device.h"
 #include "harness/interrupt.h"
 #include "harness/machine.h"
 #include "harness/regress.h"

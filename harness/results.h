@@ -73,24 +73,6 @@ nlohmann::json complete_phases(nlohmann::json report, const std::vector<EpochRec
 // The result file of `config` under `out_dir`: OUT/<experiment>/<run-id>.json.
 std::string result_path(const std::string& out_dir, const RunConfig& config);
 
-// Writes `content` so that `path` holds either its old content or all of the new one, never a part:
-// a new temporary file in the same folder (PATH.tmp.HOST.PID.RANDOM, created exclusively and never
-// through a symbolic link, so workers and users sharing the folder cannot collide or redirect it),
-// flushed to disk, then renamed over `path` (a link there is replaced, not followed). Creates the
-// folders on the way.
-// Throws std::runtime_error "PATH: what (system reason); ..." when the folder cannot be created or the
-// write fails (disk full, file size limit, read-only), leaving no temporary behind.
-void write_file_atomically(const std::string& path, const std::string& content);
-
-// Creates `folder` and checks that a result-sized file (1 MiB) can be written in it (throwing
-// write_file_atomically's error if not: read-only, full, over quota), so a sweep can stop before
-// training a run whose result it could not save.
-void check_writable_folder(const std::string& folder);
-
-// Removes the temporaries write_file_atomically left in `folder` when its process was killed
-// between write and rename: those of this host whose process is gone. Returns how many.
-size_t remove_stale_temporaries(const std::string& folder);
-
 // Throws std::runtime_error "PATH: is a folder, not a result file; ..." when something other than a
 // regular file (a folder, a symbolic link, a device) is at a result path, so a sweep stops before
 // training a run it could not save; nothing there or a regular file passes.

@@ -13,11 +13,12 @@
 
 #include "datasets/batch_loader.h"
 #include "harness/aggregate.h"
-#include "harness/device.h"
+#include "harness/base/atomic_file.h"
+#include "harness/base/device.h"
+#include "harness/base/phase_timer.h"
 #include "harness/fidelity.h"
 #include "harness/interrupt.h"
 #include "harness/machine.h"
-#include "harness/phase_timer.h"
 #include "harness/schedule.h"
 #include "harness/training_step.h"
 #include "harness/translation_workload.h"
@@ -152,6 +153,86 @@ void draw_progress(const RunConfig& config, int64_t epoch, int64_t batch, int64_
 
 using WorkloadFactory = std::function<std::unique_ptr<Workload>(nlohmann::json& meta)>;
 
+// What one run trains with, shared by its epochs.
+struct TrainingContext {
+  const RunConfig& config;
+  const torch::Device& device;
+  Workload& workload;
+  Optimizer& optimizer;
+  const LearningRateSchedule& schedule;
+  double base_lr;
+  PhaseTimer& timer;
+  FidelityProbe& probe;
+  bool draw_bar;
+};
+
+// How an epoch's steps ended: all taken, or stopped by a divergence.
+struct EpochSteps {
+  bool diverged = false;
+  std::string divergence;  // what an optimizer said when its curvature turned non-finite (Diverged)
+  double lr = 0;           // the last step's learning rate
+};
+
+// Takes the steps of `epoch`, advancing `step` (the run's step count, the diverging step included).
+EpochSteps train_epoch_steps(const TrainingContext& context, int64_t epoch, int64_t steps_per_epoch, int64_t& step) {
+  auto& workload = context.workload;
+  auto& optimizer = context.optimizer;
+  EpochSteps outcome;
+  outcome.lr = context.base_lr;
+  auto last_draw = Clock::now();
+  const auto stop = [&outcome, &step] {
+    outcome.diverged = true;
+    ++step;
+    return outcome;
+  };
+  for (int64_t batch = 0; batch < steps_per_epoch; ++batch, ++step) {
+    StepInfo info{step, epoch, batch, steps_per_epoch, {}, {}};
+    {
+      auto scope = context.timer.scope(Phase::kData);
+      info.sample_ids = workload.next_batch();
+    }
+    info.batch_loss = [&workload] { return workload.batch_loss(); };
+    context.probe.before_step(info, [&workload] { return workload.forward(); });
+    const auto passes = forward_backward(
+        workload.model(), optimizer, info, [&workload] { return workload.forward(); },
+        [&workload](const torch::Tensor& logits) { return workload.sampled_target_loss(logits); }, context.timer);
+    if (!passes.back_propagated) return stop();  // non-finite logits: nothing to sample the true Fisher from
+    {
+      auto scope = context.timer.scope(Phase::kStep);
+      outcome.lr = context.base_lr * context.schedule(step);
+      optimizer.set_learning_rate(outcome.lr);
+      try {
+        optimizer.step(info, context.timer);
+      } catch (const Diverged& error) {
+        outcome.diverged = true;
+        outcome.divergence = error.what();
+      }
+    }
+    if (outcome.diverged) return stop();
+    context.probe.after_step(info);
+    workload.accumulate(passes.logits, passes.per_sample_loss);
+    if ((batch + 1) % kDivergenceCheckInterval == 0 || batch + 1 == steps_per_epoch) {
+      if (!std::isfinite(host_value<double>(workload.training_loss_sum()))) return stop();
+    }
+    if (context.draw_bar && seconds_since(last_draw) > kProgressRedrawSeconds) {
+      draw_progress(context.config, epoch, batch + 1, steps_per_epoch);
+      last_draw = Clock::now();
+    }
+  }
+  return outcome;
+}
+
+// The optimizer's report, phase times and host reads of a finished run (diverged or not).
+void record_run_costs(RunResult& result, const Optimizer& optimizer, const PhaseTimer& timer, int64_t steps,
+                      int64_t host_syncs) {
+  result.optimizer_report = complete_phases(optimizer.report(), result.epochs);
+  for (size_t p = 0; p < static_cast<size_t>(Phase::kCount) && timer.enabled(); ++p) {
+    result.phase_times_s[phase_name(static_cast<Phase>(p))] = timer.seconds(static_cast<Phase>(p));
+  }
+  result.host_syncs = {{"total", host_syncs},
+                       {"per_step", steps > 0 ? static_cast<double>(host_syncs) / static_cast<double>(steps) : 0.0}};
+}
+
 // The training loop of every workload. A non-finite training loss (or an optimizer's Diverged) ends the
 // run as "diverged", any other exception as "failed"; neither throws.
 RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_workload, const RunnerOptions& options) {
@@ -164,14 +245,12 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
     auto workload = make_workload(result.meta);
     auto& model = workload->model();
     auto optimizer = make_optimizer(config.optimizer, model, config.hparams);
-
     const auto schedule = make_schedule(config.schedule, config.epochs, workload->nominal_batches_per_epoch());
-    const double base_lr = config.hparams.at("lr").get<double>();
-    const bool draw_bar = options.progress && ::isatty(STDERR_FILENO);
-
     PhaseTimer timer(options.phase_timing, [&device] { synchronize(device); });
     const auto fidelity = fidelity_settings(config.fidelity, options.fidelity_every);
     FidelityProbe probe(fidelity, model, *optimizer, device);
+    const TrainingContext context{config,   device, *workload, *optimizer, schedule, config.hparams.at("lr").get<double>(),
+                                  timer,    probe,  options.progress && ::isatty(STDERR_FILENO)};
     // The settings the probes ran with (the CLI may override the spec's, or turn them off).
     result.config.fidelity = fidelity.every_steps > 0
                                  ? nlohmann::json{{"every_steps", fidelity.every_steps}, {"damping", fidelity.damping}}
@@ -183,57 +262,9 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
     for (int64_t epoch = 0; epoch < config.epochs; ++epoch) {
       model.train();
       const int64_t steps_per_epoch = workload->start_epoch(epoch);
-      bool diverged = false;
-      std::string divergence;  // what an optimizer said when its curvature turned non-finite (Diverged)
-      double lr = base_lr;
-      auto last_draw = Clock::now();
       synchronize(device);  // epoch times always wait for the device: queued kernels are not finished work
       const TimingProbe epoch_clock;
-      for (int64_t batch = 0; batch < steps_per_epoch; ++batch, ++step) {
-        StepInfo info{step, epoch, batch, steps_per_epoch, {}, {}};
-        {
-          auto scope = timer.scope(Phase::kData);
-          info.sample_ids = workload->next_batch();
-        }
-        info.batch_loss = [&workload] { return workload->batch_loss(); };
-        probe.before_step(info, [&workload] { return workload->forward(); });
-        const auto passes = forward_backward(
-            model, *optimizer, info, [&workload] { return workload->forward(); },
-            [&workload](const torch::Tensor& logits) { return workload->sampled_target_loss(logits); }, timer);
-        if (!passes.back_propagated) {  // non-finite logits: nothing to sample the true Fisher from
-          diverged = true;
-          ++step;
-          break;
-        }
-        {
-          auto scope = timer.scope(Phase::kStep);
-          lr = base_lr * schedule(step);
-          optimizer->set_learning_rate(lr);
-          try {
-            optimizer->step(info, timer);
-          } catch (const Diverged& error) {
-            diverged = true;
-            divergence = error.what();
-          }
-        }
-        if (diverged) {
-          ++step;
-          break;
-        }
-        probe.after_step(info);
-        workload->accumulate(passes.logits, passes.per_sample_loss);
-        if ((batch + 1) % kDivergenceCheckInterval == 0 || batch + 1 == steps_per_epoch) {
-          if (!std::isfinite(host_value<double>(workload->training_loss_sum()))) {
-            diverged = true;
-            ++step;
-            break;
-          }
-        }
-        if (draw_bar && seconds_since(last_draw) > kProgressRedrawSeconds) {
-          draw_progress(config, epoch, batch + 1, steps_per_epoch);
-          last_draw = Clock::now();
-        }
-      }
+      const auto steps = train_epoch_steps(context, epoch, steps_per_epoch, step);
       synchronize(device);
       const auto probes = probe.end_epoch();  // untimed, like evaluation
       probe_host_syncs += probes.host_syncs;
@@ -241,13 +272,13 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       epoch_timing.wall_s -= probes.seconds;
       epoch_timing.cpu_s -= probes.cpu_seconds;
       const double epoch_time = epoch_timing.wall_s;
-      if (draw_bar) std::cerr << "\r" << std::string(80, ' ') << "\r";
+      if (context.draw_bar) std::cerr << "\r" << std::string(80, ' ') << "\r";
       cumulative_time += epoch_time;
-      if (diverged) {
+      if (steps.diverged) {
         result.status = "diverged";
-        result.error = divergence.empty()
+        result.error = steps.divergence.empty()
                            ? fmt::format("non-finite training loss in epoch {} (by step {})", epoch + 1, step)
-                           : fmt::format("{} in epoch {} (step {})", divergence, epoch + 1, step);
+                           : fmt::format("{} in epoch {} (step {})", steps.divergence, epoch + 1, step);
         break;
       }
       EpochRecord record;
@@ -255,7 +286,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       record.train_time_s = epoch_time;
       record.cumulative_train_time_s = cumulative_time;
       record.cumulative_steps = step;
-      record.learning_rate = lr;
+      record.learning_rate = steps.lr;
       record.fidelity = probes.summary;
       record.cpu_time_s = epoch_timing.cpu_s;
       record.load_average = epoch_timing.load_average;
@@ -284,13 +315,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       result.status = "completed";
       result.final_evaluation = workload->final_evaluation();
     }
-    result.optimizer_report = complete_phases(optimizer->report(), result.epochs);
-    for (size_t p = 0; p < static_cast<size_t>(Phase::kCount) && timer.enabled(); ++p) {
-      result.phase_times_s[phase_name(static_cast<Phase>(p))] = timer.seconds(static_cast<Phase>(p));
-    }
-    const int64_t host_syncs = host_sync_count() - host_syncs_before - probe_host_syncs;
-    result.host_syncs = {{"total", host_syncs},
-                         {"per_step", step > 0 ? static_cast<double>(host_syncs) / static_cast<double>(step) : 0.0}};
+    record_run_costs(result, *optimizer, timer, step, host_sync_count() - host_syncs_before - probe_host_syncs);
   } catch (const std::exception& error) {
     result.status = "failed";
     result.error = error.what();

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/options.h"
+#include "harness/base/options.h"
 
 namespace ngd {
 

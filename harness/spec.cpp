@@ -4,12 +4,12 @@
 
 #include <map>
 
-#include "harness/device.h"
+#include "harness/base/device.h"
+#include "harness/base/spec_error.h"
+#include "harness/base/stable_hash.h"
 #include "harness/fidelity.h"
 #include "harness/schedule.h"
-#include "harness/spec_error.h"
 #include "harness/spec_input.h"
-#include "harness/stable_hash.h"
 #include "harness/tuning.h"
 #include "optimizers/optimizer.h"
 
@@ -138,7 +138,7 @@ std::vector<std::pair<nlohmann::json, nlohmann::json>> expand_hparams(const Opti
                                                                      const std::string& path) {
   if (!hparams.is_object()) throw SpecError(path, "expected an object, got " + shown(hparams));
   std::vector<std::pair<nlohmann::json, nlohmann::json>> points = {{nlohmann::json::object(), nlohmann::json::object()}};
-  for (const auto& [name, value] : hparams.items()) {
+  for (const auto& [name, value] : with_current_names(hparams, entry.hyperparameters, path).items()) {
     const auto* info = find_entry(entry.hyperparameters, name);
     if (info == nullptr) {
       throw SpecError(path + "." + name, fmt::format("unknown hyperparameter for optimizer '{}' (valid: {})",
@@ -204,10 +204,8 @@ void check_distinct(const std::vector<RunConfig>& configurations, const std::vec
   }
 }
 
-Spec parse_spec_document(const nlohmann::json& document, const std::string& scale) {
-  const auto spec = apply_scale(document, scale);
-  check_keys(spec, kTopLevelKeys, "");
-  Spec result;
+// The spec's own fields: name (its results folder), description, device and notes.
+void parse_spec_header(const nlohmann::json& spec, Spec& result) {
   result.name = text(require(spec, "name", ""), "name");
   if (const auto problem = folder_name_problem(result.name)) {
     throw SpecError("name", *problem + " (the name is the results folder OUT/<name>)");
@@ -226,14 +224,10 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
         it->is_array() && std::all_of(it->begin(), it->end(), [](const nlohmann::json& line) { return line.is_string(); });
     if (!it->is_string() && !list_of_strings) throw SpecError("notes", "expected a string or a list of strings");
   }
+}
 
-  result.scale = document.contains("scales") ? scale : "";
-  RunConfig base;
-  base.experiment = result.name;
-  base.scale = result.scale;
-  base.dataset = parse_dataset(spec);
-  base.workload = find_entry(dataset_registry(), base.dataset.name)->kind;
-  const bool translation = base.workload == WorkloadKind::kTranslation;
+// The spec's model: one of the dataset's workload, its settings resolved.
+void parse_model(const nlohmann::json& spec, RunConfig& base) {
   const auto model = require_object(spec, "model", "");
   const auto& model_entry = named_entry(model_registry(), model, "model", "model");
   if (model_entry.workload != base.workload) {
@@ -243,12 +237,24 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
     }
     throw SpecError("model.name", fmt::format("model '{}' does not fit dataset '{}' ({} workload) (valid: {})",
                                               model_entry.name, base.dataset.name,
-                                              translation ? "translation" : "image", fmt::join(fitting, ", ")));
+                                              base.workload == WorkloadKind::kTranslation ? "translation" : "image", fmt::join(fitting, ", ")));
   }
   auto model_options = model;
   model_options.erase("name");
   base.model = model_entry.name;
   base.model_options = resolve_options(model_options, model_entry.options, "model '" + model_entry.name + "'", "model");
+}
+
+// The settings every run of the spec shares (dataset, model, epochs, batching, target, probes): a
+// RunConfig without optimizer, settings and seed.
+RunConfig parse_shared_config(const nlohmann::json& spec, const std::string& scale) {
+  RunConfig base;
+  base.experiment = text(spec["name"], "name");
+  base.scale = scale;
+  base.dataset = parse_dataset(spec);
+  base.workload = find_entry(dataset_registry(), base.dataset.name)->kind;
+  const bool translation = base.workload == WorkloadKind::kTranslation;
+  parse_model(spec, base);
   base.epochs = positive_integer(require(spec, "epochs", ""), "epochs");
   if (translation) {
     if (spec.contains("batch_size")) {
@@ -277,7 +283,11 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
   if (spec.contains("fidelity") && !spec["fidelity"].is_null()) {
     base.fidelity = resolve_options(spec["fidelity"], fidelity_options(), "fidelity", "fidelity");
   }
+  return base;
+}
 
+// The seeds: a non-empty list of distinct non-negative integers (one study each under tuning).
+std::vector<int64_t> parse_seeds(const nlohmann::json& spec) {
   const auto& seeds = require(spec, "seeds", "");
   if (!seeds.is_array() || seeds.empty()) throw SpecError("seeds", "expected a non-empty list of integers");
   std::vector<int64_t> seed_values;
@@ -290,49 +300,50 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
     }
     seed_values.push_back(seeds[i].get<int64_t>());
   }
+  return seed_values;
+}
 
-  const auto& optimizers = require(spec, "optimizers", "");
-  if (!optimizers.is_array() || optimizers.empty()) throw SpecError("optimizers", "expected a non-empty list");
-  // Per optimizer entry: its configuration without settings, and its grid points or tuning plan.
-  struct EntryPlan {
-    RunConfig base;
-    std::vector<std::pair<nlohmann::json, nlohmann::json>> grid;  // (hparams, axis values); fixed hparams when tuned
-    std::optional<TuningPlan> tuning;
-  };
-  std::vector<EntryPlan> plans;
-  for (size_t i = 0; i < optimizers.size(); ++i) {
-    const auto path = fmt::format("optimizers[{}]", i);
-    const auto& optimizer = optimizers[i];
-    if (!optimizer.is_object()) throw SpecError(path, "expected an object, got " + shown(optimizer));
-    check_keys(optimizer, {"name", "variant", "hparams", "schedule", "tuning"}, path);
-    const auto& entry = named_entry(optimizer_registry(), optimizer, path, "optimizer");
-    EntryPlan plan{base, {}, std::nullopt};
-    plan.base.optimizer = entry.name;
-    if (auto it = optimizer.find("variant"); it != optimizer.end()) {
-      plan.base.variant = text(*it, path + ".variant");
-      if (plan.base.variant.empty() || plan.base.variant.find_first_of(" \t\n/") != std::string::npos) {
-        throw SpecError(path + ".variant", "expected a name without spaces or slashes, got " + shown(*it));
-      }
+// One optimizer entry: its configuration without settings, and its grid points or tuning plan.
+struct EntryPlan {
+  RunConfig base;
+  std::vector<std::pair<nlohmann::json, nlohmann::json>> grid;  // (hparams, axis values); fixed hparams when tuned
+  std::optional<TuningPlan> tuning;
+};
+
+EntryPlan parse_optimizer_entry(const nlohmann::json& optimizer, const RunConfig& base, size_t seed_count,
+                                const std::string& path) {
+  if (!optimizer.is_object()) throw SpecError(path, "expected an object, got " + shown(optimizer));
+  check_keys(optimizer, {"name", "variant", "hparams", "schedule", "tuning"}, path);
+  const auto& entry = named_entry(optimizer_registry(), optimizer, path, "optimizer");
+  EntryPlan plan{base, {}, std::nullopt};
+  plan.base.optimizer = entry.name;
+  if (auto it = optimizer.find("variant"); it != optimizer.end()) {
+    plan.base.variant = text(*it, path + ".variant");
+    if (plan.base.variant.empty() || plan.base.variant.find_first_of(" \t\n/") != std::string::npos) {
+      throw SpecError(path + ".variant", "expected a name without spaces or slashes, got " + shown(*it));
     }
-    plan.base.schedule = optimizer.contains("schedule") ? resolve_schedule(optimizer["schedule"], path + ".schedule")
-                                                        : resolve_schedule({{"name", "constant"}}, path + ".schedule");
-    const auto hparams = optimizer.contains("hparams") ? optimizer["hparams"] : nlohmann::json::object();
-    plan.grid = expand_hparams(entry, hparams, path + ".hparams");
-    if (optimizer.contains("tuning")) {
-      plan.tuning = parse_tuning(optimizer["tuning"], entry.hyperparameters, static_cast<int64_t>(seed_values.size()),
-                                 path + ".tuning");
-      if (plan.grid.size() != 1) {
-        throw SpecError(path + ".hparams", "with a tuning block, searched settings go in tuning.space (lists there)");
-      }
-      for (const auto& dimension : plan.tuning->space) {
-        if (hparams.is_object() && hparams.contains(dimension.name)) {
-          throw SpecError(path + ".hparams." + dimension.name, "also searched in tuning.space: give it in one place");
-        }
-      }
-    }
-    plans.push_back(std::move(plan));
   }
-  // Refuse a spec that trains the same configuration twice or expands beyond the run limit.
+  plan.base.schedule = optimizer.contains("schedule") ? resolve_schedule(optimizer["schedule"], path + ".schedule")
+                                                      : resolve_schedule({{"name", "constant"}}, path + ".schedule");
+  const auto hparams = optimizer.contains("hparams") ? optimizer["hparams"] : nlohmann::json::object();
+  plan.grid = expand_hparams(entry, hparams, path + ".hparams");
+  if (optimizer.contains("tuning")) {
+    plan.tuning = parse_tuning(optimizer["tuning"], entry.hyperparameters, static_cast<int64_t>(seed_count),
+                               path + ".tuning");
+    if (plan.grid.size() != 1) {
+      throw SpecError(path + ".hparams", "with a tuning block, searched settings go in tuning.space (lists there)");
+    }
+    for (const auto& dimension : plan.tuning->space) {
+      if (hparams.is_object() && hparams.contains(dimension.name)) {
+        throw SpecError(path + ".hparams." + dimension.name, "also searched in tuning.space: give it in one place");
+      }
+    }
+  }
+  return plan;
+}
+
+// Refuses a spec that trains the same configuration twice or expands beyond the run limit.
+void check_expansion(const std::vector<EntryPlan>& plans, size_t seed_count) {
   std::vector<RunConfig> configurations;  // the untuned grid points (drawn trials differ by construction)
   std::vector<std::string> configuration_paths;
   size_t runs_per_seed = 0;
@@ -350,9 +361,14 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
       }
       runs_per_seed += plans[i].grid.size();
     }
-    check_run_count(runs_per_seed * seed_values.size(), path);
+    check_run_count(runs_per_seed * seed_count, path);
   }
   check_distinct(configurations, configuration_paths);
+}
+
+// Every run, seed-major: per seed (= study), each entry's grid points or its study's drawn trials.
+std::vector<RunConfig> expand_runs(const std::vector<EntryPlan>& plans, const std::vector<int64_t>& seed_values) {
+  std::vector<RunConfig> runs;
   for (size_t study = 0; study < seed_values.size(); ++study) {
     for (const auto& plan : plans) {
       auto add = [&](int64_t trial, nlohmann::json hparams, nlohmann::json values) {
@@ -363,7 +379,7 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
         config.study = static_cast<int64_t>(study);
         config.trial = trial;
         if (plan.tuning) config.tuning = plan.tuning->describe();
-        result.runs.push_back(std::move(config));
+        runs.push_back(std::move(config));
       };
       if (!plan.tuning) {
         for (size_t point = 0; point < plan.grid.size(); ++point) {
@@ -379,6 +395,25 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
       }
     }
   }
+  return runs;
+}
+
+Spec parse_spec_document(const nlohmann::json& document, const std::string& scale) {
+  const auto spec = apply_scale(document, scale);
+  check_keys(spec, kTopLevelKeys, "");
+  Spec result;
+  parse_spec_header(spec, result);
+  result.scale = document.contains("scales") ? scale : "";
+  const auto base = parse_shared_config(spec, result.scale);
+  const auto seeds = parse_seeds(spec);
+  const auto& optimizers = require(spec, "optimizers", "");
+  if (!optimizers.is_array() || optimizers.empty()) throw SpecError("optimizers", "expected a non-empty list");
+  std::vector<EntryPlan> plans;
+  for (size_t i = 0; i < optimizers.size(); ++i) {
+    plans.push_back(parse_optimizer_entry(optimizers[i], base, seeds.size(), fmt::format("optimizers[{}]", i)));
+  }
+  check_expansion(plans, seeds.size());
+  result.runs = expand_runs(plans, seeds);
   return result;
 }
 

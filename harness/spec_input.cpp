@@ -10,7 +10,7 @@
 #include <set>
 #include <vector>
 
-#include "harness/spec_error.h"
+#include "harness/base/spec_error.h"
 
 namespace ngd {
 namespace {

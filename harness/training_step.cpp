@@ -1,6 +1,6 @@
 #include "harness/training_step.h"
 
-#include "harness/device.h"
+#include "harness/base/device.h"
 
 namespace ngd {
 namespace {

@@ -5,8 +5,8 @@
 #include <functional>
 #include <utility>
 
+#include "harness/base/phase_timer.h"
 #include "harness/models/model.h"
-#include "harness/phase_timer.h"
 #include "optimizers/optimizer.h"
 
 namespace ngd {

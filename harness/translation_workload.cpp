@@ -4,8 +4,8 @@
 
 #include <cmath>
 
+#include "harness/base/device.h"
 #include "harness/bleu.h"
-#include "harness/device.h"
 #include "harness/models/transformer.h"
 
 namespace ngd {

@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "harness/spec_error.h"
+#include "harness/base/spec_error.h"
 
 namespace ngd {
 namespace {
@@ -162,7 +162,7 @@ TuningPlan parse_tuning(const nlohmann::json& block, const std::vector<OptionInf
   if (static_cast<int64_t>(space->size()) > kMaxTuningDimensions) {
     throw SpecError(json_path + ".space", fmt::format("at most {} settings may be searched", kMaxTuningDimensions));
   }
-  for (const auto& [name, value] : space->items()) {
+  for (const auto& [name, value] : with_current_names(*space, settings, json_path + ".space").items()) {
     const auto* info = find_entry(settings, name);
     if (info == nullptr) {
       throw SpecError(json_path + ".space." + name, fmt::format("unknown setting (valid: {})", join_names(settings)));

@@ -17,7 +17,7 @@ std::vector<OptionInfo> eva_hyperparameters() {
        "weight ξ of the old running means: v ← ξ·v + (1 − ξ)·new (0.05 = the reference's factor_decay 0.95, "
        "which its code gives to the new mean)", {}, below_one()},
       {"kl_clip", 1e-3, "KL clip κ: scale updates so lr²·Σ⟨V, ∇W̄⟩ ≤ κ (0 = off)", {}, at_least(0)},
-      {"t_cov", 1, "steps between updates of the Kronecker vectors (capture is requested on these steps only)", {}, at_least(1)},
+      {"stat_interval", 1, "steps between updates of the Kronecker vectors (capture is requested on these steps only)", {}, at_least(1)},
   };
   options.insert(options.end(), curvature_options.begin(), curvature_options.end());
   return options;
@@ -30,7 +30,7 @@ Eva::Eva(CaptureModel& model, const Options& options)
       damping_(options.number("damping")),
       stat_decay_(options.number("stat_decay")),
       kl_clip_(options.number("kl_clip")),
-      vector_interval_(options.integer("t_cov")),
+      vector_interval_(options.integer("stat_interval")),
       lr_(options.number("lr")) {
   for (const auto& layer : model.capture_layers()) layers_.push_back({layer, {}, {}});
 }

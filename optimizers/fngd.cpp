@@ -5,7 +5,7 @@
 #include <limits>
 #include <unordered_set>
 
-#include "harness/device.h"
+#include "harness/base/device.h"
 #include "optimizers/layer_statistics.h"
 
 namespace ngd {

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "harness/device.h"
+#include "harness/base/device.h"
 #include "optimizers/layer_statistics.h"
 #include "optimizers/matrix_roots.h"
 
@@ -27,13 +27,13 @@ std::vector<OptionInfo> kfac_hyperparameters() {
       {"damping", 1e-3, "Tikhonov damping λ (see inverse_method for where it is added)", {}, above(0)},
       {"stat_decay", 0.95, "running-average decay ε of the Kronecker factors (which start at I)", {}, below_one()},
       {"kl_clip", 1e-2, "KL clip κ: scale updates so lr²·Σ⟨V, ∇W̄⟩ ≤ κ (0 = off)", {}, at_least(0)},
-      {"t_cov", 10, "steps between factor updates (capture is requested on these steps only)", {}, at_least(1)},
-      {"t_inv", 100, "steps between eigendecompositions / inverses of the factors", {}, at_least(1)},
+      {"stat_interval", 10, "steps between factor updates (capture is requested on these steps only)", {}, at_least(1)},
+      {"inverse_interval", 100, "steps between eigendecompositions / inverses of the factors", {}, at_least(1)},
       {"inverse_method", "eigen",
        "eigen: λ added to the eigenvalue products d_G·d_Aᵀ; inverse: π-corrected factored Tikhonov",
        {"eigen", "inverse"}},
-      {"fisher", "true", "true: output gradients of labels sampled from the model; empirical: of the true labels",
-       {"true", "empirical"}},
+      {"fisher", "sampled", "sampled: output gradients of labels sampled from the model (true Fisher); empirical: of the true labels",
+       {"sampled", "empirical"}},
       {"refresh_dtype", "factor",
        "factor: decompose in the factors' dtype, redone in float64 where LAPACK fails; float64: always float64",
        {"factor", "float64"}},
@@ -47,13 +47,13 @@ std::vector<OptionInfo> kfac_hyperparameters() {
 Kfac::Kfac(CaptureModel& model, const Options& options)
     : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
       inverse_method_(options.text("inverse_method") == "eigen" ? InverseMethod::kEigen : InverseMethod::kInverse),
-      true_fisher_(options.text("fisher") == "true"),
+      true_fisher_(options.text("fisher") == "sampled"),
       float64_refresh_(options.text("refresh_dtype") == "float64"),
       damping_(options.number("damping")),
       stat_decay_(options.number("stat_decay")),
       kl_clip_(options.number("kl_clip")),
-      factor_interval_(options.integer("t_cov")),
-      inverse_interval_(options.integer("t_inv")),
+      factor_interval_(options.integer("stat_interval")),
+      inverse_interval_(options.integer("inverse_interval")),
       lr_(options.number("lr")) {
   // The factors start at I on their first update (blend_into); step 0 always updates before it refreshes.
   for (const auto& layer : model.capture_layers()) {

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "harness/device.h"
+#include "harness/base/device.h"
 
 namespace ngd {
 namespace {

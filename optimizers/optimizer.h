@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "harness/base/options.h"
+#include "harness/base/phase_timer.h"
 #include "harness/models/model.h"
-#include "harness/options.h"
-#include "harness/phase_timer.h"
 
 namespace ngd {
 

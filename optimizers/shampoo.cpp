@@ -44,17 +44,17 @@ Shampoo::Shampoo(CaptureModel& model, const Options& options)
       beta2_(options.number("beta2")),
       epsilon_(options.number("epsilon")),
       exponent_(options.number("exponent")),
-      precondition_frequency_(options.integer("precondition_frequency")),
+      inverse_interval_(options.integer("inverse_interval")),
       start_preconditioning_step_(options.integer("start_preconditioning_step")),
       grafting_(options.text("grafting") == "adam"),
       grafting_beta2_(options.number("grafting_beta2")),
       grafting_epsilon_(options.number("grafting_epsilon")),
       weight_decay_(options.number("weight_decay")) {
-  if (start_preconditioning_step_ == -1) start_preconditioning_step_ = precondition_frequency_;
-  if (start_preconditioning_step_ < precondition_frequency_) {
+  if (start_preconditioning_step_ == -1) start_preconditioning_step_ = inverse_interval_;
+  if (start_preconditioning_step_ < inverse_interval_) {
     throw std::invalid_argument(fmt::format(
-        "shampoo: start_preconditioning_step must be -1 or ≥ precondition_frequency ({}), got {}",
-        precondition_frequency_, start_preconditioning_step_));
+        "shampoo: start_preconditioning_step must be -1 or ≥ inverse_interval ({}), got {}",
+        inverse_interval_, start_preconditioning_step_));
   }
   const int64_t max_dim = options.integer("max_preconditioner_dim");
   for (const auto& parameter : model.parameters()) {
@@ -99,10 +99,10 @@ torch::Tensor Shampoo::preconditioned(const ParameterState& state, const torch::
 
 void Shampoo::step(const StepInfo&, PhaseTimer& timer) {
   // distributed_shampoo counts steps from 1; the roots are computed on the start step and every
-  // precondition_frequency steps after it, and the grafted method alone steps before the start.
+  // inverse_interval steps after it, and the grafted method alone steps before the start.
   const int64_t step = ++counters_.steps;
   const bool refresh = step == start_preconditioning_step_ ||
-                       (step > start_preconditioning_step_ && step % precondition_frequency_ == 0);
+                       (step > start_preconditioning_step_ && step % inverse_interval_ == 0);
   const bool grafted_only = grafting_ && step < start_preconditioning_step_;
   const double first_moment_correction = bias_correction(beta1_, step);
   const double factor_correction = bias_correction(beta2_, step);
@@ -164,9 +164,9 @@ OptimizerEntry shampoo_entry() {
               {"beta2", 0.999, "decay of the factors L, R (1 = plain sums, AdaGrad-like)", {}, unit_interval()},
               {"epsilon", 1e-12, "added to the bias-corrected factors before their inverse roots", {}, above(0)},
               {"exponent", 0.25, "e in L̂^{-e} Ḡ R̂^{-e} for matrices (vectors use 1/2)", {}, above(0)},
-              {"precondition_frequency", 100, "steps between inverse-root computations", {}, at_least(1)},
+              {"inverse_interval", 100, "steps between inverse-root computations", {}, at_least(1)},
               {"start_preconditioning_step", -1,
-               "first step (from 1) that uses Shampoo; before it the grafted method alone (-1 = precondition_frequency)"},
+               "first step (from 1) that uses Shampoo; before it the grafted method alone (-1 = inverse_interval)"},
               {"max_preconditioner_dim", 1024, "blocks of at most this many rows and columns, a factor pair each", {}, at_least(1)},
               {"grafting", "adam", "adam: each block's step has Adam's norm; none: no grafting", {"adam", "none"}},
               {"grafting_beta2", 0.999, "second-moment decay of the grafted Adam", {}, below_one()},

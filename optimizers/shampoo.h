@@ -50,7 +50,7 @@ class Shampoo : public Optimizer {
   std::vector<ParameterState> parameters_;
   double lr_;
   double beta1_, beta2_, epsilon_, exponent_;
-  int64_t precondition_frequency_, start_preconditioning_step_;
+  int64_t inverse_interval_, start_preconditioning_step_;
   bool grafting_;
   double grafting_beta2_, grafting_epsilon_;
   double weight_decay_;

@@ -3,7 +3,7 @@
 #include <chrono>
 #include <cmath>
 
-#include "harness/device.h"
+#include "harness/base/device.h"
 #include "optimizers/layer_statistics.h"
 #include "optimizers/matrix_roots.h"
 #include "optimizers/torch_optimizer.h"
@@ -42,8 +42,8 @@ class Sngd : public TorchOptimizer {
         fisher_(options.text("fisher") == "sampled" ? Capture::kSampled : Capture::kEmpirical),
         output_factor_(options.text("local_fisher") == "kronecker"),
         damping_(options.number("damping")),
-        ema_decay_(options.number("ema_decay")),
-        stats_interval_(options.integer("stats_interval")),
+        stat_decay_(options.number("stat_decay")),
+        stat_interval_(options.integer("stat_interval")),
         inverse_interval_(options.integer("inverse_interval")),
         root_method_(options.text("root_method")),
         root_iterations_(options.integer("root_iterations")),
@@ -54,7 +54,7 @@ class Sngd : public TorchOptimizer {
   }
 
   Capture capture(const StepInfo& info) const override {
-    return info.step % stats_interval_ == 0 ? fisher_ : Capture::kNone;
+    return info.step % stat_interval_ == 0 ? fisher_ : Capture::kNone;
   }
 
   void step(const StepInfo& info, PhaseTimer& timer) override {
@@ -104,8 +104,8 @@ class Sngd : public TorchOptimizer {
   // positions summed and samples averaged.
   void update_factors(LocalFisher& fisher) {
     const auto statistics = kronecker_statistics(*fisher.layer, output_factor_);
-    blend_into(fisher.input.running, statistics.input, ema_decay_);
-    if (output_factor_) blend_into(fisher.output.running, statistics.grad, ema_decay_);
+    blend_into(fisher.input.running, statistics.input, stat_decay_);
+    if (output_factor_) blend_into(fisher.output.running, statistics.grad, stat_decay_);
   }
 
   void refresh_inverses(LocalFisher& fisher) {
@@ -153,8 +153,8 @@ class Sngd : public TorchOptimizer {
   Capture fisher_;
   bool output_factor_;  // A ⊗ G; without it A ⊗ I (input whitening only)
   double damping_;
-  double ema_decay_;
-  int64_t stats_interval_;
+  double stat_decay_;
+  int64_t stat_interval_;
   int64_t inverse_interval_;
   std::string root_method_;
   int64_t root_iterations_;
@@ -182,8 +182,8 @@ OptimizerEntry sngd_entry() {
            {"kronecker", "input"}},
           {"fisher", "sampled", "output gradients of sampled labels (true Fisher) or of the true labels (empirical)",
            {"sampled", "empirical"}},
-          {"ema_decay", 0.95, "moving-average decay of the factors, which start at I", {}, unit_interval()},
-          {"stats_interval", 10, "steps between factor updates (t_cov)", {}, at_least(1)},
+          {"stat_decay", 0.95, "moving-average decay of the factors, which start at I", {}, unit_interval()},
+          {"stat_interval", 10, "steps between factor updates (KFAC's T_cov)", {}, at_least(1)},
           {"inverse_interval", 100, "steps between root/inverse refreshes (t_inv)", {}, at_least(1)},
           {"root_method", "denman-beavers", "how the factors' square roots are computed",
            {"denman-beavers", "newton-schulz", "eigh"}},

@@ -1,5 +1,5 @@
 // The official SNGD code's optimizer (Chaochao-Lin/SNGD, MLP.py): relative Fisher metrics per layer.
-#include "harness/device.h"
+#include "harness/base/device.h"
 #include "optimizers/layer_statistics.h"
 #include "optimizers/sngd.h"
 #include "optimizers/torch_optimizer.h"
@@ -21,9 +21,10 @@ class SngdRfim : public TorchOptimizer {
  public:
   SngdRfim(CaptureModel& model, const Options& options)
       : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
-        metric_decay_(options.number("metric_decay")),
+        stat_decay_(options.number("stat_decay")),
         damping_(options.number("damping")),
         inverse_interval_(options.integer("inverse_interval")),
+        interval_per_epoch_(options.flag("interval_per_epoch")),
         l2_(options.number("l2")) {
     const auto& layers = model.capture_layers();
     for (size_t i = 0; i < layers.size(); ++i) {
@@ -55,10 +56,11 @@ class SngdRfim : public TorchOptimizer {
     auto scope = timer.scope(Phase::kCurvature);
     torch::NoGradGuard no_grad;
     for (auto& layer : metrics_) {
-      layer.metric = metric_decay_ * layer.metric + (1 - metric_decay_) * layer.batch_metric;
+      layer.metric = stat_decay_ * layer.metric + (1 - stat_decay_) * layer.batch_metric;
       layer.batch_metric.reset();
       // The official loop counts iterations within an epoch, so the inverse refreshes at its batch 0, 100, ….
-      if (info.batch_index % inverse_interval_ == 0) refresh_inverse(layer);
+      const int64_t counted = interval_per_epoch_ ? info.batch_index : info.step;
+      if (counted % inverse_interval_ == 0) refresh_inverse(layer);
     }
   }
 
@@ -109,9 +111,10 @@ class SngdRfim : public TorchOptimizer {
     }
   }
 
-  double metric_decay_;
+  double stat_decay_;
   double damping_;
   int64_t inverse_interval_;
+  bool interval_per_epoch_;
   double l2_;
   std::vector<LayerMetric> metrics_;
   int64_t refreshes_ = 0;
@@ -127,9 +130,11 @@ OptimizerEntry sngd_rfim_entry() {
   }
   hyperparameters.insert(hyperparameters.end(),
                          {
-                             {"metric_decay", 0.995, "moving-average decay of the metrics (M ← d·M + (1−d)·batch)", {}, unit_interval()},
+                             {"stat_decay", 0.995, "moving-average decay of the metrics (M ← d·M + (1−d)·batch)", {}, unit_interval()},
                              {"damping", 1e-4, "inverse of M + damping·tr(M)·I", {}, at_least(0)},
-                             {"inverse_interval", 100, "batches (counted within each epoch) between inverse refreshes", {}, at_least(1)},
+                             {"inverse_interval", 100, "steps between inverse refreshes", {}, at_least(1)},
+                             {"interval_per_epoch", true,
+                              "count inverse_interval from each epoch's first batch (the official code's itr % k) instead of the run's first step"},
                              {"l2", 1e-3, "l2·½‖W‖² (biases excluded) in the loss: its gradient is preconditioned", {}, at_least(0)},
                          });
   return {"sngd-rfim",

@@ -38,10 +38,10 @@ Soap::Soap(CaptureModel& model, const Options& options)
     : lr_(options.number("lr")),
       beta1_(options.number("beta1")),
       beta2_(options.number("beta2")),
-      factor_beta_(options.number("shampoo_beta") >= 0 ? options.number("shampoo_beta") : options.number("beta2")),
+      factor_beta_(options.number("stat_decay") >= 0 ? options.number("stat_decay") : options.number("beta2")),
       epsilon_(options.number("eps")),
       weight_decay_(options.number("weight_decay")),
-      precondition_frequency_(options.integer("precondition_frequency")) {
+      inverse_interval_(options.integer("inverse_interval")) {
   const int64_t max_dim = options.integer("max_preconditioner_dim");
   for (const auto& parameter : model.parameters()) {
     if (!parameter.requires_grad()) continue;
@@ -109,7 +109,7 @@ void Soap::step(const StepInfo&, PhaseTimer& timer) {
       }
       directions[p] = state.factors.unmatrix(state.factors.merge(pieces));
       state.factors.accumulate(matrix, factor_beta_, 1 - factor_beta_);
-      if (state.steps % precondition_frequency_ == 0) {
+      if (state.steps % inverse_interval_ == 0) {
         refresh_bases(state);
         refreshed = true;
       }
@@ -138,10 +138,10 @@ OptimizerEntry soap_entry() {
               {"lr", 3e-3, "base learning rate (scaled by the schedule)", {}, at_least(0)},
               {"beta1", 0.95, "decay of Adam's first moment (in the eigenbasis)", {}, below_one()},
               {"beta2", 0.95, "decay of Adam's second moment (in the eigenbasis)", {}, below_one()},
-              {"shampoo_beta", -1.0, "decay of the factors L, R (negative: beta2)", {}, Range{std::nullopt, 1.0, false, true}},
+              {"stat_decay", -1.0, "decay of the factors L, R (negative: beta2)", {}, Range{std::nullopt, 1.0, false, true}},
               {"eps", 1e-8, "added to √v (the step size carries the bias correction)", {}, above(0)},
               {"weight_decay", 0.01, "decoupled weight decay, θ ← θ·(1 − lr·wd) after the step", {}, at_least(0)},
-              {"precondition_frequency", 10, "steps between QR power-iteration refreshes of the eigenbases", {}, at_least(1)},
+              {"inverse_interval", 10, "steps between QR power-iteration refreshes of the eigenbases", {}, at_least(1)},
               {"max_preconditioner_dim", 10000, "a side longer than this is not rotated (identity basis)", {}, at_least(1)},
           },
           [](CaptureModel& model, const Options& options) -> std::unique_ptr<Optimizer> {

@@ -16,7 +16,7 @@ struct SoapCounters {
 // SOAP (Vyas et al. 2024) as nikhilvyas/SOAP `soap.py`: Adam run in the eigenbasis of Shampoo's
 // factors. Every parameter (weights as matrices, conv weights flattened) keeps L = EMA(G Gᵀ) and
 // R = EMA(Gᵀ G); the first step only sets the bases Q_L, Q_R from eigh, later steps take Adam on
-// Q_Lᵀ G Q_R and map the step back with Q_L · Q_Rᵀ, and every precondition_frequency steps one power
+// Q_Lᵀ G Q_R and map the step back with Q_L · Q_Rᵀ, and every inverse_interval steps one power
 // iteration with QR refreshes the bases. Conventions and hyperparameters: docs/optimizers.md.
 class Soap : public Optimizer {
  public:
@@ -51,7 +51,7 @@ class Soap : public Optimizer {
   std::vector<ParameterState> parameters_;
   double lr_;
   double beta1_, beta2_, factor_beta_, epsilon_, weight_decay_;
-  int64_t precondition_frequency_;
+  int64_t inverse_interval_;
   SoapCounters counters_;
 };
 

@@ -4,7 +4,7 @@
 
 #include <chrono>
 
-#include "harness/device.h"
+#include "harness/base/device.h"
 #include "optimizers/matrix_roots.h"
 #include "optimizers/torch_optimizer.h"
 

@@ -10,17 +10,17 @@ constexpr double kDefaultLearningRate = 0.003;
 // HyLo's 3C1F Fashion-MNIST script (constant damping).
 constexpr double kDefaultDamping = 0.3;
 // HyLo's scripts refresh the statistics every 100 steps.
-constexpr int64_t kDefaultFreq = 100;
+constexpr int64_t kDefaultInverseInterval = 100;
 
 }  // namespace
 
 Tengrad::Tengrad(CaptureModel& model, const Options& options)
     : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
       layers_(model.capture_layers()),
-      freq_(options.integer("freq")),
+      inverse_interval_(options.integer("inverse_interval")),
       solver_(woodbury_settings(options)),
       damping_(options) {
-  if (freq_ < 1) throw std::invalid_argument("freq must be ≥ 1");
+  if (inverse_interval_ < 1) throw std::invalid_argument("inverse_interval must be ≥ 1");
   if (damping_.value() <= 0) throw std::invalid_argument("tengrad needs damping > 0: the inverse is (V − U c)/λ");
 }
 
@@ -56,11 +56,11 @@ void Tengrad::step(const StepInfo& info, PhaseTimer& timer) {
 
 OptimizerEntry tengrad_entry() {
   auto hyperparameters = sgd_hyperparameters(kDefaultLearningRate);
-  hyperparameters.push_back({"freq", kDefaultFreq, "steps between refreshes of the per-sample gradients and the factorised inverse", {}, at_least(1)});
+  hyperparameters.push_back({"inverse_interval", kDefaultInverseInterval, "steps between refreshes of the per-sample gradients and the factorised inverse", {}, at_least(1)});
   for (auto& info : damping_hyperparameters(kDefaultDamping)) hyperparameters.push_back(std::move(info));
   for (auto& info : woodbury_hyperparameters()) hyperparameters.push_back(std::move(info));
   return {"tengrad",
-          "TENGraD: exact Woodbury inverse of each layer's damped empirical-Fisher block, refreshed every freq steps, "
+          "TENGraD: exact Woodbury inverse of each layer's damped empirical-Fisher block, refreshed every inverse_interval steps, "
           "then SGD with momentum",
           std::move(hyperparameters), [](CaptureModel& model, const Options& options) -> std::unique_ptr<Optimizer> {
             return std::make_unique<Tengrad>(model, options);

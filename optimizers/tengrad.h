@@ -10,7 +10,7 @@ namespace ngd {
 
 // TENGraD (Soori et al. 2021; reference §2): every Linear/Conv2d layer's gradient is multiplied by the
 // exact inverse of its damped empirical-Fisher block, (λI + UUᵀ/n)⁻¹, through the Woodbury identity.
-// The per-sample gradients U and the Cholesky factor of K + nλI are refreshed every `freq` steps
+// The per-sample gradients U and the Cholesky factor of K + nλI are refreshed every `inverse_interval` steps
 // and reused in between; SGD then applies momentum and weight decay to the preconditioned gradients.
 // Parameters outside capture layers step with their plain gradient (as HyLo does for BN).
 class Tengrad : public TorchOptimizer {
@@ -31,11 +31,11 @@ class Tengrad : public TorchOptimizer {
     DampedGram factor;
   };
 
-  bool refreshes(const StepInfo& info) const { return info.step % freq_ == 0; }
+  bool refreshes(const StepInfo& info) const { return info.step % inverse_interval_ == 0; }
   void refresh(const StepInfo& info);
 
   std::vector<std::shared_ptr<CaptureLayer>> layers_;
-  int64_t freq_;
+  int64_t inverse_interval_;
   WoodburySolver solver_;
   DampingSchedule damping_;
   std::vector<Block> blocks_;  // one per layer, from the last refresh

@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <stdexcept>
 
-#include "harness/device.h"
+#include "harness/base/device.h"
 #include "optimizers/layer_statistics.h"
 
 namespace ngd {

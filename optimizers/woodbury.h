@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "harness/base/options.h"
 #include "harness/models/capture_layers.h"
-#include "harness/options.h"
 #include "optimizers/optimizer.h"
 
 namespace ngd {

@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "harness/base/options.h"
+#include "harness/base/workload_kind.h"
 #include "harness/models/capture_layers.h"
 #include "harness/models/factored_layer.h"
-#include "harness/options.h"
-#include "harness/workload_kind.h"
 
 namespace ngd {
 

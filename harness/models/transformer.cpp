@@ -5,7 +5,7 @@
 #include <cmath>
 #include <limits>
 
-#include "datasets/tokenizer.h"
+#include "harness/base/special_tokens.h"
 
 namespace ngd {
 namespace {
@@ -234,89 +234,141 @@ std::vector<std::vector<int64_t>> greedy_decode(TranslationModel& model, const t
   return outputs;
 }
 
-std::vector<std::vector<int64_t>> beam_search(TranslationModel& model, const torch::Tensor& source, int64_t beam,
-                                              double length_penalty, const std::vector<int64_t>& limits) {
-  TORCH_CHECK(beam >= 1, "beam_search: beam must be ≥ 1");
-  torch::NoGradGuard no_grad;
-  const int64_t batch = source.size(0), vocab = model.target_vocab();
-  const auto sources = source.repeat_interleave(beam, 0);
-  const auto memory = model.encode(sources);
-  auto tokens = torch::full({batch * beam, 1}, kBosId, source.options());
-  // Only the first beam of each sentence is open at the start (the others would duplicate it).
-  std::vector<double> scores(static_cast<size_t>(batch * beam), kNegativeInfinity);
-  for (int64_t b = 0; b < batch; ++b) scores[b * beam] = 0;
+namespace {
+
+// The hypotheses of one beam_search batch: per sentence b, `beam` open ones in rows b·beam … b·beam +
+// beam − 1 of tokens() (BOS first) with their summed log-probabilities, the finished ones with their
+// length-normalised scores (Wu et al. 2016's penalty), and whether the sentence is done.
+class BeamHypotheses {
+ public:
+  BeamHypotheses(const torch::Tensor& source, int64_t beam, int64_t vocab, double length_penalty,
+                 const std::vector<int64_t>& limits)
+      : batch_(source.size(0)),
+        beam_(beam),
+        vocab_(vocab),
+        length_penalty_(length_penalty),
+        limits_(limits),
+        tokens_(torch::full({batch_ * beam, 1}, kBosId, source.options())),
+        scores_(static_cast<size_t>(batch_ * beam), kNegativeInfinity),
+        finished_(static_cast<size_t>(batch_)),
+        done_(static_cast<size_t>(batch_), false) {
+    // Only the first beam of each sentence is open at the start (the others would duplicate it).
+    for (int64_t b = 0; b < batch_; ++b) scores_[b * beam_] = 0;
+  }
+
+  const torch::Tensor& tokens() const { return tokens_; }
+
+  // Extends the open hypotheses by the best of their continuations, given the last position's
+  // log-probabilities (batch·beam, vocab) at `step`: per sentence, of the 2·beam best totals, EOS
+  // ones finish and the first `beam` others stay open.
+  void extend(const torch::Tensor& log_probs, int64_t step) {
+    const auto totals = (torch::tensor(scores_, torch::kDouble).to(log_probs.device()).unsqueeze(1) + log_probs)
+                            .view({batch_, beam_ * vocab_});
+    const auto [top_scores, top_indices] = totals.topk(std::min(2 * beam_, beam_ * vocab_), 1);
+    const auto top_scores_cpu = top_scores.to(torch::kCPU), top_indices_cpu = top_indices.to(torch::kCPU);
+    const auto values = top_scores_cpu.accessor<double, 2>();
+    const auto indices = top_indices_cpu.accessor<int64_t, 2>();
+    const auto rows = static_cast<size_t>(batch_ * beam_);
+    std::vector<int64_t> parents(rows), next(rows, kPadId);
+    std::vector<double> next_scores(rows, kNegativeInfinity);
+    for (int64_t b = 0; b < batch_; ++b) {
+      int64_t open = 0;
+      for (int64_t j = 0; j < values.size(1) && !done_[b] && open < beam_; ++j) {
+        const double score = values[b][j];
+        if (score == kNegativeInfinity) break;
+        const int64_t index = indices[b][j];
+        const int64_t row = b * beam_ + index / vocab_, token = index % vocab_;
+        if (token == kEosId) {
+          finished_[b].push_back({score / penalty(step + 1), ids_of(row)});
+        } else {
+          parents[b * beam_ + open] = row;
+          next[b * beam_ + open] = token;
+          next_scores[b * beam_ + open] = score;
+          ++open;
+        }
+      }
+      for (int64_t k = open; k < beam_; ++k) parents[b * beam_ + k] = b * beam_;  // closed slots
+    }
+    tokens_ = torch::cat({tokens_.index_select(0, torch::tensor(parents, torch::kInt64).to(tokens_.device())),
+                          torch::tensor(next, torch::kInt64).to(tokens_.device()).unsqueeze(1)},
+                         1);
+    scores_ = next_scores;
+  }
+
+  // Closes the sentences that reached their length limit after `step` (their open hypotheses finish
+  // as they are) or hold `beam` finished ones. True when every sentence is done.
+  bool close_done(int64_t step) {
+    bool all_done = true;
+    for (int64_t b = 0; b < batch_; ++b) {
+      if (!done_[b] && static_cast<int64_t>(finished_[b].size()) < beam_ && step + 1 >= limits_[b]) {
+        for (int64_t k = 0; k < beam_; ++k) {
+          if (scores_[b * beam_ + k] != kNegativeInfinity) {
+            finished_[b].push_back({scores_[b * beam_ + k] / penalty(step + 1), ids_of(b * beam_ + k)});
+          }
+        }
+        done_[b] = true;
+      }
+      if (static_cast<int64_t>(finished_[b].size()) >= beam_) done_[b] = true;
+      if (done_[b]) {
+        for (int64_t k = 0; k < beam_; ++k) scores_[b * beam_ + k] = kNegativeInfinity;
+      }
+      all_done = all_done && done_[b];
+    }
+    return all_done;
+  }
+
+  // Each sentence's finished hypothesis with the best normalised score (empty if none finished).
+  std::vector<std::vector<int64_t>> best() const {
+    std::vector<std::vector<int64_t>> outputs;
+    for (const auto& hypotheses : finished_) {
+      const auto best = std::max_element(hypotheses.begin(), hypotheses.end(), [](const Hypothesis& x, const Hypothesis& y) {
+        return x.normalized_score < y.normalized_score;
+      });
+      outputs.push_back(best == hypotheses.end() ? std::vector<int64_t>{} : best->ids);
+    }
+    return outputs;
+  }
+
+ private:
   struct Hypothesis {
     double normalized_score;
     std::vector<int64_t> ids;
   };
-  std::vector<std::vector<Hypothesis>> finished(static_cast<size_t>(batch));
-  std::vector<bool> done(static_cast<size_t>(batch), false);
-  const auto penalty = [length_penalty](int64_t length) {
-    return std::pow((5.0 + static_cast<double>(length)) / 6.0, length_penalty);
-  };
-  const auto ids_of = [&tokens](int64_t row) {
-    const auto sequence = tokens[row].to(torch::kCPU);
+
+  double penalty(int64_t length) const { return std::pow((5.0 + static_cast<double>(length)) / 6.0, length_penalty_); }
+
+  // The ids of row `row` without its BOS.
+  std::vector<int64_t> ids_of(int64_t row) const {
+    const auto sequence = tokens_[row].to(torch::kCPU);
     return std::vector<int64_t>(sequence.data_ptr<int64_t>() + 1, sequence.data_ptr<int64_t>() + sequence.size(0));
-  };
+  }
+
+  int64_t batch_, beam_, vocab_;
+  double length_penalty_;
+  const std::vector<int64_t>& limits_;
+  torch::Tensor tokens_;
+  std::vector<double> scores_;
+  std::vector<std::vector<Hypothesis>> finished_;
+  std::vector<bool> done_;
+};
+
+}  // namespace
+
+std::vector<std::vector<int64_t>> beam_search(TranslationModel& model, const torch::Tensor& source, int64_t beam,
+                                              double length_penalty, const std::vector<int64_t>& limits) {
+  TORCH_CHECK(beam >= 1, "beam_search: beam must be ≥ 1");
+  torch::NoGradGuard no_grad;
+  const auto sources = source.repeat_interleave(beam, 0);
+  const auto memory = model.encode(sources);
+  BeamHypotheses hypotheses(source, beam, model.target_vocab(), length_penalty, limits);
   const int64_t longest = *std::max_element(limits.begin(), limits.end());
   for (int64_t step = 0; step < longest; ++step) {
-    const auto log_probs = torch::log_softmax(model.decode(memory, sources, tokens).select(1, -1).to(torch::kDouble), -1);
-    const auto totals = (torch::tensor(scores, torch::kDouble).to(log_probs.device()).unsqueeze(1) + log_probs)
-                            .view({batch, beam * vocab});
-    const auto [top_scores, top_indices] = totals.topk(std::min(2 * beam, beam * vocab), 1);
-    const auto top_scores_cpu = top_scores.to(torch::kCPU), top_indices_cpu = top_indices.to(torch::kCPU);
-    const auto values = top_scores_cpu.accessor<double, 2>();
-    const auto indices = top_indices_cpu.accessor<int64_t, 2>();
-    std::vector<int64_t> parents(static_cast<size_t>(batch * beam)), next(static_cast<size_t>(batch * beam), kPadId);
-    std::vector<double> next_scores(static_cast<size_t>(batch * beam), kNegativeInfinity);
-    for (int64_t b = 0; b < batch; ++b) {
-      int64_t open = 0;
-      for (int64_t j = 0; j < values.size(1) && !done[b] && open < beam; ++j) {
-        const double score = values[b][j];
-        if (score == kNegativeInfinity) break;
-        const int64_t index = indices[b][j];
-        const int64_t row = b * beam + index / vocab, token = index % vocab;
-        if (token == kEosId) {
-          finished[b].push_back({score / penalty(step + 1), ids_of(row)});
-        } else {
-          parents[b * beam + open] = row;
-          next[b * beam + open] = token;
-          next_scores[b * beam + open] = score;
-          ++open;
-        }
-      }
-      for (int64_t k = open; k < beam; ++k) parents[b * beam + k] = b * beam;  // closed slots
-    }
-    tokens = torch::cat({tokens.index_select(0, torch::tensor(parents, torch::kInt64).to(tokens.device())),
-                         torch::tensor(next, torch::kInt64).to(tokens.device()).unsqueeze(1)},
-                        1);
-    scores = next_scores;
-    bool all_done = true;
-    for (int64_t b = 0; b < batch; ++b) {
-      if (!done[b] && static_cast<int64_t>(finished[b].size()) < beam && step + 1 >= limits[b]) {
-        for (int64_t k = 0; k < beam; ++k) {
-          if (scores[b * beam + k] != kNegativeInfinity) {
-            finished[b].push_back({scores[b * beam + k] / penalty(step + 1), ids_of(b * beam + k)});
-          }
-        }
-        done[b] = true;
-      }
-      if (static_cast<int64_t>(finished[b].size()) >= beam) done[b] = true;
-      if (done[b]) {
-        for (int64_t k = 0; k < beam; ++k) scores[b * beam + k] = kNegativeInfinity;
-      }
-      all_done = all_done && done[b];
-    }
-    if (all_done) break;
+    const auto log_probs =
+        torch::log_softmax(model.decode(memory, sources, hypotheses.tokens()).select(1, -1).to(torch::kDouble), -1);
+    hypotheses.extend(log_probs, step);
+    if (hypotheses.close_done(step)) break;
   }
-  std::vector<std::vector<int64_t>> outputs;
-  for (int64_t b = 0; b < batch; ++b) {
-    const auto best = std::max_element(finished[b].begin(), finished[b].end(), [](const Hypothesis& x, const Hypothesis& y) {
-      return x.normalized_score < y.normalized_score;
-    });
-    outputs.push_back(best == finished[b].end() ? std::vector<int64_t>{} : best->ids);
-  }
-  return outputs;
+  return hypotheses.best();
 }
 
 }  // namespace ngd

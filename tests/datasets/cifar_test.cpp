@@ -6,7 +6,7 @@
 #include "datasets/batch_loader.h"
 #include "datasets/cifar.h"
 #include "datasets/dataset.h"
-#include "harness/options.h"
+#include "harness/base/options.h"
 #include "tests/support/test_support.h"
 
 namespace ngd {

@@ -172,7 +172,7 @@ TEST(RunnerCapture, EmpiricalAndSampledCaptureStepsRecordOutputGradients) {
   auto document = testing::tiny_spec();
   document["epochs"] = 1;
   document["optimizers"] = nlohmann::json::parse(
-      R"([{"name": "kfac", "hparams": {"fisher": ["true", "empirical"], "t_cov": 1, "t_inv": 2}}])");
+      R"([{"name": "kfac", "hparams": {"fisher": ["sampled", "empirical"], "stat_interval": 1, "inverse_interval": 2}}])");
   RunnerOptions options;
   options.progress = false;
   for (const auto& run : parse_spec(document, "capture_test").runs) {

@@ -4,8 +4,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "harness/device.h"
-#include "harness/phase_timer.h"
+#include "harness/base/device.h"
+#include "harness/base/phase_timer.h"
 #include "harness/runner.h"
 #include "harness/spec.h"
 #include "tests/support/test_support.h"
@@ -133,7 +133,7 @@ TEST(HostSyncs, CountsTheRunnersReadBacksPerRun) {
   // KFAC with the empirical Fisher, the KL clip, the inverse method and float64 refreshes adds no
   // read-back of its own: π and the clip factor stay on the device.
   const json kfac_hparams = {{"lr", 0.01},          {"kl_clip", 0.001}, {"fisher", "empirical"},
-                             {"inverse_method", "inverse"}, {"t_cov", 1},       {"t_inv", 5}};
+                             {"inverse_method", "inverse"}, {"stat_interval", 1},       {"inverse_interval", 5}};
   auto float64_hparams = kfac_hparams;
   float64_hparams["refresh_dtype"] = "float64";
   const auto kfac = to_json(train_run(run_with({{"name", "kfac"}, {"hparams", float64_hparams}}), dataset, quiet()));

@@ -181,7 +181,7 @@ TEST_P(ProbesLeaveTraining, BitIdentical) {
   const std::string name = GetParam();
   const auto dataset = testing::synthetic_fashion_mnist(64, 32);
   // tengrad refreshes on some steps only, kfac (true Fisher) draws labels from the global generator.
-  const nlohmann::json hparams = name == "tengrad" ? nlohmann::json{{"freq", 2}} : nlohmann::json::object();
+  const nlohmann::json hparams = name == "tengrad" ? nlohmann::json{{"inverse_interval", 2}} : nlohmann::json::object();
   const auto run = parse_spec(probed_spec(name, hparams), "probed").runs.at(0);
   RunnerOptions options;
   options.progress = false;

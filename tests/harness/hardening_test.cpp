@@ -14,6 +14,7 @@
 #include <fstream>
 #include <thread>
 
+#include "harness/base/atomic_file.h"
 #include "harness/results.h"
 #include "harness/runner.h"
 #include "harness/spec.h"

@@ -1,7 +1,7 @@
 // Low-rank (factorised) layers: full rank reproduces the dense layer; models list the factors.
 #include <gtest/gtest.h>
 
-#include "harness/spec_error.h"
+#include "harness/base/spec_error.h"
 #include "harness/models/factored_layer.h"
 #include "harness/models/model.h"
 #include "harness/runner.h"

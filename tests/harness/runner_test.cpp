@@ -100,7 +100,7 @@ TEST(Runner, HugeLearningRateIsRecordedAsDiverged) {
 TEST(Runner, TrueFisherOptimizerWithNonFiniteLogitsIsDivergedNotFailed) {
   const auto dataset = testing::synthetic_fashion_mnist(256, 64);
   const auto result = train_run(
-      tiny_run({{"optimizers", {{{"name", "kfac"}, {"hparams", {{"lr", 1e12}, {"kl_clip", 0.0}, {"t_cov", 1}}}}}}}),
+      tiny_run({{"optimizers", {{{"name", "kfac"}, {"hparams", {{"lr", 1e12}, {"kl_clip", 0.0}, {"stat_interval", 1}}}}}}}),
       dataset, quiet_options());
   EXPECT_EQ(result.status, "diverged") << result.error;
 }

@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <string>
 
+#include "harness/base/spec_error.h"
 #include "harness/spec.h"
-#include "harness/spec_error.h"
 #include "harness/spec_input.h"
 #include "tests/support/test_support.h"
 
@@ -170,7 +170,7 @@ TEST(SpecLimits, ValuesOutsideTheirDeclaredRangeAreRefusedAtParseTime) {
       {"sgd", "/optimizers/0/hparams/weight_decay", -1e-4, "optimizers[0].hparams.weight_decay", "≥ 0"},
       {"sgd", "/optimizers/0/hparams/momentum", 1.0, "optimizers[0].hparams.momentum", "in [0, 1), got 1.0"},
       {"adamw", "/optimizers/0/hparams/beta2", 1.0, "optimizers[0].hparams.beta2", "in [0, 1)"},
-      {"kfac", "/optimizers/0/hparams/t_inv", 0, "optimizers[0].hparams.t_inv", "≥ 1, got 0"},
+      {"kfac", "/optimizers/0/hparams/inverse_interval", 0, "optimizers[0].hparams.inverse_interval", "≥ 1, got 0"},
       {"sgd", "/model/hidden", json::array({16, 0}), "model.hidden[1]", "≥ 1, got 0"},
       {"sgd", "/model/rank", -2, "model.rank", "≥ 0, got -2"},
       {"sgd", "/optimizers/0/schedule", json{{"name", "step"}, {"step_size", 0}}, "optimizers[0].schedule.step_size",

@@ -206,5 +206,49 @@ TEST(Spec, ShippedExperimentSpecsParse) {
   }
 }
 
+// Settings renamed by the unified vocabulary (docs/optimizers.md#one-vocabulary) still parse, as the
+// new names and values, with one warning each; setting both names is an error.
+TEST(SettingVocabulary, OldNamesAreReadAsTheNewOnesWithAWarning) {
+  auto document = testing::tiny_spec();
+  document["optimizers"] = json::parse(R"([
+    {"name": "kfac", "hparams": {"t_cov": 3, "t_inv": [20, 40], "fisher": "true"}},
+    {"name": "sngd", "hparams": {"ema_decay": 0.5, "stats_interval": 2}},
+    {"name": "tengrad", "hparams": {"freq": 7}},
+    {"name": "soap", "hparams": {"shampoo_beta": 0.9, "precondition_frequency": 4}},
+    {"name": "kfac", "tuning": {"space": {"t_cov": [1, 2]}, "trials": 2}}])");
+  ::testing::internal::CaptureStderr();
+  const auto spec = parse_spec(document, "spec.json");
+  const auto warnings = ::testing::internal::GetCapturedStderr();
+  const auto& kfac = spec.runs[0].hparams;
+  EXPECT_EQ(kfac["stat_interval"], 3);
+  EXPECT_EQ(kfac["inverse_interval"], 20);
+  EXPECT_EQ(kfac["fisher"], "sampled");
+  EXPECT_FALSE(kfac.contains("t_cov"));
+  EXPECT_EQ(spec.runs[1].hparams["inverse_interval"], 40);
+  EXPECT_EQ(spec.runs[1].label(), "kfac inverse_interval=40");
+  EXPECT_EQ(spec.runs[2].hparams["stat_decay"], 0.5);
+  EXPECT_EQ(spec.runs[2].hparams["stat_interval"], 2);
+  EXPECT_EQ(spec.runs[3].hparams["inverse_interval"], 7);
+  EXPECT_EQ(spec.runs[4].hparams["stat_decay"], 0.9);
+  EXPECT_EQ(spec.runs[4].hparams["inverse_interval"], 4);
+  std::set<json> tuned;
+  for (size_t i = 5; i < spec.runs.size(); ++i) tuned.insert(spec.runs[i].hparams["stat_interval"]);
+  EXPECT_FALSE(tuned.empty());
+  for (const auto& value : tuned) EXPECT_TRUE(value == 1 || value == 2) << value;
+  for (const auto* old_name : {"\"t_cov\" is the old name of \"stat_interval\"", "\"t_inv\" is the old name",
+                               "\"true\" is the old name of \"sampled\"", "\"ema_decay\" is the old name",
+                               "\"freq\" is the old name", "\"shampoo_beta\" is the old name",
+                               "\"precondition_frequency\" is the old name"}) {
+    EXPECT_NE(warnings.find(old_name), std::string::npos) << old_name << " not in:\n" << warnings;
+  }
+  EXPECT_NE(warnings.find("optimizers[0].hparams.t_cov"), std::string::npos) << warnings;
+
+  document["optimizers"] = json::parse(R"([{"name": "kfac", "hparams": {"t_cov": 3, "stat_interval": 4}}])");
+  expect_rejected(document, {"optimizers[0].hparams.t_cov", "both \"stat_interval\" and its old name \"t_cov\""});
+  // Another plugin's setting of the same old name is not translated.
+  document["optimizers"] = json::parse(R"([{"name": "sgd", "hparams": {"t_cov": 3}}])");
+  expect_rejected(document, {"optimizers[0].hparams.t_cov", "unknown hyperparameter"});
+}
+
 }  // namespace
 }  // namespace ngd

@@ -121,7 +121,7 @@ TEST_F(TranslationRun, SameSeedGivesIdenticalNumbers) {
 }
 
 TEST_F(TranslationRun, NaturalGradientOptimizersRunOnSequences) {
-  for (const auto& optimizer : {json{{"name", "kfac"}, {"hparams", {{"lr", 0.05}, {"t_inv", 5}}}},
+  for (const auto& optimizer : {json{{"name", "kfac"}, {"hparams", {{"lr", 0.05}, {"inverse_interval", 5}}}},
                                 json{{"name", "fngd"}, {"hparams", {{"lr", 0.01}, {"damping", 0.1}}}}}) {
     const auto config = run({{"optimizers", {optimizer}}, {"epochs", 2}});
     const auto result = train_run(config, dataset(config), quiet_options());

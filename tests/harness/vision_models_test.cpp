@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "harness/base/options.h"
 #include "harness/models/model.h"
-#include "harness/options.h"
 
 namespace ngd {
 namespace {

@@ -135,7 +135,7 @@ TEST(Eva, StepsMatchAReimplementationWithKlClipMomentumAndWeightDecay) {
                                           {"weight_decay", weight_decay},
                                           {"kl_clip", kl_clip},
                                           {"stat_decay", stat_decay},
-                                          {"t_cov", 2},
+                                          {"stat_interval", 2},
                                           {"damping", kDamping}}));
   std::vector<Vectors> running(2);
   std::vector<torch::Tensor> theta, buffer(2);

@@ -2,9 +2,9 @@
 
 #include <cmath>
 
+#include "harness/base/spec_error.h"
 #include "harness/runner.h"
 #include "harness/spec.h"
-#include "harness/spec_error.h"
 #include "optimizers/kfac.h"
 #include "optimizers/registry.h"
 #include "tests/support/test_support.h"
@@ -174,7 +174,7 @@ std::vector<torch::Tensor> updates(TinyNet& net, const StepTruth& truth) {
 
 TEST(Kfac, FactorsFollowTheKfcDefinitionsFromIdentity) {
   auto net = tiny_net();
-  Kfac kfac(*net, kfac_options({{"t_cov", 1}}));
+  Kfac kfac(*net, kfac_options({{"stat_interval", 1}}));
   const auto truth = take_step(*net, kfac, 0, random_batch(), 1.0);
   for (size_t i = 0; i < 2; ++i) {
     SCOPED_TRACE(i == 0 ? "conv" : "fc");
@@ -221,8 +221,8 @@ TEST(Kfac, KlClipScalesEveryLayerByOneFactor) {
 
 TEST(Kfac, CapturesAndUpdatesFactorsOnlyEveryTCovSteps) {
   auto net = tiny_net();
-  Kfac kfac(*net, kfac_options({{"t_cov", 2}, {"t_inv", 4}}));
-  const auto sampled = kfac_entry().make(*net, kfac_options({{"t_cov", 3}, {"fisher", "true"}}));
+  Kfac kfac(*net, kfac_options({{"stat_interval", 2}, {"inverse_interval", 4}}));
+  const auto sampled = kfac_entry().make(*net, kfac_options({{"stat_interval", 3}, {"fisher", "sampled"}}));
   for (int64_t step = 0; step < 6; ++step) {
     const StepInfo info{step, 0, step, 1000, {}, {}};
     EXPECT_EQ(kfac.capture(info), step % 2 == 0 ? Capture::kEmpirical : Capture::kNone) << step;
@@ -241,7 +241,7 @@ TEST(Kfac, CapturesAndUpdatesFactorsOnlyEveryTCovSteps) {
 
 TEST(Kfac, StepsBetweenRefreshesReuseTheStoredInverses) {
   auto net = tiny_net();
-  Kfac kfac(*net, kfac_options({{"t_cov", 1}, {"t_inv", 3}}));
+  Kfac kfac(*net, kfac_options({{"stat_interval", 1}, {"inverse_interval", 3}}));
   const auto first = take_step(*net, kfac, 0, random_batch(), 1.0);
   const auto second = take_step(*net, kfac, 1, random_batch(), 1.0);
   EXPECT_EQ(kfac.counters().factor_updates, 2);
@@ -268,7 +268,7 @@ TEST(Kfac, StepsBetweenRefreshesReuseTheStoredInverses) {
 // factors to the second step's gradients, the dense Kronecker product of the two inverses.
 TEST(Kfac, InverseFormBetweenRefreshesIsTheDenseKroneckerSolveOfTheStoredFactors) {
   auto net = tiny_net();
-  Kfac kfac(*net, kfac_options({{"t_cov", 1}, {"t_inv", 3}, {"inverse_method", "inverse"}}));
+  Kfac kfac(*net, kfac_options({{"stat_interval", 1}, {"inverse_interval", 3}, {"inverse_method", "inverse"}}));
   const auto first = take_step(*net, kfac, 0, random_batch(), 1.0);
   const auto second = take_step(*net, kfac, 1, random_batch(), 1.0);
   const auto applied = updates(*net, second);
@@ -324,7 +324,7 @@ TEST(Kfac, Float32RefreshAgreesWithFloat64WithinTheDerivedTolerance) {
 
 TEST(Kfac, ReportsItsCounters) {
   auto net = tiny_net();
-  Kfac kfac(*net, kfac_options({{"t_cov", 2}, {"t_inv", 4}}));
+  Kfac kfac(*net, kfac_options({{"stat_interval", 2}, {"inverse_interval", 4}}));
   for (int64_t step = 0; step < 5; ++step) take_step(*net, kfac, step, random_batch(), 0.1);
   const auto report = kfac.report();
   EXPECT_EQ(report.at("inverse_method"), "eigen");
@@ -340,7 +340,7 @@ TEST(Kfac, RejectsSettingsWithoutMeaning) {
   auto net = tiny_net();
   for (const auto& bad :
        {nlohmann::json{{"damping", 0.0}}, nlohmann::json{{"stat_decay", 1.0}}, nlohmann::json{{"kl_clip", -1.0}},
-        nlohmann::json{{"t_cov", 0}}, nlohmann::json{{"t_inv", 0}}}) {
+        nlohmann::json{{"stat_interval", 0}}, nlohmann::json{{"inverse_interval", 0}}}) {
     // Each setting's declared range rejects it when the settings are resolved (as a spec is parsed).
     try {
       kfac_options(bad);
@@ -364,7 +364,7 @@ TEST(Kfac, ReachesALowerTrainingLossThanSgdInTheSameSteps) {
     "epochs": 2, "batch_size": 64, "seeds": [0],
     "optimizers": [
       {"name": "sgd", "hparams": {"lr": 0.05}},
-      {"name": "kfac", "hparams": {"lr": 0.05, "damping": 0.03, "t_cov": 5, "t_inv": 20}}
+      {"name": "kfac", "hparams": {"lr": 0.05, "damping": 0.03, "stat_interval": 5, "inverse_interval": 20}}
     ]
   })");
   RunnerOptions options;

@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "harness/spec_error.h"
+#include "harness/base/spec_error.h"
 #include "harness/schedule.h"
 #include "optimizers/nadamw.h"
 #include "tests/optimizers/woodbury_test_support.h"

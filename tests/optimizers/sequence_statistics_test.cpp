@@ -6,9 +6,9 @@
 #include "harness/models/transformer.h"
 #include "optimizers/fngd.h"
 #include "optimizers/kfac.h"
+#include "optimizers/layer_statistics.h"
 #include "optimizers/ngd.h"
 #include "optimizers/sngd.h"
-#include "optimizers/layer_statistics.h"
 #include "optimizers/woodbury.h"
 #include "tests/optimizers/woodbury_test_support.h"
 #include "tests/support/tolerances.h"
@@ -172,7 +172,7 @@ TEST(SequenceStatistics, KfacFactorsAreOverRealTokens) {
   const auto batched = whole_batch();
   const auto loop = per_sentence_loop(*model, batched.mean_tokens);
   Kfac kfac(*model, optimizer_options("kfac", {{"lr", 0.0}, {"momentum", 0.0}, {"stat_decay", 0.0},
-                                               {"fisher", "empirical"}, {"t_cov", 1}, {"t_inv", 1},
+                                               {"fisher", "empirical"}, {"stat_interval", 1}, {"inverse_interval", 1},
                                                {"kl_clip", 0.0}}));
   const auto info = woodbury_testing::step_info(0, 0, 1, torch::arange(4));
   ASSERT_EQ(kfac.capture(info), Capture::kEmpirical);
@@ -202,7 +202,7 @@ TEST(SequenceStatistics, SngdStepIsTheKroneckerSolveOfFactorsOverRealTokens) {
   auto sngd = sngd_entry().make(
       *model, optimizer_options(
                   "sngd", {{"lr", 0.0}, {"momentum", 0.0}, {"fisher", "empirical"}, {"damping", kDamping},
-                           {"ema_decay", 0.0}, {"kl_clip", 0.0}, {"stats_interval", 1}, {"inverse_interval", 1},
+                           {"stat_decay", 0.0}, {"kl_clip", 0.0}, {"stat_interval", 1}, {"inverse_interval", 1},
                            {"root_method", "eigh"}}));
   const auto info = woodbury_testing::step_info(0, 0, 1, torch::arange(4));
   ASSERT_EQ(sngd->capture(info), Capture::kEmpirical);

@@ -163,7 +163,7 @@ TEST(Shampoo, BeforeTheStartStepItIsItsGraftedAdamW) {
                                      {"grafting_beta2", beta2},
                                      {"grafting_epsilon", eps},
                                      {"weight_decay", weight_decay},
-                                     {"precondition_frequency", 3}});
+                                     {"inverse_interval", 3}});
   std::vector<torch::Tensor> m(net->parameters().size()), v(m.size());
   for (int64_t step = 0; step < 2; ++step) {  // steps 1 and 2 of distributed_shampoo's count, start = 3
     const auto before = snapshot(*net);
@@ -193,7 +193,7 @@ void expect_first_step_is_the_dense_inverse_root(int64_t max_dim, double exponen
                                      {"grafting", "none"},
                                      {"exponent", exponent},
                                      {"max_preconditioner_dim", max_dim},
-                                     {"precondition_frequency", 1}});
+                                     {"inverse_interval", 1}});
   const auto before = snapshot(*net);
   const auto g = optimizer_step(*net, shampoo, 0, double_batch({2, 8, 8}, 5));
   ASSERT_EQ(shampoo.counters().root_refreshes, 1);
@@ -254,7 +254,7 @@ TEST(Shampoo, WithFactorsAtIdentityTheStepIsTheFilteredGradientAtAdamsNorm) {
                                      {"beta1", beta1},
                                      {"grafting_beta2", beta2},
                                      {"grafting_epsilon", eps},
-                                     {"precondition_frequency", 1}});
+                                     {"inverse_interval", 1}});
   auto weight = net->parameters()[0];
   torch::Tensor m, v;
   PhaseTimer timer;
@@ -376,7 +376,7 @@ TEST(Shampoo, TrajectoryMatchesTheReferenceAlgorithm) {
                                        {"beta2", 0.9},
                                        {"weight_decay", 0.01},
                                        {"max_preconditioner_dim", max_dim},
-                                       {"precondition_frequency", 2},
+                                       {"inverse_interval", 2},
                                        {"start_preconditioning_step", 3}});
     ShampooReference reference({0.05, 0.9, 0.9, 0.999, 1e-8, 0.01, 0.25, max_dim, 2, 3});
     expect_same_trajectory(*net, *twin, shampoo, reference, {1, 3, 3}, 7);
@@ -387,7 +387,7 @@ TEST(Shampoo, TrajectoryMatchesTheReferenceAlgorithm) {
 
 TEST(Shampoo, RejectsAStartBeforeTheFirstRefresh) {
   auto net = double_net<TinyNet>(1);
-  EXPECT_THROW(make_shampoo(*net, {{"precondition_frequency", 5}, {"start_preconditioning_step", 2}}),
+  EXPECT_THROW(make_shampoo(*net, {{"inverse_interval", 5}, {"start_preconditioning_step", 2}}),
                std::invalid_argument);
 }
 
@@ -561,7 +561,7 @@ TEST(Soap, TrajectoryMatchesTheReferenceAlgorithm) {
   const SoapAdamSettings s{0.02, 0.9, 0.95, 1e-8, 0.01};
   auto net = double_net<TinyNet>(5), twin = double_net<TinyNet>(5);
   auto soap = make_soap(*net, {{"lr", s.lr}, {"beta1", s.beta1}, {"beta2", s.beta2}, {"eps", s.eps},
-                               {"weight_decay", s.weight_decay}, {"shampoo_beta", 0.8}, {"precondition_frequency", 2}});
+                               {"weight_decay", s.weight_decay}, {"stat_decay", 0.8}, {"inverse_interval", 2}});
   SoapReference reference(s, 0.8, 2);
   expect_same_trajectory(*net, *twin, soap, reference, {1, 3, 3}, 7);
   EXPECT_EQ(soap.counters().adam_steps, 6);

@@ -87,8 +87,8 @@ TEST(SngdMatrixRoots, NewtonSchulzReportsNonConvergenceAtItsLimit) {
 
 // One step from this step's statistics alone (no average with the initial I), no KL clip, no momentum.
 const nlohmann::json kExactSngd = {{"lr", 0.5},          {"momentum", 0.0},       {"fisher", "empirical"},
-                                   {"damping", 0.1},     {"ema_decay", 0.0},      {"kl_clip", 0.0},
-                                   {"stats_interval", 1}, {"inverse_interval", 1}, {"root_iterations", 60},
+                                   {"damping", 0.1},     {"stat_decay", 0.0},      {"kl_clip", 0.0},
+                                   {"stat_interval", 1}, {"inverse_interval", 1}, {"root_iterations", 60},
                                    {"root_tolerance", 1e-12}};
 
 // A single Linear layer 3 → 2, one SNGD step with `hparams`; returns the dense expectation's pieces.
@@ -247,7 +247,7 @@ void expect_learns_on_dense_and_low_rank_models(const nlohmann::json& optimizer)
 
 TEST(Sngd, LearnsThroughTheRunnerOnDenseAndLowRankModels) {
   expect_learns_on_dense_and_low_rank_models(
-      {{"name", "sngd"}, {"hparams", {{"inverse_interval", 16}, {"stats_interval", 2}, {"momentum", 0.9}}}});
+      {{"name", "sngd"}, {"hparams", {{"inverse_interval", 16}, {"stat_interval", 2}, {"momentum", 0.9}}}});
 }
 
 TEST(SngdRfim, LearnsThroughTheRunnerOnDenseAndLowRankModels) {

@@ -60,7 +60,7 @@ TEST(Tengrad, ReusesStatisticsAndFactorBetweenRefreshes) {
   constexpr int64_t kSteps = 7;  // refreshes at steps 0, 3, 6
   auto model = small_conv_net();
   const int64_t layers = static_cast<int64_t>(model->capture_layers().size());
-  Tengrad tengrad(*model, optimizer_options("tengrad", {{"lr", 0.0}, {"damping", 0.1}, {"freq", kFreq}}));
+  Tengrad tengrad(*model, optimizer_options("tengrad", {{"lr", 0.0}, {"damping", 0.1}, {"inverse_interval", kFreq}}));
   std::vector<torch::Tensor> refresh_loop;
   for (int64_t step = 0; step < kSteps; ++step) {
     const auto batch = random_batch({2, 8, 8}, 100 + step);
@@ -89,7 +89,7 @@ TEST(Tengrad, DampingDecaysByHyLosRuleAfterWarmup) {
   woodbury_testing::SmallMlp model;
   model.to(torch::kDouble);
   Tengrad tengrad(model, optimizer_options("tengrad", {{"lr", 0.0},
-                                                                          {"freq", 1},
+                                                                          {"inverse_interval", 1},
                                                                           {"damping", 1.0},
                                                                           {"damping_target", 0.1},
                                                                           {"damping_decay_steps", 10},
@@ -114,7 +114,7 @@ TEST(Tengrad, RejectsDampingItCannotUse) {
 TEST(Tengrad, TrainsThroughTheRunner) {
   auto document = testing::tiny_spec();
   document["epochs"] = 3;
-  document["optimizers"] = nlohmann::json::parse(R"([{"name": "tengrad", "hparams": {"lr": 0.03, "damping": 1.0, "freq": 5}}])");
+  document["optimizers"] = nlohmann::json::parse(R"([{"name": "tengrad", "hparams": {"lr": 0.03, "damping": 1.0, "inverse_interval": 5}}])");
   const auto spec = parse_spec(document, "tengrad-test");
   const auto dataset = testing::synthetic_fashion_mnist(640, 320, 2);
   RunnerOptions options;

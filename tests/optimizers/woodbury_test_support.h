@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "harness/base/options.h"
 #include "harness/models/model.h"
-#include "harness/options.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/registry.h"
 

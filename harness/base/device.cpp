@@ -1,4 +1,4 @@
-#include "harness/device.h"
+#include "harness/base/device.h"
 
 #include <fmt/format.h>
 #include <torch/cuda.h>

@@ -1,10 +1,13 @@
-#include "harness/options.h"
+#include "harness/base/options.h"
 
 #include <fmt/format.h>
 
 #include <cmath>
+#include <iostream>
+#include <mutex>
+#include <set>
 
-#include "harness/spec_error.h"
+#include "harness/base/spec_error.h"
 
 namespace ngd {
 namespace {
@@ -26,7 +29,82 @@ bool same_type(const nlohmann::json& expected, const nlohmann::json& value) {
   return expected.type() == value.type();
 }
 
+// Settings renamed when the vocabulary was unified: old name → current name. Specs may use the old
+// names for one more release (with a warning); docs/optimizers.md#one-vocabulary lists them.
+struct RenamedSetting {
+  const char* old_name;
+  const char* name;
+};
+const RenamedSetting kRenamedSettings[] = {
+    {"t_cov", "stat_interval"},         {"stats_interval", "stat_interval"},
+    {"t_inv", "inverse_interval"},      {"freq", "inverse_interval"},
+    {"precondition_frequency", "inverse_interval"},
+    {"ema_decay", "stat_decay"},        {"metric_decay", "stat_decay"},
+    {"shampoo_beta", "stat_decay"},
+};
+// Values renamed: a string setting's old value → current value.
+struct RenamedValue {
+  const char* setting;
+  const char* old_value;
+  const char* value;
+};
+const RenamedValue kRenamedValues[] = {
+    {"fisher", "true", "sampled"},
+};
+
+// Prints `message` once per process (a spec's settings are resolved once per expanded run).
+void warn_once(const std::string& message) {
+  static std::mutex mutex;
+  static std::set<std::string> printed;
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (printed.insert(message).second) std::cerr << "warning: " << message << "\n";
+}
+
+// `value` (a string, or a list of them for a grid axis) with `renamed`'s old value replaced.
+nlohmann::json with_current_value(nlohmann::json value, const RenamedValue& renamed, const std::string& json_path) {
+  auto translate = [&](nlohmann::json& item) {
+    if (item.is_string() && item.get<std::string>() == renamed.old_value) {
+      warn_once(fmt::format("{}: \"{}\" is the old name of \"{}\"; accepted until the next release",
+                            json_path, renamed.old_value, renamed.value));
+      item = renamed.value;
+    }
+  };
+  if (value.is_array()) {
+    for (auto& item : value) translate(item);
+  } else {
+    translate(value);
+  }
+  return value;
+}
+
 }  // namespace
+
+nlohmann::json with_current_names(const nlohmann::json& given, const std::vector<OptionInfo>& known,
+                                  const std::string& json_path) {
+  if (!given.is_object()) return given;
+  nlohmann::json current = nlohmann::json::object();
+  for (const auto& [given_name, value] : given.items()) {
+    std::string name = given_name;
+    for (const auto& renamed : kRenamedSettings) {
+      if (name == renamed.old_name && find_entry(known, name) == nullptr && find_entry(known, renamed.name) != nullptr) {
+        if (given.contains(renamed.name)) {
+          throw SpecError(json_path + "." + name, fmt::format("both \"{}\" and its old name \"{}\" are set; keep \"{}\"",
+                                                              renamed.name, name, renamed.name));
+        }
+        warn_once(fmt::format("{}.{}: \"{}\" is the old name of \"{}\"; accepted until the next release", json_path,
+                              name, name, renamed.name));
+        name = renamed.name;
+      }
+    }
+    current[name] = value;
+    for (const auto& renamed : kRenamedValues) {
+      if (name == renamed.setting && find_entry(known, name) != nullptr) {
+        current[name] = with_current_value(value, renamed, json_path + "." + name);
+      }
+    }
+  }
+  return current;
+}
 
 bool Range::contains(double value) const {
   if (std::isnan(value)) return !bounded();
@@ -97,7 +175,7 @@ nlohmann::json resolve_options(const nlohmann::json& given, const std::vector<Op
   if (!given.is_object()) throw SpecError(json_path, "expected an object, got " + shown(given));
   nlohmann::json resolved = nlohmann::json::object();
   for (const auto& info : known) resolved[info.name] = info.default_value;
-  for (const auto& [name, value] : given.items()) {
+  for (const auto& [name, value] : with_current_names(given, known, json_path).items()) {
     const auto* info = find_entry(known, name);
     if (info == nullptr) {
       throw SpecError(json_path + "." + name,

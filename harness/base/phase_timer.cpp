@@ -1,4 +1,4 @@
-#include "harness/phase_timer.h"
+#include "harness/base/phase_timer.h"
 
 namespace ngd {
 

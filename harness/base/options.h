@@ -62,7 +62,15 @@ class Options {
 // Validates one value against its declaration; throws SpecError at `json_path`.
 void check_option_value(const OptionInfo& info, const nlohmann::json& value, const std::string& json_path);
 
-// Validates `given` (an object) against `known` and returns it with defaults filled in. `owner` names
+// `given` (an object of settings) with names and values from before the settings' vocabulary was
+// unified (docs/optimizers.md#one-vocabulary: `t_cov` → `stat_interval`, `fisher: "true"` →
+// `"sampled"`, ...) replaced by the current ones, printing one warning per old name and `json_path`.
+// A name is translated only where `known` declares its current name and not the old one.
+nlohmann::json with_current_names(const nlohmann::json& given, const std::vector<OptionInfo>& known,
+                                  const std::string& json_path);
+
+// Validates `given` (an object) against `known` and returns it with defaults filled in (old names
+// accepted through with_current_names). `owner` names
 // what the settings belong to in messages ("optimizer 'sgd'"). Unknown names list the valid ones.
 nlohmann::json resolve_options(const nlohmann::json& given, const std::vector<OptionInfo>& known,
                                const std::string& owner, const std::string& json_path);
