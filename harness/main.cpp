@@ -42,7 +42,30 @@ void print_options(const std::vector<ngd::OptionInfo>& options) {
 struct ListCommand {
   std::string what;
   bool verbose = false;
+  bool json = false;
 };
+
+// A registry entry's settings as JSON: name, default, help, and choices or range where declared.
+nlohmann::json options_json(const std::vector<ngd::OptionInfo>& options) {
+  auto settings = nlohmann::json::array();
+  for (const auto& option : options) {
+    nlohmann::json setting = {{"name", option.name}, {"default", option.default_value}, {"help", option.help}};
+    if (!option.choices.empty()) setting["choices"] = option.choices;
+    if (option.range.bounded()) setting["range"] = option.range.describe();
+    settings.push_back(std::move(setting));
+  }
+  return settings;
+}
+
+// A registry table as JSON (`list X --json`): what docs/optimizers.md's settings tables are made from.
+template <class Entry, class Settings>
+nlohmann::json table_json(const std::vector<Entry>& table, Settings settings_of) {
+  auto entries = nlohmann::json::array();
+  for (const auto& entry : table) {
+    entries.push_back({{"name", entry.name}, {"summary", entry.summary}, {"settings", options_json(settings_of(entry))}});
+  }
+  return entries;
+}
 
 CLI::App* add_list_command(CLI::App& app, ListCommand& command) {
   auto* list_command = app.add_subcommand("list", "list the registered optimizers, models, datasets or schedules");
@@ -50,12 +73,27 @@ CLI::App* add_list_command(CLI::App& app, ListCommand& command) {
       ->required()
       ->check(CLI::IsMember({"optimizers", "models", "datasets", "schedules"}));
   list_command->add_flag("-v,--verbose", command.verbose, "with summaries and settings (name, default, meaning)");
+  list_command->add_flag("--json", command.json, "optimizers, models or schedules with their settings, as JSON");
   return list_command;
 }
 
 int list(const ListCommand& command) {
   const auto& what = command.what;
   const bool verbose = command.verbose;
+  if (command.json) {
+    if (what == "optimizers") {
+      std::cout << table_json(ngd::optimizer_registry(), [](const auto& entry) { return entry.hyperparameters; }).dump(2);
+    } else if (what == "models") {
+      std::cout << table_json(ngd::model_registry(), [](const auto& entry) { return entry.options; }).dump(2);
+    } else if (what == "schedules") {
+      std::cout << table_json(ngd::schedule_registry(), [](const auto& entry) { return entry.options; }).dump(2);
+    } else {
+      std::cerr << "error: list datasets has no settings to print as JSON\n";
+      return kExitBadInput;
+    }
+    std::cout << "\n";
+    return 0;
+  }
   if (what == "optimizers") {
     for (const auto& entry : ngd::optimizer_registry()) {
       std::cout << entry.name << (verbose ? "  — " + entry.summary : "") << "\n";

@@ -138,7 +138,8 @@ std::vector<std::pair<nlohmann::json, nlohmann::json>> expand_hparams(const Opti
                                                                      const std::string& path) {
   if (!hparams.is_object()) throw SpecError(path, "expected an object, got " + shown(hparams));
   std::vector<std::pair<nlohmann::json, nlohmann::json>> points = {{nlohmann::json::object(), nlohmann::json::object()}};
-  for (const auto& [name, value] : with_current_names(hparams, entry.hyperparameters, path).items()) {
+  const auto current = with_current_names(hparams, entry.hyperparameters, path);
+  for (const auto& [name, value] : current.items()) {
     const auto* info = find_entry(entry.hyperparameters, name);
     if (info == nullptr) {
       throw SpecError(path + "." + name, fmt::format("unknown hyperparameter for optimizer '{}' (valid: {})",

@@ -162,7 +162,8 @@ TuningPlan parse_tuning(const nlohmann::json& block, const std::vector<OptionInf
   if (static_cast<int64_t>(space->size()) > kMaxTuningDimensions) {
     throw SpecError(json_path + ".space", fmt::format("at most {} settings may be searched", kMaxTuningDimensions));
   }
-  for (const auto& [name, value] : with_current_names(*space, settings, json_path + ".space").items()) {
+  const auto current = with_current_names(*space, settings, json_path + ".space");
+  for (const auto& [name, value] : current.items()) {
     const auto* info = find_entry(settings, name);
     if (info == nullptr) {
       throw SpecError(json_path + ".space." + name, fmt::format("unknown setting (valid: {})", join_names(settings)));

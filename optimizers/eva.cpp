@@ -10,7 +10,7 @@ namespace ngd {
 namespace {
 
 std::vector<OptionInfo> eva_hyperparameters() {
-  auto options = sgd_hyperparameters(0.1);
+  auto options = preconditioned_sgd_hyperparameters(0.1);
   const std::vector<OptionInfo> curvature_options = {
       {"damping", 0.03, "Tikhonov damping λ of (ḡḡᵀ ⊗ āāᵀ + λI)", {}, above(0)},
       {"stat_decay", 0.05,

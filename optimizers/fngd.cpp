@@ -269,8 +269,11 @@ void Fngd::step(const StepInfo& info, PhaseTimer& timer) {
 }
 
 OptimizerEntry fngd_entry() {
-  auto hyperparameters = sgd_hyperparameters(kDefaultLearningRate);
-  for (auto& info : damping_hyperparameters(kDefaultDamping)) hyperparameters.push_back(std::move(info));
+  auto hyperparameters = preconditioned_sgd_hyperparameters(kDefaultLearningRate);
+  for (auto& info : damping_hyperparameters(kDefaultDamping, "first-epoch step")) {
+    if (info.name == "damping") info.help += "; under damping_rule relative, the multiplier of tr(K)/n²";
+    hyperparameters.push_back(std::move(info));
+  }
   hyperparameters.push_back({"damping_rule", "absolute",
                              "absolute: λ = damping; relative: λ = damping·tr(K)/n² (F's mean non-zero eigenvalue)",
                              {"absolute", "relative"}});

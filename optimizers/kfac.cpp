@@ -22,7 +22,7 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 std::vector<OptionInfo> kfac_hyperparameters() {
-  auto options = sgd_hyperparameters(0.01);
+  auto options = preconditioned_sgd_hyperparameters(0.01);
   const std::vector<OptionInfo> curvature_options = {
       {"damping", 1e-3, "Tikhonov damping λ (see inverse_method for where it is added)", {}, above(0)},
       {"stat_decay", 0.95, "running-average decay ε of the Kronecker factors (which start at I)", {}, below_one()},

@@ -54,12 +54,12 @@ void Ngd::step(const StepInfo& info, PhaseTimer& timer) {
 }
 
 OptimizerEntry ngd_entry() {
-  auto hyperparameters = sgd_hyperparameters(kDefaultLearningRate);
+  auto hyperparameters = preconditioned_sgd_hyperparameters(kDefaultLearningRate);
   hyperparameters.push_back({"fisher", "empirical",
                              "empirical: F = UUᵀ/n of the true labels' per-sample gradients; sampled: of one label "
                              "per sample drawn from the model (true Fisher, one extra backward)",
                              {"empirical", "sampled"}});
-  for (auto& info : damping_hyperparameters(kDefaultDamping)) hyperparameters.push_back(std::move(info));
+  for (auto& info : damping_hyperparameters(kDefaultDamping, "step")) hyperparameters.push_back(std::move(info));
   for (auto& info : woodbury_hyperparameters()) hyperparameters.push_back(std::move(info));
   return {"ngd",
           "Exact damped natural gradient (F+λI)⁻¹ḡ over all capture layers jointly, solved fresh every step through "

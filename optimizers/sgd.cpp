@@ -13,6 +13,15 @@ std::vector<OptionInfo> sgd_hyperparameters(double default_lr) {
   };
 }
 
+std::vector<OptionInfo> preconditioned_sgd_hyperparameters(double default_lr) {
+  auto hyperparameters = sgd_hyperparameters(default_lr);
+  for (auto& option : hyperparameters) {
+    if (option.name == "momentum") option.help = "heavy-ball momentum μ (0 = none), on the preconditioned gradient V";
+    if (option.name == "weight_decay") option.help = "L2 coefficient added after preconditioning: V + wd·θ";
+  }
+  return hyperparameters;
+}
+
 std::unique_ptr<torch::optim::Optimizer> make_torch_sgd(std::vector<torch::Tensor> parameters, const Options& options) {
   const bool nesterov = options.flag("nesterov");
   if (nesterov && options.number("momentum") <= 0) {

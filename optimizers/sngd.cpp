@@ -168,7 +168,7 @@ class Sngd : public TorchOptimizer {
 }  // namespace
 
 OptimizerEntry sngd_entry() {
-  auto hyperparameters = sgd_hyperparameters(0.1);
+  auto hyperparameters = preconditioned_sgd_hyperparameters(0.1);
   for (auto& option : hyperparameters) {
     // Plain GD on the reconstructed network, as the abstract's equivalence; momentum on top of KL-clipped
     // steps drifted upward in loss in our MLP runs.

@@ -124,7 +124,7 @@ class SngdRfim : public TorchOptimizer {
 }  // namespace
 
 OptimizerEntry sngd_rfim_entry() {
-  auto hyperparameters = sgd_hyperparameters(0.1);
+  auto hyperparameters = preconditioned_sgd_hyperparameters(0.1);
   for (auto& option : hyperparameters) {
     if (option.name == "momentum") option.default_value = 0.0;  // the official code's plain GD
   }

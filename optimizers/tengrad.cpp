@@ -55,9 +55,9 @@ void Tengrad::step(const StepInfo& info, PhaseTimer& timer) {
 }
 
 OptimizerEntry tengrad_entry() {
-  auto hyperparameters = sgd_hyperparameters(kDefaultLearningRate);
+  auto hyperparameters = preconditioned_sgd_hyperparameters(kDefaultLearningRate);
   hyperparameters.push_back({"inverse_interval", kDefaultInverseInterval, "steps between refreshes of the per-sample gradients and the factorised inverse", {}, at_least(1)});
-  for (auto& info : damping_hyperparameters(kDefaultDamping)) hyperparameters.push_back(std::move(info));
+  for (auto& info : damping_hyperparameters(kDefaultDamping, "refresh")) hyperparameters.push_back(std::move(info));
   for (auto& info : woodbury_hyperparameters()) hyperparameters.push_back(std::move(info));
   return {"tengrad",
           "TENGraD: exact Woodbury inverse of each layer's damped empirical-Fisher block, refreshed every inverse_interval steps, "

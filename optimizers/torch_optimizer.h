@@ -32,4 +32,8 @@ std::unique_ptr<torch::optim::Optimizer> make_torch_sgd(std::vector<torch::Tenso
 // The settings make_torch_sgd reads, with their defaults.
 std::vector<OptionInfo> sgd_hyperparameters(double default_lr);
 
+// The same settings for an optimizer that hands make_torch_sgd a preconditioned gradient V in place of
+// g: momentum and weight decay then act on V (buf = μ·buf + (V + wd·θ)), and their help says so.
+std::vector<OptionInfo> preconditioned_sgd_hyperparameters(double default_lr);
+
 }  // namespace ngd

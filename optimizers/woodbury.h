@@ -137,8 +137,9 @@ class DampingSchedule {
   int64_t warmup_epochs_;
 };
 
-// The settings DampingSchedule reads, with `default_damping` for "damping".
-std::vector<OptionInfo> damping_hyperparameters(double default_damping);
+// The settings DampingSchedule reads, with `default_damping` for "damping"; `update` names what λ
+// moves after and damping_decay_steps counts ("refresh", "first-epoch step", "step").
+std::vector<OptionInfo> damping_hyperparameters(double default_damping, const std::string& update);
 
 // "layer 2/5 (Conv2d)": how the Woodbury optimizers name a capture layer in messages.
 std::string describe_layer(const CaptureLayer& layer, size_t index, size_t count);

@@ -175,7 +175,8 @@ nlohmann::json resolve_options(const nlohmann::json& given, const std::vector<Op
   if (!given.is_object()) throw SpecError(json_path, "expected an object, got " + shown(given));
   nlohmann::json resolved = nlohmann::json::object();
   for (const auto& info : known) resolved[info.name] = info.default_value;
-  for (const auto& [name, value] : with_current_names(given, known, json_path).items()) {
+  const auto current = with_current_names(given, known, json_path);
+  for (const auto& [name, value] : current.items()) {
     const auto* info = find_entry(known, name);
     if (info == nullptr) {
       throw SpecError(json_path + "." + name,

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "harness/base/atomic_file.h"
 #include "harness/results.h"
 #include "harness/spec.h"
 #include "tests/support/test_support.h"
