@@ -73,7 +73,7 @@ CLI::App* add_list_command(CLI::App& app, ListCommand& command) {
       ->required()
       ->check(CLI::IsMember({"optimizers", "models", "datasets", "schedules"}));
   list_command->add_flag("-v,--verbose", command.verbose, "with summaries and settings (name, default, meaning)");
-  list_command->add_flag("--json", command.json, "optimizers, models or schedules with their settings, as JSON");
+  list_command->add_flag("--json", command.json, "the entries with their settings (name, default, help, range), as JSON");
   return list_command;
 }
 
@@ -88,8 +88,7 @@ int list(const ListCommand& command) {
     } else if (what == "schedules") {
       std::cout << table_json(ngd::schedule_registry(), [](const auto& entry) { return entry.options; }).dump(2);
     } else {
-      std::cerr << "error: list datasets has no settings to print as JSON\n";
-      return kExitBadInput;
+      std::cout << table_json(ngd::dataset_registry(), [](const auto& entry) { return entry.options; }).dump(2);
     }
     std::cout << "\n";
     return 0;
