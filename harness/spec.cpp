@@ -334,8 +334,10 @@ EntryPlan parse_optimizer_entry(const nlohmann::json& optimizer, const RunConfig
     if (plan.grid.size() != 1) {
       throw SpecError(path + ".hparams", "with a tuning block, searched settings go in tuning.space (lists there)");
     }
+    // Compared under the current names, so an old name in hparams cannot hide the clash.
+    const auto fixed = with_current_names(hparams, entry.hyperparameters, path + ".hparams");
     for (const auto& dimension : plan.tuning->space) {
-      if (hparams.is_object() && hparams.contains(dimension.name)) {
+      if (fixed.is_object() && fixed.contains(dimension.name)) {
         throw SpecError(path + ".hparams." + dimension.name, "also searched in tuning.space: give it in one place");
       }
     }

@@ -99,7 +99,7 @@ nlohmann::json with_current_names(const nlohmann::json& given, const std::vector
     current[name] = value;
     for (const auto& renamed : kRenamedValues) {
       if (name == renamed.setting && find_entry(known, name) != nullptr) {
-        current[name] = with_current_value(value, renamed, json_path + "." + name);
+        current[name] = with_current_value(current[name], renamed, json_path + "." + name);
       }
     }
   }

@@ -245,6 +245,10 @@ TEST(SettingVocabulary, OldNamesAreReadAsTheNewOnesWithAWarning) {
 
   document["optimizers"] = json::parse(R"([{"name": "kfac", "hparams": {"t_cov": 3, "stat_interval": 4}}])");
   expect_rejected(document, {"optimizers[0].hparams.t_cov", "both \"stat_interval\" and its old name \"t_cov\""});
+  // A setting fixed under its old name and searched under its new one is given in two places.
+  document["optimizers"] = json::parse(
+      R"([{"name": "kfac", "hparams": {"t_cov": 3}, "tuning": {"space": {"stat_interval": [1, 2]}, "trials": 2}}])");
+  expect_rejected(document, {"also searched in tuning.space"});
   // Another plugin's setting of the same old name is not translated.
   document["optimizers"] = json::parse(R"([{"name": "sgd", "hparams": {"t_cov": 3}}])");
   expect_rejected(document, {"optimizers[0].hparams.t_cov", "unknown hyperparameter"});
