@@ -68,11 +68,10 @@ nlohmann::json spread_of(const std::vector<ProbeMeasurement>& probes, Get get) {
 // parameters' gradients and the capture layers' recordings.
 class TrainingStateSnapshot {
  public:
-  TrainingStateSnapshot(CaptureModel& model, const torch::Device& device) : model_(model) {
+  TrainingStateSnapshot(CaptureModel& model, const torch::Device& device) : model_(model), buffers_(model) {
     generators_.push_back(at::globalContext().defaultGenerator(torch::kCPU));
     if (!device.is_cpu()) generators_.push_back(at::globalContext().defaultGenerator(device));
     for (auto& generator : generators_) generator_states_.push_back(generator.get_state());
-    for (const auto& buffer : model.buffers()) buffers_.push_back(buffer.clone());
     for (const auto& parameter : model.parameters()) {
       gradients_.push_back(parameter.grad().defined() ? parameter.grad().clone() : torch::Tensor());
     }
@@ -80,8 +79,7 @@ class TrainingStateSnapshot {
   ~TrainingStateSnapshot() {
     torch::NoGradGuard no_grad;
     for (size_t i = 0; i < generators_.size(); ++i) generators_[i].set_state(generator_states_[i]);
-    auto buffers = model_.buffers();
-    for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(buffers_[i]);
+    buffers_.restore();
     auto parameters = model_.parameters();
     for (size_t i = 0; i < parameters.size(); ++i) parameters[i].mutable_grad() = gradients_[i];
     for (const auto& layer : model_.capture_layers()) {
@@ -97,7 +95,7 @@ class TrainingStateSnapshot {
   CaptureModel& model_;
   std::vector<at::Generator> generators_;
   std::vector<torch::Tensor> generator_states_;
-  std::vector<torch::Tensor> buffers_;
+  BufferCopy buffers_;
   std::vector<torch::Tensor> gradients_;
 };
 

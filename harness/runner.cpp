@@ -191,7 +191,14 @@ EpochSteps train_epoch_steps(const TrainingContext& context, int64_t epoch, int6
       auto scope = context.timer.scope(Phase::kData);
       info.sample_ids = workload.next_batch();
     }
-    info.batch_loss = [&workload] { return workload.batch_loss(); };
+    // A line search's trial passes run in training mode: BatchNorm's running statistics are put back,
+    // as DLDR's line search reloads its saved state after each trial.
+    info.batch_loss = [&workload] {
+      const BufferCopy buffers(workload.model());
+      const double loss = workload.batch_loss();
+      buffers.restore();
+      return loss;
+    };
     context.probe.before_step(info, [&workload] { return workload.forward(); });
     const auto passes = forward_backward(
         workload.model(), optimizer, info, [&workload] { return workload.forward(); },

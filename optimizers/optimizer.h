@@ -24,7 +24,8 @@ struct StepInfo {
   int64_t batches_per_epoch = 0;
   torch::Tensor sample_ids;       // dataset indices of the batch's samples (int64, batch order)
   // Mean training loss of this step's batch at the current parameters, without gradients: for line
-  // searches. Each call is one extra forward pass; call it inside a curvature scope.
+  // searches. Each call is one extra training-mode forward pass that leaves the model's buffers
+  // (BatchNorm running statistics) as they were; call it inside a curvature scope.
   std::function<double()> batch_loss;
 };
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <optional>
 
 #include "harness/base/device.h"
 #include "optimizers/matrix_roots.h"
@@ -69,6 +70,7 @@ class SubspaceTraining : public Optimizer {
  public:
   SubspaceTraining(CaptureModel& model, const Options& options)
       : parameters_(model.parameters()),
+        model_(model),
         lr_(options.number("lr")),
         sampling_lr_(options.number("sampling_lr")),
         sampling_epochs_(options.integer("sampling_epochs")),
@@ -157,6 +159,9 @@ class SubspaceTraining : public Optimizer {
                                                 megabytes, max_snapshot_mb_));
       }
     }
+    // The restart point is the whole saved state, as DLDR's load_state_dict: BatchNorm's running
+    // statistics too, which training-mode passes go on changing.
+    if (snapshots_.empty() && restart_from_start_) start_buffers_.emplace(model_);
     snapshots_.push_back(parameters_now());
     ++snapshot_count_;
   }
@@ -172,13 +177,18 @@ class SubspaceTraining : public Optimizer {
     basis_ = pca.components;
     const auto ratio = pca.explained_variance / pca.total_variance;
     explained_variance_ratio_ = std::vector<double>(ratio.data_ptr<double>(), ratio.data_ptr<double>() + ratio.numel());
-    if (restart_from_start_) set_parameters(snapshots_.front());
+    if (restart_from_start_) {
+      set_parameters(snapshots_.front());
+      start_buffers_->restore();
+      start_buffers_.reset();
+    }
     snapshots_.clear();
     snapshots_.shrink_to_fit();
     start_subspace();
     pca_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
 
+  CaptureModel& model_;
   double lr_;
   double sampling_lr_;
   int64_t sampling_epochs_;
@@ -191,6 +201,7 @@ class SubspaceTraining : public Optimizer {
   int64_t parameter_count_ = 0;
   double schedule_factor_ = 1;
   std::vector<torch::Tensor> snapshots_;
+  std::optional<BufferCopy> start_buffers_;  // the restart point's, while sampling
   int64_t snapshot_count_ = 0;
   torch::Tensor basis_;
   std::vector<double> explained_variance_ratio_;

@@ -8,6 +8,15 @@ int64_t trainable_parameter_count(CaptureModel& model) {
   return count;
 }
 
+BufferCopy::BufferCopy(torch::nn::Module& module) : buffers_(module.buffers()) {
+  for (const auto& buffer : buffers_) saved_.push_back(buffer.detach().clone());
+}
+
+void BufferCopy::restore() const {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < buffers_.size(); ++i) buffers_[i].copy_(saved_[i]);
+}
+
 int64_t flops_per_sample(Model& model, const std::vector<int64_t>& image_shape) {
   torch::NoGradGuard no_grad;
   std::vector<int64_t> batch_shape{1};

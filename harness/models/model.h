@@ -86,6 +86,20 @@ const std::vector<ModelEntry>& model_registry();
 // Number of trainable parameters.
 int64_t trainable_parameter_count(CaptureModel& model);
 
+// A copy of a module's buffers (BatchNorm running statistics and batch counters), to put back after
+// a training-mode forward pass that must change no model state (a line search's trial, a fidelity
+// probe) or to return to an earlier point (DLDR's restart loads the whole saved state).
+class BufferCopy {
+ public:
+  explicit BufferCopy(torch::nn::Module& module);
+  // Copies the saved values into the module's buffers.
+  void restore() const;
+
+ private:
+  std::vector<torch::Tensor> buffers_;  // the module's own tensors
+  std::vector<torch::Tensor> saved_;
+};
+
 // FLOPs of one sample's forward pass through the capture layers: 2 × the multiply-adds of every
 // Linear and Conv2d (bias adds, activations and pooling not counted). Runs one forward pass.
 int64_t flops_per_sample(Model& model, const std::vector<int64_t>& image_shape);
