@@ -11,6 +11,9 @@ OUT ?= results/runs
 SCALE ?= auto
 # Threads for training runs (0 = one per core).
 THREADS ?= 0
+# Tuned entries' trials per study (empty = each spec's whole budget). The first N are the full
+# budget's first N, so a later `make reproduce` without it trains only the rest.
+TRIALS ?=
 # The paper suites: one folder per paper under experiments/.
 SUITES := $(sort $(wildcard experiments/fngd/*.json experiments/tengrad/*.json experiments/sngd/*.json \
                             experiments/dldr/*.json))
@@ -94,7 +97,8 @@ bench-timing-flags: cli
 
 # Runs every suite (resuming finished runs), then makes the tables even when some runs failed.
 reproduce: cli
-	@status=0; $(BUILD_DIR)/ngdbench run $(SPECS) --out $(OUT) --threads $(THREADS) --scale $(SCALE) || status=$$?; \
+	@status=0; $(BUILD_DIR)/ngdbench run $(SPECS) --out $(OUT) --threads $(THREADS) --scale $(SCALE) \
+	  $(if $(TRIALS),--max-trials $(TRIALS)) || status=$$?; \
 	  $(MAKE) --no-print-directory tables && exit $$status
 
 # Tables (Markdown, LaTeX), plots, report.md and report.html from the result files alone.

@@ -143,6 +143,7 @@ struct RunCommand {
   std::string scale;
   int threads = 0;
   int64_t fidelity_every = -1;  // -1: the specs' own fidelity blocks
+  int64_t max_trials = 0;       // 0: every entry's whole tuning budget
   bool dry_run = false;
   bool quiet = false;
   bool no_phase_timing = false;
@@ -174,6 +175,9 @@ CLI::App* add_run_command(CLI::App& app, RunCommand& command) {
   run_command->add_option("--filter", command.filter, "only runs whose '<experiment>/<run-id> <label>' matches this regex");
   run_command->add_option("--scale", command.scale,
                           "a scale the specs define (e.g. cpu, paper), or auto: paper with CUDA, else cpu");
+  run_command->add_option("--max-trials", command.max_trials,
+                          "tuned entries train only their first N trials per study (a later run without it adds the rest)")
+      ->check(CLI::PositiveNumber);
   run_command->add_flag("--dry-run", command.dry_run, "print the expanded runs and exit");
   run_command->add_flag("--force", command.options.force, "rerun runs that already have a finished result");
   run_command->add_flag("--quiet", command.quiet, "no per-epoch lines");
@@ -191,6 +195,7 @@ bool apply_flags(RunCommand& command, std::optional<ngd::Shard>& shard) {
   options.prefetch = !command.no_prefetch;
   options.phase_timing = !command.no_phase_timing;
   if (command.fidelity_every >= 0) options.fidelity_every = command.fidelity_every;
+  if (command.max_trials > 0) options.max_trials = command.max_trials;
   if (!command.filter.empty()) {
     const auto filter = compile_filter(command.filter);
     if (!filter) return false;

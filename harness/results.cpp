@@ -8,6 +8,8 @@
 #include <iostream>
 #include <sstream>
 
+#include "harness/base/atomic_file.h"
+
 namespace ngd {
 namespace {
 
@@ -43,6 +45,26 @@ std::optional<std::string> result_shape_problem(const nlohmann::json& result) {
     }
   }
   return std::nullopt;
+}
+
+nlohmann::json target_json(const std::optional<Target>& target) {
+  return target ? nlohmann::json{{"metric", target->metric}, {"value", target->value}} : nlohmann::json();
+}
+
+// Sets `result`'s target and its *_to_target fields from the stored epochs: the first epoch whose
+// metric reaches `target`, as the runner marks it during training.
+void measure_target(nlohmann::json& result, const std::optional<Target>& target) {
+  result["target"] = target_json(target);
+  result["time_to_target_s"] = result["epochs_to_target"] = result["steps_to_target"] = nullptr;
+  if (!target) return;
+  for (const auto& epoch : result["epochs"]) {
+    const auto value = epoch.find(target->metric);
+    if (value == epoch.end() || !value->is_number() || !target->reached(value->get<double>())) continue;
+    result["time_to_target_s"] = epoch.at("cumulative_train_time_s");
+    result["epochs_to_target"] = epoch.at("epoch");
+    result["steps_to_target"] = epoch.at("cumulative_steps");
+    return;
+  }
 }
 
 }  // namespace
@@ -92,8 +114,7 @@ nlohmann::json to_json(const RunResult& result) {
           {"study", config.study},
           {"trial", config.trial},
           {"tuning", config.tuning},
-          {"target", config.target ? nlohmann::json{{"metric", config.target->metric}, {"value", config.target->value}}
-                                   : nlohmann::json()},
+          {"target", target_json(config.target)},
           {"status", result.status},
           {"error", result.error.empty() ? nlohmann::json() : nlohmann::json(result.error)},
           {"epochs", epochs},
@@ -191,6 +212,14 @@ std::optional<nlohmann::json> load_finished_result(const std::string& out_dir, c
   if (result.value("identity", nlohmann::json()) != config.identity() || result.value("seed", -1) != config.seed) {
     std::cerr << fmt::format("warning: {}: holds another configuration; rerunning it\n", path);
     return std::nullopt;
+  }
+  // A target is read off the epochs, not trained for: after a spec's target changed, the result is
+  // measured against the new one and rewritten instead of trained again.
+  if (result.value("target", nlohmann::json()) != target_json(config.target)) {
+    measure_target(result, config.target);
+    write_file_atomically(path, result.dump(2) + "\n");
+    std::cerr << fmt::format("note: {}: the spec's target changed to {}; time to target measured again from its epochs\n",
+                             path, result["target"].dump());
   }
   return result;
 }

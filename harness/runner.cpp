@@ -139,8 +139,7 @@ class ImageWorkload : public Workload {
 
 bool target_reached(const Target& target, const EpochRecord& epoch) {
   const auto value = epoch_metric(epoch, target.metric);
-  if (!value) return false;
-  return target.lower_is_better() ? *value <= target.value : *value >= target.value;
+  return value && target.reached(*value);
 }
 
 void draw_progress(const RunConfig& config, int64_t epoch, int64_t batch, int64_t batches) {
@@ -350,7 +349,9 @@ std::vector<RunConfig> selected_runs(const Spec& spec, const RunnerOptions& opti
   std::vector<RunConfig> runs;
   for (const auto& run : spec.runs) {
     const auto name = fmt::format("{}/{} {}", run.experiment, run.run_id(), run.label());
-    if (!options.filter || std::regex_search(name, *options.filter)) runs.push_back(run);
+    if (options.filter && !std::regex_search(name, *options.filter)) continue;
+    if (options.max_trials && !run.tuning.is_null() && run.trial >= *options.max_trials) continue;
+    runs.push_back(run);
   }
   return runs;
 }

@@ -25,6 +25,9 @@ struct RunnerOptions {
   bool prefetch = true;                  // prepare the next training batch on a worker thread
   bool phase_timing = true;              // per-phase times (on a GPU: a device sync at every phase boundary)
   std::optional<int64_t> fidelity_every;  // --fidelity-every: probe interval for every run (0: no probes)
+  // --max-trials: tuned entries train only their first N trials per study. Halton draws are a
+  // sequence, so these are the full budget's first trials: a later run without the cap resumes them.
+  std::optional<int64_t> max_trials;
 };
 
 // Trains one run on a loaded dataset and returns its record; writes nothing. A non-finite training
@@ -33,7 +36,7 @@ struct RunnerOptions {
 RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const RunnerOptions& options);
 RunResult train_run(const RunConfig& config, const TranslationDataset& dataset, const RunnerOptions& options);
 
-// The runs of `spec` that `options.filter` selects.
+// The runs of `spec` that `options.filter` and `options.max_trials` select.
 std::vector<RunConfig> selected_runs(const Spec& spec, const RunnerOptions& options);
 
 // Runs every selected run of `spec` that has no finished result yet (all with `force`), writing each

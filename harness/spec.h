@@ -17,6 +17,8 @@ struct Target {
   std::string metric;  // see target_metrics()
   double value = 0;
   bool lower_is_better() const { return metric.size() > 5 && metric.compare(metric.size() - 5, 5, "_loss") == 0; }
+  // Whether `metric`'s value `measured` has reached the target.
+  bool reached(double measured) const { return lower_is_better() ? measured <= value : measured >= value; }
 };
 
 // The metrics a target may name for a workload: image train_loss, train_acc, val_loss, val_acc,

@@ -31,7 +31,7 @@ import os
 import statistics
 import sys
 import tempfile
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 
 import protocol
 from protocol import INF
@@ -279,7 +279,10 @@ class Selection:
         if tuning:
             space = ", ".join(f"{name} {json.dumps(value, separators=(',', ':'))}"
                               for name, value in tuning["space"].items())
-            return len(self.runs), tuning["trials"], studies, f"Halton seed {tuning['seed']}: {space}"
+            # The trials that ran per study: `ngdbench run --max-trials` may stop below the block's budget.
+            per_study = Counter(r.get("study") for r in self.runs).values()
+            trials = min(per_study) if min(per_study) == max(per_study) else f"{min(per_study)}–{max(per_study)}"
+            return len(self.runs), trials, studies, f"Halton seed {tuning['seed']}: {space}"
         grid = len({r["config_hash"] for r in self.runs})
         return len(self.runs), grid, studies, "grid" if grid > 1 else "one configuration"
 

@@ -160,6 +160,39 @@ TEST(Resume, UnreadableOrForeignResultIsRerun) {
   EXPECT_TRUE(load_finished_result(out.path(), run).has_value());
 }
 
+TEST(Resume, AChangedTargetIsMeasuredAgainOnTheStoredEpochsAndTheFileRewritten) {
+  testing::TempDir out;
+  auto document = testing::tiny_spec();
+  document["target"] = {{"metric", "test_acc"}, {"value", 0.5}};
+  const auto trained = parse_spec(document, "tiny").runs[0];
+  const auto path = result_path(out.path(), trained);
+  const auto epoch = [](int number, double test_acc) {
+    return json{{"epoch", number}, {"train_loss", 1.0}, {"train_time_s", 1.5}, {"test_acc", test_acc},
+                {"cumulative_train_time_s", 1.5 * number}, {"cumulative_steps", 10 * number}};
+  };
+  write_file_atomically(path, json{{"status", "completed"}, {"identity", trained.identity()}, {"seed", trained.seed},
+                                   {"config_hash", trained.config_hash()}, {"label", trained.label()},
+                                   {"target", {{"metric", "test_acc"}, {"value", 0.5}}},
+                                   {"time_to_target_s", 1.5}, {"epochs_to_target", 1}, {"steps_to_target", 10},
+                                   {"epochs", {epoch(1, 0.6), epoch(2, 0.8), epoch(3, 0.7)}}}
+                                  .dump());
+  const auto loaded_with = [&](double value) {
+    document["target"]["value"] = value;
+    return load_finished_result(out.path(), parse_spec(document, "tiny").runs[0]).value();
+  };
+  EXPECT_EQ(loaded_with(0.5)["time_to_target_s"], 1.5);  // unchanged target: read back as it is
+  const auto higher = loaded_with(0.75);
+  EXPECT_EQ(higher["target"]["value"], 0.75);
+  EXPECT_EQ(higher["time_to_target_s"], 3.0);
+  EXPECT_EQ(higher["epochs_to_target"], 2);
+  EXPECT_EQ(higher["steps_to_target"], 20);
+  EXPECT_EQ(json::parse(read_file(path)), higher) << "rewritten for the report";
+  const auto unreached = loaded_with(0.9);
+  EXPECT_TRUE(unreached["time_to_target_s"].is_null());
+  EXPECT_TRUE(unreached["steps_to_target"].is_null());
+  EXPECT_EQ(unreached["epochs"].size(), 3u) << "nothing lost";
+}
+
 // Runs the CLI on `spec` into `out`; returns its exit status.
 int run_cli(const std::string& spec, const std::string& out, const std::string& data_root) {
   const auto command = testing::ngdbench_binary() + " run " + spec + " --out " + out + " --data-root " + data_root +

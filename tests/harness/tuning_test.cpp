@@ -5,6 +5,7 @@
 #include <cmath>
 #include <set>
 
+#include "harness/runner.h"
 #include "harness/spec.h"
 #include "optimizers/optimizer.h"
 #include "tests/support/test_support.h"
@@ -158,6 +159,30 @@ TEST(Tuning, SpecExpandsStudiesOfDrawnTrialsBesideGrids) {
   EXPECT_EQ(spec.runs[2].study, 0);  // seed-major: study 0's grid points, then its trials
   EXPECT_EQ(spec.runs[4].trial, 2);
   EXPECT_EQ(spec.runs[5].study, 1);
+}
+
+TEST(Tuning, MaxTrialsKeepsTheFullBudgetsFirstTrialsAndEveryGridPoint) {
+  auto document = testing::tiny_spec();
+  document["seeds"] = {4, 5};
+  document["optimizers"] = json::parse(R"([
+    {"name": "sgd", "hparams": {"lr": [0.01, 0.1, 0.2]}},
+    {"name": "sgd", "hparams": {"momentum": 0.5},
+     "tuning": {"trials": 3, "space": {"lr": {"log_uniform": [0.001, 0.1]}}}}])");
+  const auto full = parse_spec(document, "spec.json");
+  RunnerOptions options;
+  options.max_trials = 2;
+  const auto capped = selected_runs(full, options);
+  std::set<std::string> full_ids;
+  for (const auto& run : full.runs) full_ids.insert(run.run_id());
+  ASSERT_EQ(capped.size(), 3u * 2 + 2u * 2);  // the grid untouched; 2 of 3 trials in each study
+  int tuned = 0;
+  for (const auto& run : capped) {
+    EXPECT_EQ(full_ids.count(run.run_id()), 1u) << "a run of the full budget, so resuming without the cap keeps it";
+    if (run.tuning.is_null()) continue;
+    ++tuned;
+    EXPECT_LT(run.trial, 2);
+  }
+  EXPECT_EQ(tuned, 4);
 }
 
 TEST(Tuning, SpecRejectsASettingBothFixedAndSearched) {

@@ -7,6 +7,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
 import protocol  # noqa: E402
+import report  # noqa: E402
 
 INF = math.inf
 
@@ -95,6 +96,16 @@ class Scores(unittest.TestCase):
 
     def test_ranks_share_ties(self):
         self.assertEqual(protocol.rank({"a": 0.5, "b": 0.9, "c": 0.5}), {"a": 2, "b": 1, "c": 2})
+
+
+class Budget(unittest.TestCase):
+    def test_counts_the_trials_that_ran_not_the_blocks_budget(self):
+        # `ngdbench run --max-trials 2` on a block of 3 trials × 2 studies: 2 runs per study.
+        tuning = {"trials": 3, "studies": 2, "seed": 0, "space": {"lr": {"log_uniform": [0.01, 0.1]}}}
+        runs = [dict(run(study, 1.0 + trial), trial=trial, tuning=tuning, epochs=[{"test_acc": 0.5}],
+                     config_hash=f"{study}{trial}") for study in (0, 1) for trial in (0, 1)]
+        metric = report.Metric(runs)
+        self.assertEqual(report.Selection("sgd", runs, metric).budget()[:3], (4, 2, 2))
 
 
 class Verdicts(unittest.TestCase):
