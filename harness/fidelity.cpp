@@ -5,6 +5,7 @@
 #include <cmath>
 #include <iostream>
 #include <limits>
+#include <mutex>
 
 #include "harness/base/device.h"
 #include "optimizers/layer_statistics.h"
@@ -125,9 +126,13 @@ FidelityProbe::FidelityProbe(FidelitySettings settings, CaptureModel& model, Opt
     : settings_(settings), model_(model), optimizer_(optimizer), device_(device),
       active_(settings.every_steps > 0 && optimizer.probe_direction().probed && !model.capture_layers().empty()),
       solver_(WoodburySettings{}) {
+  // Once per process (a sweep): the runs it concerns are the ones without fidelity fields.
+  static std::once_flag said;
   if (settings.every_steps > 0 && !active_) {
-    std::cerr << "fidelity probes: none in this run (the optimizer's update is not a preconditioned gradient, "
-                 "or the model has no capture layers)\n";
+    std::call_once(said, [] {
+      std::cerr << "fidelity probes: none in runs whose optimizer's update is not a preconditioned gradient, "
+                   "or whose model has no capture layers\n";
+    });
   }
 }
 

@@ -405,11 +405,12 @@ CLI::App* add_regress_command(CLI::App& app, RegressCommand& command) {
   regress_command->add_option("--threads", command.threads, "threads (the baseline's count keeps step counts exact)")
       ->capture_default_str();
   regress_command
-      ->add_option("--steps-tolerance", command.tolerance.steps_ratio, "fail when steps to target grow beyond ×this")
+      ->add_option("--steps-tolerance", command.tolerance.steps_ratio,
+                   "least steps ratio a derived tolerance may have, and the limit of rows without one")
       ->capture_default_str();
   regress_command
       ->add_option("--accuracy-tolerance", command.tolerance.accuracy_drop,
-                   "fail when final test accuracy drops by more")
+                   "accuracy drop allowed in rows of the baseline without a derived tolerance")
       ->capture_default_str();
   regress_command->add_flag("--update", command.update, "rewrite the baseline from this run");
   regress_command->add_option("--only", command.only,
@@ -476,10 +477,14 @@ int regress(const RegressCommand& command) {
     // --only: the other entries stay as the baseline has them.
     auto baseline = command.only.empty() ? measured : read_baseline(baseline_path).value_or(nlohmann::json::object());
     for (const auto& [suite_name, entries] : measured.items()) {
-      for (const auto& [label, entry] : entries.items()) baseline[suite_name][label] = entry;
+      for (const auto& [label, entry] : entries.items()) {
+        baseline[suite_name][label] = entry;
+        baseline[suite_name][label]["tolerance"] = ngd::derive_tolerance(entry, tolerance);
+      }
     }
     baseline["_about"] = "ngdbench regress baseline: median steps to the spec's target and final test accuracy per "
-                         "configuration, " + std::to_string(ngd::configure_threads(threads)) + " thread(s). "
+                         "configuration, " + std::to_string(ngd::configure_threads(threads)) + " thread(s), each "
+                         "with the tolerances derived from its seeds' spread and its test split (docs/testing.md). "
                          "Rewrite with `ngdbench regress --update` when a change is meant to alter convergence.";
     ngd::write_file_atomically(baseline_path, baseline.dump(2) + "\n");
     std::cout << "regress: baseline written to " << baseline_path << "\n";

@@ -48,7 +48,10 @@ std::optional<std::string> result_shape_problem(const nlohmann::json& result) {
 }
 
 nlohmann::json target_json(const std::optional<Target>& target) {
-  return target ? nlohmann::json{{"metric", target->metric}, {"value", target->value}} : nlohmann::json();
+  if (!target) return nullptr;
+  nlohmann::json json{{"metric", target->metric}, {"value", target->value}};
+  if (target->check_every_steps > 0) json["check_every_steps"] = target->check_every_steps;
+  return json;
 }
 
 // Sets `result`'s target and its *_to_target fields from the stored epochs: the first epoch whose
@@ -217,6 +220,11 @@ std::optional<nlohmann::json> load_finished_result(const std::string& out_dir, c
   // A target is read off the epochs, not trained for: after a spec's target changed, the result is
   // measured against the new one and rewritten instead of trained again.
   if (result.value("target", nlohmann::json()) != target_json(config.target)) {
+    if (config.target && config.target->check_every_steps > 0) {
+      std::cerr << fmt::format("note: {}: the spec's target changed and is checked inside epochs, which the stored "
+                               "epochs cannot show; rerunning it\n", path);
+      return std::nullopt;
+    }
     measure_target(result, config.target);
     write_file_atomically(path, result.dump(2) + "\n");
     std::cerr << fmt::format("note: {}: the spec's target changed to {}; time to target measured again from its epochs\n",

@@ -7,9 +7,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <deque>
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
+#include <utility>
 
 #include "datasets/batch_loader.h"
 #include "harness/aggregate.h"
@@ -152,6 +155,54 @@ void draw_progress(const RunConfig& config, int64_t epoch, int64_t batch, int64_
 
 using WorkloadFactory = std::function<std::unique_ptr<Workload>(nlohmann::json& meta)>;
 
+// A train_loss target checked inside epochs (Target::check_every_steps): every N steps, the mean
+// per-sample loss of the last epoch's worth of steps. Each check reads one value back from the device;
+// its time and host read are kept out of the run's clock and host-sync count, like evaluation.
+class InEpochTarget {
+ public:
+  InEpochTarget(const Target& target, int64_t window_steps) : target_(target), window_steps_(window_steps) {}
+
+  // Adds a finished step's losses (`step` counts the steps taken, this one included); true when this
+  // step is checked and reached the target. Epoch ends are left to the epoch's record.
+  bool reached_after(int64_t step, bool epoch_end, const torch::Tensor& per_sample_loss) {
+    sums_.push_back(per_sample_loss.detach().sum().to(torch::kDouble));
+    counts_.push_back(per_sample_loss.size(0));
+    if (static_cast<int64_t>(sums_.size()) > window_steps_) {
+      sums_.pop_front();
+      counts_.pop_front();
+    }
+    if (epoch_end || static_cast<int64_t>(sums_.size()) < window_steps_ || step % target_.check_every_steps != 0) {
+      return false;
+    }
+    const TimingProbe clock;
+    const int64_t syncs_before = host_sync_count();
+    int64_t samples = 0;
+    for (const auto count : counts_) samples += count;
+    const auto window_sum = torch::stack(std::vector<torch::Tensor>(sums_.begin(), sums_.end())).sum();
+    const bool reached = target_.reached(host_value<double>(window_sum) / static_cast<double>(samples));
+    const auto spent = clock.finish();
+    wall_s_ += spent.wall_s;
+    cpu_s_ += spent.cpu_s;
+    host_syncs_ += host_sync_count() - syncs_before;
+    return reached;
+  }
+
+  // The checks' wall and CPU seconds since the last call, which the epoch's clock leaves out.
+  std::pair<double, double> take_seconds() {
+    return {std::exchange(wall_s_, 0.0), std::exchange(cpu_s_, 0.0)};
+  }
+  // The checks' host reads so far, which the run's host-sync count leaves out.
+  int64_t host_syncs() const { return host_syncs_; }
+
+ private:
+  Target target_;
+  int64_t window_steps_;
+  std::deque<torch::Tensor> sums_;
+  std::deque<int64_t> counts_;
+  double wall_s_ = 0, cpu_s_ = 0;
+  int64_t host_syncs_ = 0;
+};
+
 // What one run trains with, shared by its epochs.
 struct TrainingContext {
   const RunConfig& config;
@@ -162,6 +213,7 @@ struct TrainingContext {
   double base_lr;
   PhaseTimer& timer;
   FidelityProbe& probe;
+  InEpochTarget* in_epoch_target;  // null: targets are checked at epoch ends only
   bool draw_bar;
 };
 
@@ -170,6 +222,7 @@ struct EpochSteps {
   bool diverged = false;
   std::string divergence;  // what an optimizer said when its curvature turned non-finite (Diverged)
   double lr = 0;           // the last step's learning rate
+  std::optional<int64_t> target_step;  // the steps taken when an in-epoch check first reached the target
 };
 
 // Takes the steps of `epoch`, advancing `step` (the run's step count, the diverging step included).
@@ -190,14 +243,7 @@ EpochSteps train_epoch_steps(const TrainingContext& context, int64_t epoch, int6
       auto scope = context.timer.scope(Phase::kData);
       info.sample_ids = workload.next_batch();
     }
-    // A line search's trial passes run in training mode: BatchNorm's running statistics are put back,
-    // as DLDR's line search reloads its saved state after each trial.
-    info.batch_loss = [&workload] {
-      const BufferCopy buffers(workload.model());
-      const double loss = workload.batch_loss();
-      buffers.restore();
-      return loss;
-    };
+    info.batch_loss = loss_keeping_buffers(workload.model(), [&workload] { return workload.batch_loss(); });
     context.probe.before_step(info, [&workload] { return workload.forward(); });
     const auto passes = forward_backward(
         workload.model(), optimizer, info, [&workload] { return workload.forward(); },
@@ -217,6 +263,10 @@ EpochSteps train_epoch_steps(const TrainingContext& context, int64_t epoch, int6
     if (outcome.diverged) return stop();
     context.probe.after_step(info);
     workload.accumulate(passes.logits, passes.per_sample_loss);
+    if (context.in_epoch_target && !outcome.target_step &&
+        context.in_epoch_target->reached_after(step + 1, batch + 1 == steps_per_epoch, passes.per_sample_loss)) {
+      outcome.target_step = step + 1;
+    }
     if ((batch + 1) % kDivergenceCheckInterval == 0 || batch + 1 == steps_per_epoch) {
       if (!std::isfinite(host_value<double>(workload.training_loss_sum()))) return stop();
     }
@@ -255,8 +305,20 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
     PhaseTimer timer(options.phase_timing, [&device] { synchronize(device); });
     const auto fidelity = fidelity_settings(config.fidelity, options.fidelity_every);
     FidelityProbe probe(fidelity, model, *optimizer, device);
-    const TrainingContext context{config,   device, *workload, *optimizer, schedule, config.hparams.at("lr").get<double>(),
-                                  timer,    probe,  options.progress && ::isatty(STDERR_FILENO)};
+    std::optional<InEpochTarget> in_epoch_target;
+    if (config.target && config.target->check_every_steps > 0) {
+      in_epoch_target.emplace(*config.target, workload->nominal_batches_per_epoch());
+    }
+    const TrainingContext context{config,
+                                  device,
+                                  *workload,
+                                  *optimizer,
+                                  schedule,
+                                  config.hparams.at("lr").get<double>(),
+                                  timer,
+                                  probe,
+                                  in_epoch_target ? &*in_epoch_target : nullptr,
+                                  options.progress && ::isatty(STDERR_FILENO)};
     // The settings the probes ran with (the CLI may override the spec's, or turn them off).
     result.config.fidelity = fidelity.every_steps > 0
                                  ? nlohmann::json{{"every_steps", fidelity.every_steps}, {"damping", fidelity.damping}}
@@ -277,6 +339,11 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       auto epoch_timing = epoch_clock.finish();
       epoch_timing.wall_s -= probes.seconds;
       epoch_timing.cpu_s -= probes.cpu_seconds;
+      if (in_epoch_target) {
+        const auto [check_wall_s, check_cpu_s] = in_epoch_target->take_seconds();
+        epoch_timing.wall_s -= check_wall_s;
+        epoch_timing.cpu_s -= check_cpu_s;
+      }
       const double epoch_time = epoch_timing.wall_s;
       if (context.draw_bar) std::cerr << "\r" << std::string(80, ' ') << "\r";
       cumulative_time += epoch_time;
@@ -299,10 +366,11 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       record.timing_suspect = epoch_timing.suspect_reason(result.meta["cpu_count"].get<unsigned>(), device.is_cpu());
       workload->finish_epoch(record);
       result.epochs.push_back(record);
-      if (config.target && !result.time_to_target_s && target_reached(*config.target, record)) {
+      // Reached inside the epoch: steps count to that check; the clock is read at epoch ends only.
+      if (config.target && !result.time_to_target_s && (steps.target_step || target_reached(*config.target, record))) {
         result.time_to_target_s = cumulative_time;
         result.epochs_to_target = record.epoch;
-        result.steps_to_target = step;
+        result.steps_to_target = steps.target_step.value_or(step);
       }
       if (options.progress) {
         std::cout << fmt::format("  {} [{}] epoch {}/{}: {} | {:.2f} s{}\n", config.run_id(), config.label(),
@@ -321,7 +389,8 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       result.status = "completed";
       result.final_evaluation = workload->final_evaluation();
     }
-    record_run_costs(result, *optimizer, timer, step, host_sync_count() - host_syncs_before - probe_host_syncs);
+    const int64_t untimed_syncs = probe_host_syncs + (in_epoch_target ? in_epoch_target->host_syncs() : 0);
+    record_run_costs(result, *optimizer, timer, step, host_sync_count() - host_syncs_before - untimed_syncs);
   } catch (const std::exception& error) {
     result.status = "failed";
     result.error = error.what();

@@ -109,7 +109,7 @@ std::optional<Target> parse_target(const nlohmann::json& spec, WorkloadKind work
   auto it = spec.find("target");
   if (it == spec.end() || it->is_null()) return std::nullopt;
   if (!it->is_object()) throw SpecError("target", "expected an object or null, got " + shown(*it));
-  check_keys(*it, {"metric", "value"}, "target");
+  check_keys(*it, {"metric", "value", "check_every_steps"}, "target");
   Target target;
   target.metric = text(require(*it, "metric", "target"), "target.metric");
   const auto& metrics = target_metrics(workload);
@@ -121,6 +121,13 @@ std::optional<Target> parse_target(const nlohmann::json& spec, WorkloadKind work
   const auto& value = require(*it, "value", "target");
   if (!value.is_number()) throw SpecError("target.value", "expected a number, got " + shown(value));
   target.value = value.get<double>();
+  if (const auto every = optional_positive_integer(*it, "check_every_steps", "target")) {
+    if (target.metric != "train_loss" || workload != WorkloadKind::kImage) {
+      throw SpecError("target.check_every_steps", "only an image workload's train_loss target is checked inside "
+                                                  "epochs (other metrics are measured at epoch ends)");
+    }
+    target.check_every_steps = *every;
+  }
   return target;
 }
 

@@ -16,6 +16,10 @@ namespace ngd {
 struct Target {
   std::string metric;  // see target_metrics()
   double value = 0;
+  // 0: checked at epoch ends. N: a train_loss target is also checked every N steps on the mean loss of
+  // the last epoch's worth of steps (at an epoch's end, exactly that epoch's train_loss), so that a
+  // kernel's rounding moves steps to target by a fraction of an epoch instead of a whole one.
+  int64_t check_every_steps = 0;
   bool lower_is_better() const { return metric.size() > 5 && metric.compare(metric.size() - 5, 5, "_loss") == 0; }
   // Whether `metric`'s value `measured` has reached the target.
   bool reached(double measured) const { return lower_is_better() ? measured <= value : measured >= value; }

@@ -59,6 +59,15 @@ torch::Tensor sampled_labels_loss(const torch::Tensor& logits) {
   return torch::nn::functional::cross_entropy(logits, sampled);
 }
 
+std::function<double()> loss_keeping_buffers(torch::nn::Module& model, std::function<double()> loss) {
+  return [&model, loss = std::move(loss)] {
+    const BufferCopy buffers(model);
+    const double value = loss();
+    buffers.restore();
+    return value;
+  };
+}
+
 StepPasses forward_backward(Model& model, Optimizer& optimizer, const StepInfo& info, const torch::Tensor& images,
                             const torch::Tensor& labels, PhaseTimer& timer) {
   return forward_backward(

@@ -40,6 +40,11 @@ std::pair<torch::Tensor, torch::Tensor> classifier_forward(Model& model, const t
 // The cross-entropy of labels drawn from softmax(logits): the true Fisher's sampled loss.
 torch::Tensor sampled_labels_loss(const torch::Tensor& logits);
 
+// A line search's trial loss: `loss` (a training-mode forward pass) with `model`'s buffers, BatchNorm's
+// running statistics, put back afterwards, as DLDR's line search reloads its saved state after each
+// trial. What the runner hands optimizers as StepInfo::batch_loss.
+std::function<double()> loss_keeping_buffers(torch::nn::Module& model, std::function<double()> loss);
+
 // forward_backward for an image classifier: cross-entropy of `labels`, sampled labels for kSampled.
 StepPasses forward_backward(Model& model, Optimizer& optimizer, const StepInfo& info, const torch::Tensor& images,
                             const torch::Tensor& labels, PhaseTimer& timer);

@@ -1,6 +1,8 @@
 // The validation side of the comparison protocol in specs, runs and result files (docs/protocol.md).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "datasets/validation_split.h"
 #include "harness/results.h"
 #include "harness/runner.h"
@@ -52,6 +54,9 @@ TEST(ValidationProtocol, RunsRecordValidationAndTestAndReachValidationTargets) {
   options.progress = false;
   const auto result = train_run(parse_spec(document, "tiny").runs[0], dataset, options);
   ASSERT_EQ(result.status, "completed") << result.error;
+  double best_val_acc = 0;
+  for (const auto& epoch : result.epochs) best_val_acc = std::max(best_val_acc, epoch.validation["val_acc"].get<double>());
+  ASSERT_TRUE(testing::outcome_at_least("best_val_acc", best_val_acc, 0.5));
   ASSERT_TRUE(result.epochs_to_target.has_value());
   const auto& reached = result.epochs[*result.epochs_to_target - 1];
   EXPECT_GE(reached.validation["val_acc"].get<double>(), 0.5);

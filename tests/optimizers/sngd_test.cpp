@@ -239,7 +239,7 @@ void expect_learns_on_dense_and_low_rank_models(const nlohmann::json& optimizer)
     const auto result = train_run(
         tiny_run({{"model", {{"hidden", {32}}, {"rank", rank}}}, {"optimizers", {optimizer}}}), dataset, quiet());
     ASSERT_EQ(result.status, "completed") << "rank " << rank << ": " << result.error;
-    EXPECT_GT(result.epochs.back().test_acc, 0.8) << "rank " << rank;
+    EXPECT_TRUE(testing::outcome_at_least("test_acc_rank" + std::to_string(rank), result.epochs.back().test_acc, 0.8));
     EXPECT_GT(result.phase_times_s["curvature"].get<double>(), 0);
     EXPECT_FALSE(result.optimizer_report.empty());
   }

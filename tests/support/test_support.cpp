@@ -1,5 +1,6 @@
 #include "tests/support/test_support.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -185,6 +186,26 @@ std::string read_file(const std::string& path) {
   std::stringstream content;
   content << file.rdbuf();
   return content.str();
+}
+
+namespace {
+
+::testing::AssertionResult bounded_outcome(const std::string& name, double value, const char* relation, double bound,
+                                           bool holds) {
+  ::testing::Test::RecordProperty("outcome." + name, fmt::format("{}", value));
+  ::testing::Test::RecordProperty("outcome." + name + ".bound", fmt::format("{} {}", relation, bound));
+  if (holds) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << name << " = " << value << ", expected " << relation << " " << bound;
+}
+
+}  // namespace
+
+::testing::AssertionResult outcome_at_least(const std::string& name, double value, double bound) {
+  return bounded_outcome(name, value, ">=", bound, value >= bound);
+}
+
+::testing::AssertionResult outcome_at_most(const std::string& name, double value, double bound) {
+  return bounded_outcome(name, value, "<=", bound, value <= bound);
 }
 
 }  // namespace ngd::testing

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -65,6 +66,13 @@ torch::Tensor conv_patches_by_loops(const torch::Tensor& input, std::array<int64
 
 // A file's whole content ("" when it cannot be read).
 std::string read_file(const std::string& path);
+
+// A training outcome against its bound, for EXPECT_TRUE / ASSERT_TRUE. CTest checks mechanisms; a test
+// that still bounds an outcome (accuracy, loss after training) records the value and the bound as the
+// gtest properties "outcome.NAME" and "outcome.NAME.bound", so that scripts/kernel-matrix.py can gather
+// them under every BLAS kernel and ATen CPU capability and check the margin (docs/testing.md).
+::testing::AssertionResult outcome_at_least(const std::string& name, double value, double bound);
+::testing::AssertionResult outcome_at_most(const std::string& name, double value, double bound);
 
 // The built `ngdbench` CLI and the source tree.
 std::string ngdbench_binary();
