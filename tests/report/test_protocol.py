@@ -1,13 +1,13 @@
 #!/usr/bin/python3
-"""Unit tests of scripts/protocol.py against values computed by hand (docs/protocol.md has the rules)."""
+"""Unit tests of scripts/ngdreport/protocol.py against values computed by hand (docs/protocol.md has the rules)."""
 import math
 import os
 import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
-import protocol  # noqa: E402
-import report  # noqa: E402
+from ngdreport import protocol  # noqa: E402
+from ngdreport.model import Metric, Selection  # noqa: E402
 
 INF = math.inf
 
@@ -104,8 +104,8 @@ class Budget(unittest.TestCase):
         tuning = {"trials": 3, "studies": 2, "seed": 0, "space": {"lr": {"log_uniform": [0.01, 0.1]}}}
         runs = [dict(run(study, 1.0 + trial), trial=trial, tuning=tuning, epochs=[{"test_acc": 0.5}],
                      config_hash=f"{study}{trial}") for study in (0, 1) for trial in (0, 1)]
-        metric = report.Metric(runs)
-        self.assertEqual(report.Selection("sgd", runs, metric).budget()[:3], (4, 2, 2))
+        metric = Metric(runs)
+        self.assertEqual(Selection("sgd", runs, metric).budget()[:3], (4, 2, 2))
 
 
 class Verdicts(unittest.TestCase):

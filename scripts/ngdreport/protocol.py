@@ -1,4 +1,5 @@
-"""The comparison protocol's arithmetic (docs/protocol.md), shared by scripts/report.py and its tests.
+"""The comparison protocol's arithmetic (docs/protocol.md): its one implementation, used by the report and its
+tests.
 
 Aggregation (the same rule as harness/aggregate.h): a run that never reached its target — or diverged,
 or failed — counts as +∞; over seeds or studies the median (an even count: the mean of the middle two,

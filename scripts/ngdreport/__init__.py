@@ -1,0 +1,12 @@
+"""ngdbench's report, by role (scripts/report.py is its command line):
+
+    load      reading result files
+    model     the result model: metrics, configurations, each optimizer's selection
+    protocol  the comparison protocol's arithmetic (docs/protocol.md), its one implementation
+    tables    per-experiment tables
+    claims    the papers' claims and their verdicts
+    scores    scores and performance profiles across experiments
+    figures   plots
+    render    Markdown, LaTeX and HTML, and writing files
+    cli       the command line: builds the report from the above
+"""
