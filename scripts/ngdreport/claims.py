@@ -15,7 +15,6 @@ def claim_comparison(measure):
     return f"{measure['optimizer']} vs {measure['reference']}: {what}{criterion}"
 
 
-
 def claim_verdict(results, metric, measure):
     """(measured value with its 95 % bootstrap interval over studies, verdict) for a claim's `measure`:
     {"kind": "speedup", "optimizer", "reference", "direction", "threshold"}: the reference's median time to
@@ -48,7 +47,6 @@ def claim_verdict(results, metric, measure):
     if "direction" not in measure:
         return text(value) + interval_text, "no criterion"
     return text(value) + interval_text, protocol.verdict(interval, measure["direction"], measure["threshold"])
-
 
 
 CLAIM_HEADER = ["paper claim", "source", "published", "scale of the claim", "compared", "measured here [95 % CI]",

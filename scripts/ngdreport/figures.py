@@ -68,7 +68,6 @@ def plot(results, metric, title, path):
     plt.close(figure)
 
 
-
 def plot_profiles(ratios, title, path):
     import matplotlib
     matplotlib.use("Agg")

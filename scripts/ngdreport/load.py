@@ -11,7 +11,6 @@ from collections import OrderedDict
 MAX_NAME_BYTES = 100
 
 
-
 def name_problem(name):
     """Why `name` cannot name a file under the output folder, or None: the rule of
     folder_name_problem() in harness/spec_input.cpp, which specs are held to."""
@@ -30,7 +29,6 @@ def name_problem(name):
     return None
 
 
-
 def result_problem(result):
     """Why a parsed result file cannot be reported, or None."""
     if not isinstance(result, dict):
@@ -45,7 +43,6 @@ def result_problem(result):
     if problem:
         return f"scale name {scale!r:.80} {problem}"
     return None
-
 
 
 def load_results(results_dir):

@@ -12,12 +12,10 @@ from .protocol import INF
 STATUSES = ("completed", "diverged", "failed")
 
 
-
 # Fidelity metrics of the tables and plots (key in an epoch's "fidelity" block, column name); the last
 # only where an optimizer reuses coefficients (FNGD).
 FIDELITY_COLUMNS = (("cosine", "cos(d, Δ*)"), ("gamma_ratio", "γ(d)/γ(ḡ)"),
                     ("coefficient_cosine", "coef. cos reused/fresh"))
-
 
 
 def fidelity_keys(results):
@@ -27,16 +25,13 @@ def fidelity_keys(results):
     return [key for key, _ in FIDELITY_COLUMNS if key in present]
 
 
-
 def epoch_fidelity(epoch, key):
     """An epoch's mean of a fidelity metric, or None."""
     return ((epoch.get("fidelity") or {}).get(key) or {}).get("mean")
 
 
-
 def is_translation(results):
     return any((r.get("final") or {}).get("test_bleu") is not None for r in results)
-
 
 
 class Metric:
@@ -79,7 +74,6 @@ class Metric:
         """Smaller is better: time to target (∞ when unreached), then the validation metric."""
         validation = self.final_validation(run) if run["status"] == "completed" and run["epochs"] else None
         return (protocol.measure_or_unreached(run, "time_to_target_s"), -(validation if validation is not None else -INF))
-
 
 
 class Row:
@@ -144,10 +138,8 @@ class Row:
         return note
 
 
-
 # Table rows list these reference optimizers first, as the papers do, then the others by label.
 REFERENCE_ORDER = ("sgd", "adamw", "kfac")
-
 
 
 def rows_of(results):
@@ -158,7 +150,6 @@ def rows_of(results):
         row.runs.append(result)
     rank = lambda row: REFERENCE_ORDER.index(row.optimizer) if row.optimizer in REFERENCE_ORDER else len(REFERENCE_ORDER)
     return sorted(rows.values(), key=lambda row: (rank(row), row.label))
-
 
 
 class Selection:
@@ -193,7 +184,6 @@ class Selection:
             return len(self.runs), trials, studies, f"Halton seed {tuning['seed']}: {space}"
         grid = len({r["config_hash"] for r in self.runs})
         return len(self.runs), grid, studies, "grid" if grid > 1 else "one configuration"
-
 
 
 def selections(results, metric):

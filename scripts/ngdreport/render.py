@@ -11,7 +11,6 @@ def markdown_table(header, cells):
     return "\n".join(lines)
 
 
-
 def latex_escape(text):
     for plain, latex in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
                          ("×", r"$\times$"), ("–", "--"), ("—", "---"), ("≥", r"$\geq$"), ("≤", r"$\leq$"),
@@ -20,14 +19,12 @@ def latex_escape(text):
     return text
 
 
-
 def latex_table(header, cells, caption):
     lines = [r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
              r"\toprule", " & ".join(latex_escape(c) for c in header) + r" \\", r"\midrule"]
     lines += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in cells]
     lines += [r"\bottomrule", r"\end{tabular}", r"\caption{" + latex_escape(caption) + "}", r"\end{table}"]
     return "\n".join(lines)
-
 
 
 # A report is a list of blocks rendered to Markdown and HTML alike:
@@ -47,7 +44,6 @@ def render_markdown(blocks):
             out.append(f"![{block[1]}]({block[2]})")
         out.append("")
     return "\n".join(out)
-
 
 
 def render_html(blocks, title):
@@ -70,7 +66,6 @@ def render_html(blocks, title):
             out.append(f"<pre style=\"white-space:pre-wrap\">{html.escape(block[1])}</pre>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
-
 
 
 def write(path, text):

@@ -10,10 +10,8 @@ from .model import Metric, selections
 PROFILE_TAUS = (1.0, 1.5, 2.0, 3.0, 4.0)
 
 
-
 # The optimizer geometric-mean speedups are measured against.
 SPEEDUP_BASELINE = "sgd"
-
 
 
 def cross_experiment_scores(experiments):

@@ -13,7 +13,6 @@ def spread(values, digits):
     return f"{protocol.median(values):.{digits}f} [{min(values):.{digits}f}–{max(values):.{digits}f}]"
 
 
-
 def ratio_text(theirs, ours):
     """theirs/ours as a speedup; an infinite time of ours is "—", of theirs "∞"."""
     if ours is None or theirs is None:
@@ -25,12 +24,10 @@ def ratio_text(theirs, ours):
     return f"{theirs / ours:.2f}×"
 
 
-
 def speedup(reference, row):
     if reference is None:
         return "n/a"
     return ratio_text(reference.time(), row.median_time_to_target())
-
 
 
 def format_time(values, digits=1):
@@ -39,7 +36,6 @@ def format_time(values, digits=1):
     finite = [v for v in values if not math.isinf(v)]
     middle = protocol.median(values)
     return f"{'∞' if math.isinf(middle) else f'{middle:.{digits}f}'} ({len(finite)}/{len(values)})"
-
 
 
 def columns(metric, fidelity=()):
@@ -51,15 +47,12 @@ def columns(metric, fidelity=()):
             [names[key] for key in fidelity])
 
 
-
 # The column that appears only in tables with a run whose timing the runner flagged as suspect.
 TIMING_COLUMN = "timing suspect (runs)"
 
 
-
 def has_timing_suspects(results):
     return any(r.get("timing_suspect") for r in results)
-
 
 
 def table_rows(results, metric, fidelity=()):
@@ -84,12 +77,10 @@ def table_rows(results, metric, fidelity=()):
     return cells
 
 
-
 def selection_header(metric):
     validation = [f"{metric.validation_name} of chosen"] if metric.validation_name else []
     return (["optimizer", "runs (trials × studies)", "search", "time to target s [studies]", "steps to target"] +
             validation + [f"{metric.name} of chosen", "chosen configurations (studies)"])
-
 
 
 def over_studies(values, digits):
@@ -98,7 +89,6 @@ def over_studies(values, digits):
         return "—"
     text = lambda v: "∞" if math.isinf(v) else f"{v:.{digits}f}"
     return f"{text(protocol.median(values))} [{text(min(values))}–{text(max(values))}]"
-
 
 
 def selection_rows(results, metric):
@@ -118,7 +108,6 @@ def selection_rows(results, metric):
     return cells
 
 
-
 def budget_note(results, metric):
     budgets = {name: chosen.budget() for name, chosen in selections(results, metric).items()}
     trials = {budget[1] for budget in budgets.values()}
@@ -126,7 +115,6 @@ def budget_note(results, metric):
     equal = "equal for every optimizer" if len(trials) == 1 else "NOT EQUAL across optimizers"
     return (f"Tuning budget (trials per study × studies): {text} — {equal}. Per study the trial with the shortest "
             f"time to the target is chosen; figures of the chosen are medians [min–max] over studies.")
-
 
 
 def phase_rows(results, metric):
@@ -148,7 +136,6 @@ def phase_rows(results, metric):
     return ["optimizer"] + [f"{p} s" for p in phases] + ["total s"], cells
 
 
-
 def experiment_caption(experiment, scale, results, metric):
     target = results[0].get("target")
     target_text = (f"{target['metric']} {'≤' if 'loss' in target['metric'] else '≥'} {target['value']}"
@@ -160,7 +147,6 @@ def experiment_caption(experiment, scale, results, metric):
                   "paper": "paper (the published protocol)"}.get(scale, scale or "as written")
     return (f"{experiment}, scale {scale_text}; target {target_text}; {metric.split_note}; {hardware}, "
             f"threads {meta.get('threads')}, BLAS {meta.get('blas', '?')}")
-
 
 
 def machine_summary(experiments):
