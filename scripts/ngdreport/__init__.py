@@ -9,4 +9,5 @@
     figures   plots
     render    Markdown, LaTeX and HTML, and writing files
     cli       the command line: builds the report from the above
+    coverage  how often the claims' intervals hold the true value, simulated (scripts/interval-coverage.py)
 """

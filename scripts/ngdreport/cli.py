@@ -15,8 +15,9 @@ Table rows are configurations (optimizer + grid values or drawn trial); each cel
 seeds with the min–max range, and every metric names its split (val / test). The protocol
 (docs/protocol.md, ngdreport/protocol.py) selects on validation data and reports test data: per study
 the trial with the shortest time to the (validation) target, per optimizer the median over studies;
-an unreached target counts as ∞. Speedups are ratios of those medians; claims get a 95 % bootstrap
-interval over studies and a verdict; experiments of one scale get performance profiles, AlgoPerf
+an unreached target counts as ∞. Speedups are ratios of those medians; claims get a rank interval
+over studies at its exact level (95 %, or the most the studies allow) and a verdict, and the report says
+how many verdicts may be wrong by chance; experiments of one scale get performance profiles, AlgoPerf
 scores and geometric-mean speedups.
 Experiments whose runs carry fidelity probes (per-epoch "fidelity" blocks) get columns with the
 median over seeds of each run's median epoch mean of cos(d, Δ*), γ(d)/γ(ḡ) and, for FNGD, the cosine
@@ -27,7 +28,7 @@ import json
 import os
 import sys
 
-from .claims import CLAIM_HEADER, claim_comparison, claim_verdict
+from .claims import CLAIM_HEADER, chance_note, claim_comparison, claim_verdict
 from .figures import plot, plot_profiles
 from .load import load_results
 from .model import Metric, fidelity_keys
@@ -66,7 +67,7 @@ def main():
                     "Experiments at scale cpu are scaled down (subsets, narrow models, few epochs): compare their "
                     "direction with the papers' claims, not their values.")]
     blocks += [("p", "Machine: " + line) for line in machine_summary(experiments)]
-    verdicts = []
+    verdicts, levels = [], []
     for (experiment, scale), results in experiments.items():
         name = experiment + (f"@{scale}" if scale else "")
         metric = Metric(results)
@@ -91,16 +92,20 @@ def main():
         if relevant:
             cells = []
             for c in relevant:
-                measured, outcome = claim_verdict(results, metric, c["measure"])
+                measured, outcome, level = claim_verdict(results, metric, c["measure"])
                 cells.append([c["description"], c["source"], c["value"], c["scale"], claim_comparison(c["measure"]),
                               measured, outcome, scale or "as written"])
                 verdicts.append(f"{name}: {c['description']} ({c['source']}): {measured}: {outcome}")
+                if level is not None:
+                    levels.append(level)
             blocks.append(("table", CLAIM_HEADER, cells))
             # A claim's "finding": what our studies found about why it holds or not (not a bare verdict).
             blocks += [("p", f"Why, for \u201c{c['description']}\u201d: {c['finding']}") for c in relevant if c.get("finding")]
         if not args.no_plots:
             plot(results, metric, name, os.path.join(out, "plots", name + ".png"))
             blocks.append(("img", name, f"plots/{name}.png"))
+    if levels:
+        blocks += [("h", 2, "Verdicts together"), ("p", chance_note(levels))]
     for scale, (header, cells, ratios, names) in cross_experiment_scores(experiments).items():
         label = scale or "as-written"
         blocks += [("h", 2, f"Scores across experiments (scale {label})"),
@@ -128,4 +133,6 @@ def main():
     write(os.path.join(out, "report.html"), render_html(blocks, "ngdbench report"))
     for line in verdicts:
         print("verdict: " + line)
+    if levels:
+        print("verdicts together: " + chance_note(levels))
     print(f"report: wrote {os.path.join(out, 'report.md')} and report.html ({len(experiments)} experiments)")

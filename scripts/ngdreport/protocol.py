@@ -7,19 +7,21 @@ so ∞ when either is); comparisons are ratios of medians. Selection follows Alg
 trial (smallest measure), per optimizer the median over studies.
 """
 import math
-import random
 import statistics
+from collections import namedtuple
 
 INF = float("inf")
 
 # AlgoPerf's performance-profile range: ratios to the best above this count as ∞, and the score
 # integrates ρ(τ) over [1, MAX_TAU].
 MAX_TAU = 4.0
-# Bootstrap resamples for a claim's confidence interval, and the seed that makes it reproducible.
-BOOTSTRAP_RESAMPLES = 2000
-BOOTSTRAP_SEED = 20260301
-# Share of resamples that may be undefined (∞/∞) before an interval is not stated.
-MAX_UNDEFINED_SHARE = 0.025
+# The level a claim's interval aims at; studies too few to reach it give the highest level they can.
+TARGET_LEVEL = 0.95
+# The chance of a wrong verdict a whole report may take (Bonferroni over its claims).
+FAMILY_ERROR = 0.05
+
+# A claim's interval and its exact level (the chance it covers the true value).
+Interval = namedtuple("Interval", "low high level")
 
 
 def median(values):
@@ -67,33 +69,97 @@ def median_over_studies(runs, measure):
                    for run in best_per_study(runs, lambda r: measure_or_unreached(r, measure)).values()])
 
 
-def bootstrap_interval(samples, statistic, resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED):
-    """95 % percentile bootstrap interval of statistic(*resampled) where each list in `samples` (e.g. the
-    per-study values of an optimizer and of its reference) is resampled with replacement on its own.
-    Returns (low, high), or None when more than MAX_UNDEFINED_SHARE of the resamples are undefined."""
-    generator = random.Random(seed)
-    values, undefined = [], 0
-    for _ in range(resamples):
-        value = statistic(*[[generator.choice(sample) for _ in sample] for sample in samples])
-        if math.isnan(value):
-            undefined += 1
-        else:
-            values.append(value)
-    if undefined > MAX_UNDEFINED_SHARE * resamples:
+def rank_count_distribution(m, n):
+    """counts[u]: how many of the C(m + n, m) orderings of m values x and n values y from one continuous
+    distribution have u pairs with x_i > y_j (the Mann–Whitney count's null distribution)."""
+    # Built up by the largest value: an x (above all j values y, so u + j) or a y (u unchanged).
+    table = {(0, 0): [1]}
+    for size in range(1, m + n + 1):
+        for i in range(max(0, size - n), min(m, size) + 1):
+            j = size - i
+            counts = [0] * (i * j + 1)
+            for u, count in enumerate(table.get((i - 1, j), [])):
+                counts[u + j] += count
+            for u, count in enumerate(table.get((i, j - 1), [])):
+                counts[u] += count
+            table[(i, j)] = counts
+    return table[(m, n)]
+
+
+def rank_interval_order(m, n, level=TARGET_LEVEL):
+    """(k, exact level) of the interval [d_(k), d_(mn+1−k)] between order statistics of the m·n pairwise
+    differences: the narrowest whose level 1 − 2·P(U ≤ k − 1) is at least `level`, or k = 1, the widest
+    and highest level m and n allow, when none is. None below 2 values a side."""
+    if min(m, n) < 2:
         return None
-    values.sort()
-    return values[int(0.025 * (len(values) - 1))], values[int(math.ceil(0.975 * (len(values) - 1)))]
+    counts = rank_count_distribution(m, n)
+    total = sum(counts)
+    chosen, tail = None, 0
+    for k in range(1, m * n // 2 + 1):
+        tail += counts[k - 1]
+        achieved = 1 - 2 * tail / total
+        if chosen and achieved < level:
+            break
+        chosen = (k, achieved)
+    return chosen
 
 
-def verdict(interval, direction, threshold):
-    """reproduced when the whole interval lies on the claim's side of the threshold, not reproduced when
-    it lies wholly on the other side, inconclusive when it straddles it (or there is no interval)."""
+def shift_interval(xs, ys, level=TARGET_LEVEL):
+    """Distribution-free interval for the shift Δ in "x − Δ is distributed as y" (Mann–Whitney inverted,
+    as Hodges and Lehmann / Moses): the k-th smallest and k-th largest of the differences x_i − y_j, with
+    k and the exact level from rank_interval_order. Exact for any continuous distribution the two samples
+    share up to the shift; with ties (equal values) its closed ends cover at least that. ∞ − ∞ (neither
+    reached the target) could be any difference: −∞ for the low end, +∞ for the high end. None below 2
+    values a side."""
+    order = rank_interval_order(len(xs), len(ys), level)
+    if order is None:
+        return None
+    k, achieved = order
+    differences = lambda both_infinite: sorted(both_infinite if math.isinf(x) and x == y else x - y
+                                               for x in xs for y in ys)
+    return Interval(differences(-INF)[k - 1], differences(INF)[-k], achieved)
+
+
+def speedup_interval(reference_times, times, level=TARGET_LEVEL):
+    """Interval for the speedup (reference time / time) as the shift of log times; ∞ times allowed."""
+    interval = shift_interval([math.log(t) for t in reference_times], [math.log(t) for t in times], level)
+    if interval is None:
+        return None
+    return Interval(math.exp(interval.low), math.exp(interval.high), interval.level)
+
+
+def verdict(interval, criterion):
+    """A claim's verdict from its interval and its criterion ({"direction", "threshold"} or
+    {"margin"}): reproduced when the whole interval lies strictly on the claim's side (for an
+    equivalence, strictly inside ±margin), not reproduced when it lies strictly on the other side
+    (outside ±margin), inconclusive otherwise — an interval that touches the threshold included — and
+    when there is no interval."""
     if interval is None:
         return "inconclusive"
-    low, high = interval
-    if direction == "greater":
-        return "reproduced" if low > threshold else "not reproduced" if high <= threshold else "inconclusive"
-    return "reproduced" if high < threshold else "not reproduced" if low >= threshold else "inconclusive"
+    low, high = interval.low, interval.high
+    if "margin" in criterion:
+        margin = criterion["margin"]
+        inside, outside = -margin < low and high < margin, high < -margin or low > margin
+    elif criterion["direction"] == "greater":
+        inside, outside = low > criterion["threshold"], high < criterion["threshold"]
+    else:
+        inside, outside = high < criterion["threshold"], low > criterion["threshold"]
+    return "reproduced" if inside else "not reproduced" if outside else "inconclusive"
+
+
+def wrong_verdict_bound(levels):
+    """Over claims whose intervals have these levels: a verdict is wrong only when its interval misses
+    the true value, so the expected number of wrong verdicts, and (Bonferroni) the chance of any, is at
+    most Σ(1 − level)."""
+    return sum(1 - level for level in levels)
+
+
+def studies_for_level(level):
+    """The fewest studies a side whose widest rank interval reaches `level`."""
+    studies = 2
+    while rank_interval_order(studies, studies, level)[1] < level:
+        studies += 1
+    return studies
 
 
 def performance_ratios(times):
