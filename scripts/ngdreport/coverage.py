@@ -10,6 +10,7 @@ only: a pair of spreads of the final test metric (points or BLEU) enters as the 
 """
 import argparse
 import math
+import os
 import random
 import statistics
 
@@ -97,7 +98,8 @@ def coverage_table(experiments, study_counts, trials, seed):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="?", default="results/cpu-reference/runs")
+    parser.add_argument("runs", nargs="?", default=os.path.join(os.path.dirname(__file__), "..", "..", "results",
+                                                               "cpu-reference", "runs"))
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--studies", type=int, nargs="+", default=[2, 3, 5, 7])
     parser.add_argument("--seed", type=int, default=20260301)
