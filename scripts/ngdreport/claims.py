@@ -79,8 +79,7 @@ def chance_note(levels):
     return (f"{len(levels)} verdicts rest on an interval (levels: {level_counts}). A verdict is wrong only when "
             f"its interval misses the true value, which happens with probability at most 1 − its level (if the "
             f"two sides' per-study values differ by a shift only; more often when their spreads differ, "
-            f"docs/protocol.md): by "
-            f"chance one expects at most {bound:.2f} wrong verdicts among these, and the chance that any is "
-            f"wrong is at most {percent(min(1.0, bound))} (Bonferroni). Keeping that below "
+            f"docs/protocol.md): by chance one expects at most {bound:.2f} wrong verdicts among these, and the "
+            f"chance that any is wrong is at most {percent(min(1.0, bound))} (Bonferroni). Keeping that below "
             f"{percent(protocol.FAMILY_ERROR)} would need every interval at {percent(needed)} or more: at least "
             f"{protocol.studies_for_level(needed)} studies per optimizer.")
