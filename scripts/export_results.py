@@ -149,7 +149,12 @@ def result_files(results_dir):
         directory = os.path.join(results_dir, folder)
         if not os.path.isdir(directory):
             continue
-        for name in sorted(os.listdir(directory)):
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:  # an unreadable folder: reported like an unreadable file
+            files.append((folder + "/", directory))
+            continue
+        for name in names:
             if name.endswith(".json"):
                 files.append((folder + "/" + name, os.path.join(directory, name)))
     return files
@@ -158,6 +163,9 @@ def result_files(results_dir):
 def load_result(path):
     """The parsed result at `path`; ResultProblem says why it is not one."""
     try:
+        if os.path.isdir(path):
+            os.listdir(path)  # raises why the folder cannot be listed
+            raise ResultProblem("a folder, not a result file")
         with open(path, encoding="utf-8") as file:
             result = json.load(file)
     except (OSError, UnicodeDecodeError) as error:
@@ -488,12 +496,22 @@ def export(results_dir, out, claims_path=None):
     return tables
 
 
+def default_claims():
+    """results/paper-claims.json of the checkout this script is in (found upward from the script, so the
+    module may move into a package folder), as scripts/report.py defaults to."""
+    folder = os.path.dirname(os.path.abspath(__file__))
+    while True:
+        candidate = os.path.join(folder, "results", "paper-claims.json")
+        if os.path.exists(candidate) or os.path.dirname(folder) == folder:
+            return candidate
+        folder = os.path.dirname(folder)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", nargs="?", default="results/runs")
     parser.add_argument("--out", default=None, help="output folder (default: the parent of RESULTS_DIR)")
-    parser.add_argument("--claims", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                                                         "results", "paper-claims.json"),
+    parser.add_argument("--claims", default=default_claims(),
                         help="claims file (default: results/paper-claims.json; a missing file means no claims)")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 when a file was skipped")
     args = parser.parse_args(argv)
@@ -501,7 +519,10 @@ def main(argv=None):
         sys.exit(f"export: {args.results}: no results folder (run `make reproduce` first)")
     out = args.out or os.path.dirname(os.path.abspath(args.results))
     started = time.monotonic()
-    tables = export(args.results, out, args.claims)
+    try:
+        tables = export(args.results, out, args.claims)
+    except (OSError, sqlite3.Error) as error:
+        sys.exit(f"export: cannot write into {out}: {error}")
     for skipped in tables.skipped:
         print(f"export: skipping {os.path.join(args.results, skipped['path'])}: {skipped['problem']}", file=sys.stderr)
     for warning in tables.warnings:

@@ -359,6 +359,12 @@ class Files(unittest.TestCase):
                                      text=True)
             self.assertNotEqual(process.returncode, 0)
             self.assertIn("no results folder", process.stderr)
+            blocked = os.path.join(work, "file")
+            open(blocked, "w").close()
+            process = export(os.path.join(work, "runs"), os.path.join(blocked, "out"), check=False)
+            self.assertEqual(process.returncode, 1)
+            self.assertIn(f"export: cannot write into {os.path.join(blocked, 'out')}", process.stderr)
+            self.assertNotIn("Traceback", process.stderr)
 
 
 if __name__ == "__main__":
