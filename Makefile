@@ -19,11 +19,11 @@ SUITES := $(sort $(wildcard experiments/fngd/*.json experiments/tengrad/*.json e
                             experiments/dldr/*.json))
 # Specs `make reproduce` runs.
 SPECS ?= $(SUITES)
-# Where `make tables` writes report.md, report.html, tables/ and plots/.
+# Where `make tables` writes report.md, report.html, tables/, plots/, results.sqlite and csv/.
 REPORT_DIR ?= results
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build cli test test-kernels test-asan fuzz bench bench-peers bench-timing-flags reproduce tables clean
+.PHONY: all deps configure build cli test test-kernels test-asan fuzz bench bench-peers bench-timing-flags reproduce tables export clean
 
 all: build
 
@@ -101,9 +101,17 @@ reproduce: cli
 	  $(if $(TRIALS),--max-trials $(TRIALS)) || status=$$?; \
 	  $(MAKE) --no-print-directory tables && exit $$status
 
-# Tables (Markdown, LaTeX), plots, report.md and report.html from the result files alone.
+# Every result as tables: REPORT_DIR/results.sqlite and REPORT_DIR/csv/*.csv (docs/results-database.md).
+EXPORT = /usr/bin/python3 scripts/export_results.py $(OUT) --out $(REPORT_DIR)
+
+# Tables (Markdown, LaTeX), plots, report.md and report.html from the result files alone, then the
+# results as a database and CSV files (export).
 tables:
 	/usr/bin/python3 scripts/report.py $(OUT) --out $(REPORT_DIR)
+	$(EXPORT)
+
+export:
+	$(EXPORT)
 
 clean:
 	rm -rf $(BUILD_DIR)
