@@ -1,11 +1,13 @@
 """Turns ngdbench result files into paper-style tables, plots and a report.
 
-    scripts/report.py [RESULTS_DIR] [--out DIR] [--claims FILE] [--no-plots]
+    scripts/report.py [RESULTS_DIR] [--out DIR] [--claims FILE] [--test-results FILE] [--no-plots]
 
 Reads RESULTS_DIR/<experiment>/<run-id>.json (schema_version 1), groups runs by experiment and scale,
 and writes into --out (default: the parent of RESULTS_DIR):
   report.md, report.html   every table, the papers' claims next to our measurements, the plots, and
                            DIR/discussion.md when it exists (hand-written: where and why we disagree)
+  verdicts.json            every claim's verdict, grouped by paper, per entry and experiment with its
+                           value and interval (the export's verdicts table holds the same)
   tables/<name>.md, .tex   each experiment's table (Markdown, LaTeX booktabs); <name> = experiment@scale
   plots/<name>.png         test metric and train loss against training time and against epochs; for
                            runs with fidelity probes, a third row: cosine to exact natural gradient
@@ -28,22 +30,33 @@ import json
 import os
 import sys
 
-from .claims import CLAIM_HEADER, chance_note, claim_comparison, claim_verdict
+from . import claims as verdicts
+from .claims import CLAIM_HEADER, chance_note
 from .figures import plot, plot_profiles
-from .load import load_results
+from .load import checkout_file, load_results
 from .model import Metric, fidelity_keys
 from .render import latex_table, markdown_table, render_html, render_markdown, write
 from .scores import cross_experiment_scores
+from .summary import experiment_claim_rows, findings, paper_blocks, verdict_lines, verdict_summary
+from .testresults import load_test_outcomes
 from .tables import (TIMING_COLUMN, budget_note, columns, experiment_caption, has_timing_suspects, machine_summary,
                      phase_rows, selection_header, selection_rows, table_rows)
+
+
+def shown_path(path):
+    """A path as verdicts.json records it: relative to the checkout when inside it (no machine's folders)."""
+    relative = os.path.relpath(os.path.abspath(path), checkout_file())
+    return relative if not relative.startswith("..") else os.path.basename(path)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", nargs="?", default="results/runs")
     parser.add_argument("--out", default=None)
-    parser.add_argument("--claims", default=os.path.join(os.path.dirname(__file__), "..", "..", "results",
-                                                         "paper-claims.json"))
+    parser.add_argument("--claims", default=checkout_file("results", "paper-claims.json"))
+    parser.add_argument("--test-results", default=None,
+                        help="outcomes of the tests that test claims name: results/test-verdicts.json (the default, "
+                             "when present; scripts/test-verdicts.py writes it) or CTest's --output-junit file")
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args()
     if not os.path.isdir(args.results):
@@ -55,8 +68,19 @@ def main():
     if os.path.exists(args.claims):
         with open(args.claims) as file:
             claims = json.load(file)["claims"]
+    test_results = args.test_results or checkout_file("results", "test-verdicts.json")
+    tests = None
+    if os.path.exists(test_results):
+        try:
+            tests = load_test_outcomes(test_results)
+        except ValueError as error:
+            sys.exit(f"report: {error}")
+    elif args.test_results:
+        sys.exit(f"report: {args.test_results}: no such file")
 
     experiments = load_results(args.results)
+    metrics = {key: Metric(results) for key, results in experiments.items()}
+    entries = verdicts.evaluate(claims, experiments, metrics, tests)
     blocks = [("h", 1, "ngdbench report"),
               ("p", "Each cell: median [min–max] over seeds; seeds = completed/seeds run (+ diverged, failed). "
                     "Times are training seconds (evaluation excluded). The protocol (docs/protocol.md): targets "
@@ -67,10 +91,11 @@ def main():
                     "Experiments at scale cpu are scaled down (subsets, narrow models, few epochs): compare their "
                     "direction with the papers' claims, not their values.")]
     blocks += [("p", "Machine: " + line) for line in machine_summary(experiments)]
-    verdicts, levels = [], []
+    if entries:
+        blocks += [("h", 2, "Claims, by paper"), ("p", verdict_summary(entries))] + paper_blocks(entries)
     for (experiment, scale), results in experiments.items():
         name = experiment + (f"@{scale}" if scale else "")
-        metric = Metric(results)
+        metric = metrics[(experiment, scale)]
         caption = experiment_caption(experiment, scale, results, metric)
         fidelity = fidelity_keys(results)
         header, cells = columns(metric, fidelity), table_rows(results, metric, fidelity)
@@ -88,22 +113,15 @@ def main():
         if phase_header:
             blocks += [("p", "Per-phase cost of the chosen runs (median seconds per run, share of the total):"),
                        ("table", phase_header, phase_cells)]
-        relevant = [c for c in claims if c.get("experiment") == experiment]
-        if relevant:
-            cells = []
-            for c in relevant:
-                measured, outcome, level = claim_verdict(results, metric, c["measure"])
-                cells.append([c["description"], c["source"], c["value"], c["scale"], claim_comparison(c["measure"]),
-                              measured, outcome, scale or "as written"])
-                verdicts.append(f"{name}: {c['description']} ({c['source']}): {measured}: {outcome}")
-                if level is not None:
-                    levels.append(level)
-            blocks.append(("table", CLAIM_HEADER, cells))
+        claim_cells = experiment_claim_rows(entries, experiment, scale)
+        if claim_cells:
+            blocks.append(("table", CLAIM_HEADER, claim_cells))
             # A claim's "finding": what our studies found about why it holds or not (not a bare verdict).
-            blocks += [("p", f"Why, for \u201c{c['description']}\u201d: {c['finding']}") for c in relevant if c.get("finding")]
+            blocks += findings(entries, experiment, scale)
         if not args.no_plots:
             plot(results, metric, name, os.path.join(out, "plots", name + ".png"))
             blocks.append(("img", name, f"plots/{name}.png"))
+    levels = verdicts.levels_of(entries)
     if levels:
         blocks += [("h", 2, "Verdicts together"), ("p", chance_note(levels))]
     for scale, (header, cells, ratios, names) in cross_experiment_scores(experiments).items():
@@ -120,19 +138,17 @@ def main():
             file = f"plots/profiles@{label}.png"
             plot_profiles(ratios, f"Performance profiles by time to target, scale {label}", os.path.join(out, file))
             blocks.append(("img", f"profiles {label}", file))
-    unmeasured = [c for c in claims if not any(e == c.get("experiment") for e, _ in experiments)]
-    if unmeasured:
-        blocks += [("h", 2, "Claims without a measurement here"),
-                   ("table", CLAIM_HEADER[:5], [[c["description"], c["source"], c["value"], c["scale"],
-                                                 claim_comparison(c["measure"])] for c in unmeasured])]
     discussion = os.path.join(out, "discussion.md")
     if os.path.exists(discussion):
         with open(discussion) as file:
             blocks += [("h", 2, "Discussion"), ("md", file.read().strip())]
     write(os.path.join(out, "report.md"), render_markdown(blocks))
     write(os.path.join(out, "report.html"), render_html(blocks, "ngdbench report"))
-    for line in verdicts:
-        print("verdict: " + line)
+    document = verdicts.verdicts_document(entries, shown_path(args.claims) if claims else None,
+                                          shown_path(test_results) if tests is not None else None)
+    write(os.path.join(out, "verdicts.json"), json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+    for line in verdict_lines(entries):
+        print(line)
     if levels:
         print("verdicts together: " + chance_note(levels))
     print(f"report: wrote {os.path.join(out, 'report.md')} and report.html ({len(experiments)} experiments)")

@@ -5,10 +5,21 @@ import os
 import tempfile
 
 
+def markdown_cell(cell):
+    """A cell's Markdown: a list of lines is joined with <br> (one table cell, several lines); a "|" in the
+    text is escaped so it does not end the cell."""
+    text = "<br>".join(cell) if isinstance(cell, list) else cell
+    return text.replace("|", "\\|")
+
+
 def markdown_table(header, cells):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    lines += ["| " + " | ".join(markdown_cell(c) for c in row) + " |" for row in cells]
     return "\n".join(lines)
+
+
+def html_cell(cell):
+    return "<br>".join(html.escape(line) for line in cell) if isinstance(cell, list) else html.escape(cell)
 
 
 def latex_escape(text):
@@ -58,7 +69,7 @@ def render_html(blocks, title):
             out.append(f"<p>{html.escape(block[1])}</p>")
         elif block[0] == "table":
             out.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in block[1]) + "</tr>")
-            out += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in block[2]]
+            out += ["<tr>" + "".join(f"<td>{html_cell(c)}</td>" for c in row) + "</tr>" for row in block[2]]
             out.append("</table>")
         elif block[0] == "img":
             out.append(f"<p><img src=\"{html.escape(block[2])}\" alt=\"{html.escape(block[1])}\"></p>")
