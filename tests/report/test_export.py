@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Tests of scripts/export_results.py (docs/results-database.md): the export of the fixture folders
+"""Tests of scripts/export_results.py (scripts/ngdreport/export.py, docs/results-database.md): the export of the fixture folders
 round-trips (every JSON value of every result file is in the database, and in the CSV files, with its
 type), the runs and epochs columns agree with the files, fields the exporter has never heard of become
 columns, malformed files are named and skipped, the output is deterministic and written atomically,
@@ -19,16 +19,19 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 EXPORT = os.path.join(ROOT, "scripts", "export_results.py")
+EXPORT_MODULE = os.path.join(ROOT, "scripts", "ngdreport", "export.py")
 DOCS = os.path.join(ROOT, "docs", "results-database.md")
 REPORT_RUNS = os.path.join(HERE, "fixtures", "runs")  # the report's fixture
 EXPORT_RUNS = os.path.join(HERE, "fixtures", "export-runs")  # 3C1F studies, memory fields, divergences
 CLAIMS = os.path.join(HERE, "fixtures", "claims.json")
+TEST_OUTCOMES = os.path.join(HERE, "fixtures", "test-outcomes", "ctest-junit.xml")
+REPORT = os.path.join(ROOT, "scripts", "report.py")
 INF = math.inf
 
 
 def export(results, out, *extra, check=True):
-    process = subprocess.run([sys.executable, EXPORT, results, "--out", out, "--claims", CLAIMS, *extra],
-                             capture_output=True, text=True)
+    process = subprocess.run([sys.executable, EXPORT, results, "--out", out, "--claims", CLAIMS, "--test-results",
+                              TEST_OUTCOMES, *extra], capture_output=True, text=True)
     if check and process.returncode != 0:
         raise AssertionError(f"export failed ({process.returncode}): {process.stderr}")
     return process
@@ -190,7 +193,7 @@ class Columns(unittest.TestCase):
                             self.assertEqual(row[key], value, f"{path} epoch {epoch['epoch']} {key}")
 
     def test_new_fields_become_columns_without_code(self):
-        with open(EXPORT) as file:
+        with open(EXPORT_MODULE) as file:
             source = file.read()
         for name in ("peak_bytes", "optimizer_state_bytes", "step_time", "p90"):
             self.assertNotIn(name, source)  # the exporter knows nothing of these fields
@@ -216,20 +219,51 @@ class Columns(unittest.TestCase):
                                         "WHERE run_id = 'fngd-cccc0003-s2'").fetchone(), ("diverged", None, None))
         report.close()
 
-    def test_claims_and_empty_verdicts(self):
+    def test_claims(self):
         with open(CLAIMS) as file:
             claims = json.load(file)["claims"]
         rows = self.db.execute("SELECT * FROM claims ORDER BY claim").fetchall()
         self.assertEqual(len(rows), len(claims))
         for index, (row, claim) in enumerate(zip(rows, claims), 1):
             self.assertEqual(row["claim"], index)
+            self.assertEqual(row["claim_id"], claim.get("claim"))
             self.assertEqual(row["experiment"], claim.get("experiment"))
+            self.assertEqual(json.loads(row["experiments"] or "null"),
+                             claim.get("experiments") or ([claim["experiment"]] if "experiment" in claim else None))
             self.assertEqual(row["published"], claim["value"])
+            self.assertEqual(row["kind"], claim["measure"]["kind"])
             self.assertEqual(row["optimizer"], claim["measure"].get("optimizer"))
             self.assertEqual(row["threshold"], claim["measure"].get("threshold"))
+            self.assertEqual(row["margin"], claim["measure"].get("margin"))
             self.assertEqual(json.loads(row["claim_json"]), claim)
-        self.assertEqual(self.db.execute("SELECT COUNT(*) FROM verdicts").fetchone()[0], 0)
         self.assertEqual(len(csv_rows(os.path.join(self.out, "csv", "claims.csv"))), len(claims))
+
+    def test_verdicts_are_the_reports(self):
+        """The export's verdicts table holds what the report's verdicts.json says, row for row."""
+        with tempfile.TemporaryDirectory() as work:
+            subprocess.run([sys.executable, REPORT, REPORT_RUNS, "--out", work, "--claims", CLAIMS, "--test-results",
+                            TEST_OUTCOMES, "--no-plots"], check=True, capture_output=True)
+            with open(os.path.join(work, "verdicts.json")) as file:
+                document = json.load(file)
+        expected = []
+        for paper in document["papers"]:
+            for claim in paper["claims"]:
+                for entry in claim["entries"]:
+                    expected += [("experiment", entry["index"], claim["claim"], m["experiment"], m["scale"], m["text"],
+                                  m["verdict"]) for m in entry["measurements"] if m["experiment"]]
+                    expected.append(("entry", entry["index"], claim["claim"], None, None, None, entry["verdict"]))
+                expected.append(("claim", None, claim["claim"], None, None, None, claim["verdict"]))
+        report = sqlite3.connect(os.path.join(self.out, "report", "results.sqlite"))
+        rows = report.execute("SELECT scope, claim, claim_id, experiment, scale, CASE WHEN scope = 'experiment' "
+                              "THEN measured_text END, verdict FROM verdicts").fetchall()
+        self.assertEqual(rows, expected)
+        # One measured row by hand: the fixture's BLEU gain, +4.50 [+2.50, +7.00] at 90 %.
+        self.assertEqual(report.execute("SELECT measured, ci_low, ci_high, ci_level, verdict FROM verdicts WHERE "
+                                        "claim = 3 AND scope = 'experiment'").fetchone(),
+                         (4.5, 2.5, 7.0, 0.9, "reproduced"))
+        self.assertEqual(report.execute("SELECT verdict FROM verdicts WHERE scope = 'claim' AND "
+                                        "claim_id = 'fngd-identity'").fetchone(), ("reproduced",))
+        report.close()
 
     def test_csv_tables_match_the_database(self):
         for table in ("runs", "epochs", "claims", "verdicts", "skipped"):
@@ -264,8 +298,23 @@ class Queries(unittest.TestCase):
         self.assertIn(title, self.queries, f"docs/results-database.md has no query {title!r}")
         return self.db.execute(self.queries[title]).fetchall()
 
-    def test_three_queries_documented(self):
-        self.assertEqual(len(self.queries), 3)
+    def test_four_queries_documented(self):
+        self.assertEqual(len(self.queries), 4)
+
+    def test_verdict_of_every_claim(self):
+        # On the report's fixture and its claims: the claims' verdicts as the golden report states them.
+        with tempfile.TemporaryDirectory() as work:
+            export(REPORT_RUNS, work)
+            db = sqlite3.connect(os.path.join(work, "results.sqlite"))
+            rows = db.execute(self.queries["the verdict of every claim, by paper"]).fetchall()
+            db.close()
+        self.assertEqual(rows, [
+            ("P", "#1", "inconclusive"), ("P", "#2", "no criterion"), ("P", "#3", "reproduced"),
+            ("P", "#4", "inconclusive"), ("P", "#5", "not measured here"),
+            ("Q, arXiv 1", "fngd-bleu-unaffected", "not reproduced"), ("Q, arXiv 1", "fngd-cost", "reproduced"),
+            ("Q, arXiv 1", "fngd-identity", "reproduced"), ("R", "r-theorem", "not measurable here"),
+            ("R", "sngd-equivalence", "not reproduced"), ("R", "tengrad-often-faster-than-sgd", "inconclusive"),
+        ])
 
     def test_median_time_to_target(self):
         # By hand: sgd's studies' fastest trials 4.0, 3.0, 6.0 → 4.0; tengrad 2.0, 3.0 → 2.5; kfac's study 0
@@ -346,7 +395,7 @@ class Files(unittest.TestCase):
             self.assertEqual(sorted(os.listdir(os.path.join(first, "csv"))), names)
             db = sqlite3.connect(os.path.join(first, "results.sqlite"))
             self.assertEqual(db.execute("SELECT COUNT(*) FROM runs").fetchone()[0], len(result_files(EXPORT_RUNS)))
-            self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 1)
+            self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 2)
             db.close()
 
     def test_default_out_is_the_parent_and_missing_folder_is_an_error(self):
