@@ -313,7 +313,7 @@ def paper_of(claim):
 
 
 def claim_id(entry):
-    return entry.claim.get("claim") or f"#{entry.index}"
+    return entry.claim.get("claim") or f"entry {entry.index}"
 
 
 def by_paper(entries):

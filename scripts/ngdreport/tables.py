@@ -149,13 +149,90 @@ def experiment_caption(experiment, scale, results, metric):
             f"threads {meta.get('threads')}, BLAS {meta.get('blas', '?')}")
 
 
+def short_hash(text, length=12):
+    return text[:length] + "…" if isinstance(text, str) and len(text) > length else str(text)
+
+
+def code_versions(experiments):
+    """(header, cells): each code version that produced results, once, with the runs it covers. A version
+    is the commit and, for a modified tree, what was modified (meta git_dirty_paths and git_diff_sha256,
+    when the harness recorded them): runs from one commit with different modifications are different code."""
+    versions = OrderedDict()
+    for (experiment, scale), results in experiments.items():
+        for result in results:
+            meta = result.get("meta") or {}
+            commit = str(meta.get("git_commit") or "unknown")
+            paths = meta.get("git_dirty_paths")
+            paths = tuple(paths) if isinstance(paths, list) else None
+            key = (commit, meta.get("git_diff_sha256"), paths)
+            entry = versions.setdefault(key, {"runs": 0, "experiments": OrderedDict(), "started": []})
+            entry["runs"] += 1
+            name = experiment + (f"@{scale}" if scale else "")
+            entry["experiments"][name] = entry["experiments"].get(name, 0) + 1
+            if isinstance(meta.get("started_at"), str):
+                entry["started"].append(meta["started_at"])
+    cells = []
+    for (commit, diff, paths), entry in sorted(versions.items(), key=lambda item: (min(item[1]["started"] or [""]),
+                                                                                    item[0][0])):
+        dirty = commit.endswith("-dirty") or bool(paths) or bool(diff)
+        if not dirty:
+            modified = "no"
+        elif paths is None and diff is None:
+            modified = "MODIFIED TREE (-dirty); the result files do not record what was modified"
+        else:
+            modified = ("MODIFIED TREE: " + (", ".join(paths) if paths else "paths not recorded") +
+                        (f"; diff sha256 {short_hash(diff)}" if diff else "; diff not recorded"))
+        started = sorted(entry["started"])
+        when = (started[0][:10] if started[0][:10] == started[-1][:10] else f"{started[0][:10]} – {started[-1][:10]}"
+                ) if started else "—"
+        cells.append([commit, str(entry["runs"]), when,
+                      ", ".join(f"{name} ({count})" for name, count in entry["experiments"].items()), modified])
+    return ["code version (git commit)", "runs", "started", "experiments (runs)", "modified tree"], cells
+
+
 def machine_summary(experiments):
-    metas = [results[0]["meta"] for results in experiments.values()]
+    """One line per machine and software setup that produced results, with how many runs it covers."""
     seen = OrderedDict()
-    for meta in metas:
-        key = (meta.get("cpu_model"), meta.get("cpu_count"), meta.get("threads"), meta.get("torch_version"),
-               meta.get("device"), meta.get("git_commit"))
-        seen.setdefault(key, meta)
-    return [f"{m.get('device')}: {m.get('cpu_model')} ({m.get('cpu_count')} cores), threads {m.get('threads')}, "
-            f"torch {m.get('torch_version')}, BLAS {m.get('blas', '?')}, commit {m.get('git_commit')}"
-            for m in seen.values()]
+    for results in experiments.values():
+        for result in results:
+            meta = result.get("meta") or {}
+            gpu = meta.get("gpu") or {}
+            key = (meta.get("device"), gpu.get("name") if isinstance(gpu, dict) else None, meta.get("cpu_model"),
+                   meta.get("cpu_count"), meta.get("threads"), meta.get("torch_version"), meta.get("blas", "?"))
+            seen[key] = seen.get(key, 0) + 1
+    lines = []
+    for (device, gpu, cpu, cores, threads, torch, blas), runs in seen.items():
+        hardware = f"{device} {gpu}" if gpu else f"{device}: {cpu} ({cores} cores)"
+        lines.append(f"{hardware}, threads {threads}, torch {torch}, BLAS {blas}: {runs} runs")
+    return lines
+
+
+def chosen_summary_header(metric):
+    return ["optimizer", "chosen configuration (studies)", "time to target s: median [min–max] over studies",
+            "studies reaching it", "speedup vs SGD", f"final {metric.name}: median [min–max]"]
+
+
+def chosen_summary_rows(results, metric):
+    """The summary's answer per experiment: each optimizer's chosen configuration(s), time to target over
+    studies, how many studies reached it, the speedup over SGD, and the final test metric."""
+    chosen = selections(results, metric)
+    sgd = chosen.get("sgd")
+    cells = []
+    for name, selection in chosen.items():
+        labels = OrderedDict()
+        for run in selection.chosen.values():
+            labels[run["label"]] = labels.get(run["label"], 0) + 1
+        times = selection.per_study("time_to_target_s")
+        reached = sum(not math.isinf(t) for t in times)
+        cells.append([name, "; ".join(f"{label} ({count})" for label, count in labels.items()),
+                      over_studies(times, 1), f"{reached}/{len(times)}",
+                      ratio_text(sgd.time(), selection.time()) if sgd else "n/a",
+                      spread(selection.chosen_values(metric.final), 2 if metric.translation else 3)])
+    return cells
+
+
+def target_text(results, metric):
+    target = results[0].get("target")
+    if not target:
+        return "no target"
+    return f"target {target['metric']} {'≤' if 'loss' in target['metric'] else '≥'} {target['value']}"

@@ -26,9 +26,13 @@ GOLDEN = os.path.join(HERE, "golden")
 COMPARED = ["report.md", "report.html", "verdicts.json", "tables/fixture-vision@cpu.md", "tables/fixture-vision@cpu.tex",
             "tables/fixture-translation.md", "tables/fixture-translation.tex", "tables/fixture-tuned@cpu.md",
             "tables/fixture-tuned@cpu.tex", "tables/fixture-fidelity@probe.md", "tables/fixture-fidelity@probe.tex"]
-PLOTS = ["plots/fixture-vision@cpu.png", "plots/fixture-translation.png", "plots/fixture-tuned@cpu.png",
-         "plots/fixture-fidelity@probe.png", "plots/profiles@cpu.png", "plots/profiles@as-written.png",
-         "plots/profiles@probe.png"]
+STEMS = ["fixture-vision@cpu", "fixture-translation", "fixture-tuned@cpu", "fixture-fidelity@probe"]
+# Per experiment its validation and train-loss figures (a fidelity figure where probes ran), the profiles
+# per scale; each as PNG (Markdown) and SVG (HTML).
+PLOTS = [f"plots/{name}.{kind}" for stem in STEMS for name in (stem, stem + "-train-loss")
+         for kind in ("png", "svg")] + \
+        [f"plots/{name}.{kind}" for name in ("fixture-fidelity@probe-fidelity", "profiles@cpu", "profiles@as-written",
+                                              "profiles@probe") for kind in ("png", "svg")]
 
 
 def main():

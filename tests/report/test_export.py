@@ -309,8 +309,8 @@ class Queries(unittest.TestCase):
             rows = db.execute(self.queries["the verdict of every claim, by paper"]).fetchall()
             db.close()
         self.assertEqual(rows, [
-            ("P", "#1", "inconclusive"), ("P", "#2", "no criterion"), ("P", "#3", "reproduced"),
-            ("P", "#4", "inconclusive"), ("P", "#5", "not measured here"),
+            ("P", "entry 1", "inconclusive"), ("P", "entry 2", "no criterion"), ("P", "entry 3", "reproduced"),
+            ("P", "entry 4", "inconclusive"), ("P", "entry 5", "not measured here"),
             ("Q, arXiv 1", "fngd-bleu-unaffected", "not reproduced"), ("Q, arXiv 1", "fngd-cost", "reproduced"),
             ("Q, arXiv 1", "fngd-identity", "reproduced"), ("R", "r-theorem", "not measurable here"),
             ("R", "sngd-equivalence", "not reproduced"), ("R", "tengrad-often-faster-than-sgd", "inconclusive"),
