@@ -129,9 +129,9 @@ def chosen_and_others(results, metric):
 
 def draw_curves(axes_by_x, groups, key, styles):
     """Per optimizer: the other trials thin and faint, the chosen trials' median with its band. Returns
-    every value drawn per x key and per y (for the log-scale choice)."""
+    every value drawn per x key and per y (for the log-scale choice), and the names drawn."""
     drawn = {x_key: [] for x_key in axes_by_x}
-    ys = []
+    ys, names = [], set()
     for name, chosen, _, others in groups:
         style = styles[name]
         for x_key, axis in axes_by_x.items():
@@ -141,13 +141,15 @@ def draw_curves(axes_by_x, groups, key, styles):
                     axis.plot(x, y, color=style.color, linewidth=0.7, alpha=0.35, zorder=1, label="_other trial")
                     drawn[x_key] += x
                     ys.extend(y)
+                    names.add(name)
             x, y, low, high = median_curve(chosen, key, x_key)
             if x:
                 axis.fill_between(x, low, high, color=style.color, alpha=0.15, linewidth=0, zorder=2)
                 axis.plot(x, y, zorder=3, label=name, **styles.line_kwargs(name))
                 drawn[x_key] += x
                 ys.extend(low + high)
-    return drawn, ys
+                names.add(name)
+    return drawn, ys, names
 
 
 def legend(legend_axis, groups, styles, extra=()):
@@ -179,7 +181,8 @@ def curve_figure(results, metric, name, key, ylabel, what, path, styles, target=
     figure, (by_time, by_steps), legend_axis = new_figure(
         2, f"{name}: {what}, each optimizer's chosen configuration\n(line: median over {studies} studies of the "
            f"trial chosen in each; band: min–max over studies; thin: every other trial)")
-    drawn, ys = draw_curves({"cumulative_train_time_s": by_time, "cumulative_steps": by_steps}, groups, key, styles)
+    drawn, ys, _ = draw_curves({"cumulative_train_time_s": by_time, "cumulative_steps": by_steps}, groups, key,
+                               styles)
     extra = []
     if target is not None:
         for axis in (by_time, by_steps):
@@ -208,14 +211,15 @@ def fidelity_figure(results, metric, name, keys, path, styles):
         len(keys), f"{name}: how close each optimizer's step is to the exact natural gradient\n(fidelity probes; "
                    f"line: median over studies of the chosen trial's epoch means; band: min–max; thin: other trials)",
         sharey=False)
+    probed = set()
     for axis, key in zip(axes, keys):
-        draw_curves({"epoch": axis}, groups, key, styles)
+        probed |= draw_curves({"epoch": axis}, groups, key, styles)[2]
         axis.set_xlabel("epoch")
         axis.set_ylabel(FIDELITY_LABELS[key])
         axis.set_title(FIDELITY_TITLES[key])
         axis.grid(alpha=0.3)
         axis.xaxis.get_major_locator().set_params(integer=True)
-    legend(legend_axis, groups, styles)
+    legend(legend_axis, [group for group in groups if group[0] in probed], styles)  # the probed ones
     if path:
         save(figure, path)
     return figure
