@@ -83,7 +83,8 @@ def parse_arguments():
     parser.add_argument("--claims", default=checkout_file("results", "paper-claims.json"))
     parser.add_argument("--test-results", default=None,
                         help="outcomes of the tests that test claims name: results/test-verdicts.json (the default, "
-                             "when present; scripts/test-verdicts.py writes it) or CTest's --output-junit file")
+                             "when present; scripts/test-verdicts.py writes it), CTest's --output-junit file, "
+                             "gtest's XML, or the build/Testing folder of `ctest -T Test`")
     parser.add_argument("--no-plots", action="store_true")
     return parser.parse_args()
 

@@ -7,22 +7,25 @@ cannot run tests, so it reads what a test run wrote.
     scripts/test-verdicts.py --ctest-regex         a `ctest -R` expression selecting the tests claims name
 
 Reads CTest's JUnit file (`ctest --output-junit FILE`: one <testcase> per CTest test, whose names
-gtest_discover_tests makes "Suite.Test" or "Prefix/Suite.Test/Param") and, optionally, Google Test's own
-XML (`--gtest_output=xml:FILE`, which alone carries RecordProperty values), and writes the outcomes of
-the tests the claims file names as JSON:
+gtest_discover_tests makes "Suite.Test" or "Prefix/Suite.Test/Param"; CTest's dashboard Test.xml of
+`ctest -T Test` is read too) and, optionally, Google Test's own XML (`--gtest_output=xml:FILE`, which
+alone carries RecordProperty values), and writes the outcomes of the tests the claims file names as JSON:
 
     {"format_version": 1, "sources": [...], "tests": {name: {"status": "passed" | "failed" | "skipped",
                                                                "properties": {...}, "output": [...]}}}
 
 `make test-verdicts` runs the numerical tests and writes results/test-verdicts.json, which the report
-reads by default (`scripts/report.py --test-results FILE` takes that JSON or a JUnit or gtest XML file
-directly).
+reads by default (`scripts/report.py --test-results PATH` takes that JSON, a JUnit, dashboard or gtest XML
+file, or the build/Testing folder of `ctest -T Test` directly).
 """
 import argparse
+import base64
+import binascii
 import json
 import os
 import sys
 import xml.etree.ElementTree as ElementTree
+import zlib
 
 FORMAT_VERSION = 1
 
@@ -64,9 +67,60 @@ def case_output(case):
             if line.strip() and not line.startswith(("[", "Running main()", "Note: Google Test filter"))]
 
 
+def dashboard_value(element):
+    """The text of a <Value> of CTest's dashboard XML, decoded where CTest compressed it."""
+    if element is None:
+        return ""
+    text = element.text or ""
+    if element.get("encoding") == "base64":
+        try:
+            data = base64.b64decode(text)
+            text = (zlib.decompress(data) if element.get("compression") == "gzip" else data).decode("utf-8", "replace")
+        except (binascii.Error, zlib.error, ValueError):
+            return ""
+    return text
+
+
+def outcomes_from_dashboard(root):
+    """{name: outcome} of CTest's dashboard Test.xml (`ctest -T Test`: build/Testing/<tag>/Test.xml)."""
+    outcomes = {}
+    for test in root.iter("Test"):
+        if test.get("Status") is None:
+            continue  # the <TestList> entries
+        status = {"passed": "passed", "failed": "failed"}.get(test.get("Status"), "skipped")
+        outcome = {"status": status}
+        if status != "skipped":
+            output = [line for line in dashboard_value(test.find("Results/Measurement/Value")).splitlines()
+                      if line.strip() and not line.startswith(("[", "Running main()", "Note: Google Test filter"))]
+            if output:
+                outcome["output"] = output
+        outcomes[test.findtext("Name", "")] = outcome
+    return outcomes
+
+
+def dashboard_file(folder):
+    """build/Testing/<tag>/Test.xml of a CTest dashboard folder (build/Testing, or the build folder): the tag
+    its TAG file names, else the newest."""
+    for candidate in (folder, os.path.join(folder, "Testing")):
+        tag = os.path.join(candidate, "TAG")
+        if os.path.isfile(tag):
+            with open(tag, encoding="utf-8") as file:
+                path = os.path.join(candidate, file.readline().strip(), "Test.xml")
+            if os.path.isfile(path):
+                return path
+        found = sorted(os.path.join(candidate, name, "Test.xml") for name in
+                       (os.listdir(candidate) if os.path.isdir(candidate) else [])
+                       if os.path.isfile(os.path.join(candidate, name, "Test.xml")))
+        if found:
+            return found[-1]
+    raise ValueError(f"{folder}: no CTest dashboard results (Testing/<tag>/Test.xml from `ctest -T Test`)")
+
+
 def outcomes_from_xml(path):
-    """{name: {"status", "properties", "output"}} of a CTest JUnit or gtest XML file."""
+    """{name: {"status", "properties", "output"}} of a CTest JUnit, CTest dashboard or gtest XML file."""
     root = ElementTree.parse(path).getroot()
+    if root.tag == "Site":
+        return outcomes_from_dashboard(root)
     outcomes = {}
     for case in root.iter("testcase"):
         outcome = {"status": case_status(case)}
@@ -98,8 +152,11 @@ def merge(into, outcomes):
 
 
 def load_test_outcomes(path):
-    """{name: outcome} from results/test-verdicts.json (this module's output) or a JUnit / gtest XML file.
-    Raises ValueError saying why a file cannot be read as test outcomes."""
+    """{name: outcome} from results/test-verdicts.json (this module's output), a CTest JUnit, CTest
+    dashboard or gtest XML file, or a folder holding CTest's dashboard results (build/Testing). Raises
+    ValueError saying why it cannot be read as test outcomes."""
+    if os.path.isdir(path):
+        path = dashboard_file(path)
     try:
         with open(path, "rb") as file:
             head = file.read(64).lstrip()

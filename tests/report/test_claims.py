@@ -3,7 +3,7 @@
 measure — speedup, final_difference, equivalence, cost, share, test, not_measurable — on result files built
 here with values whose verdicts are computed by hand, entries over several experiments, claims of several
 entries, the grouping by paper, the machine-readable verdicts, and the test outcomes read from CTest's JUnit
-file and Google Test's XML (fixtures/test-outcomes/, the first written by CTest 3.25 itself)."""
+file, CTest's dashboard folder and Google Test's XML (fixtures/test-outcomes/; CTest 3.25 wrote the first two)."""
 import json
 import math
 import os
@@ -231,6 +231,15 @@ class Tests(unittest.TestCase):
             "SngdEquivalence.DistanceOfItsNaturalGradientFromTheExactOneIsMeasured": "passed"})
         self.assertEqual(outcomes["SngdEquivalence.DistanceOfItsNaturalGradientFromTheExactOneIsMeasured"]["output"],
                          ["SNGD vs exact damped NGD (damping 1): relative distance 0.4, cosine 0.9"])
+
+    def test_ctest_dashboard_folder(self):
+        # build/Testing of `ctest -T Test` (CTest 3.25, same tests): the TAG file names the run's folder, and
+        # the output CTest compressed (base64 of zlib) is read back.
+        outcomes = load_test_outcomes(os.path.join(OUTCOMES, "Testing"))
+        junit = outcomes_from_xml(os.path.join(OUTCOMES, "ctest-junit.xml"))
+        self.assertEqual({n: o["status"] for n, o in outcomes.items()}, {n: o["status"] for n, o in junit.items()})
+        name = "SngdEquivalence.DistanceOfItsNaturalGradientFromTheExactOneIsMeasured"
+        self.assertEqual(outcomes[name]["output"], junit[name]["output"])
 
     def test_verdicts_from_the_outcomes(self):
         outcomes = outcomes_from_xml(os.path.join(OUTCOMES, "ctest-junit.xml"))
