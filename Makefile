@@ -19,11 +19,12 @@ SUITES := $(sort $(wildcard experiments/fngd/*.json experiments/tengrad/*.json e
                             experiments/dldr/*.json))
 # Specs `make reproduce` runs.
 SPECS ?= $(SUITES)
-# Where `make tables` writes report.md, report.html, tables/ and plots/.
+# Where `make tables` writes report.md, report.html, tables/, plots/, results.sqlite and csv/.
 REPORT_DIR ?= results
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build cli test test-kernels test-asan fuzz bench bench-peers bench-timing-flags reproduce tables clean
+.PHONY: all deps configure build cli test test-kernels test-asan test-verdicts fuzz bench bench-peers bench-timing-flags reproduce \
+        tables export clean
 
 all: build
 
@@ -44,6 +45,19 @@ cli: configure
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+# The outcomes of the tests the claims file names (claims of kind "test", docs/protocol.md#verdicts) as
+# results/test-verdicts.json, which `make tables` reads: CTest's JUnit file of those tests, and Google
+# Test's XML of the ones whose recorded properties the report prints. Commit the file with the results.
+TEST_VERDICTS ?= results/test-verdicts.json
+TEST_VERDICTS_SCRIPT = /usr/bin/python3 scripts/test-verdicts.py
+test-verdicts: build
+	cd $(BUILD_DIR) && ctest -R "$$($(TEST_VERDICTS_SCRIPT) --ctest-regex)" --output-junit ctest-claims.xml \
+	  -j $(JOBS) >/dev/null || true
+	$(BUILD_DIR)/tests/ngdbench_numerical_tests --gtest_filter="$$($(TEST_VERDICTS_SCRIPT) --records-filter)" \
+	  --gtest_output=xml:$(BUILD_DIR)/claims-records.xml >/dev/null || true
+	$(TEST_VERDICTS_SCRIPT) --junit $(BUILD_DIR)/ctest-claims.xml --gtest-xml $(BUILD_DIR)/claims-records.xml \
+	  --out $(TEST_VERDICTS)
 
 # The numerical tests (CTest label `numerical`) and the tests that still bound a training outcome, under
 # other CPUs' kernels: OpenBLAS kernels (auto, Haswell, Zen, Sandybridge, Nehalem) × ATen CPU capabilities
@@ -99,9 +113,17 @@ reproduce: cli
 	  $(if $(TRIALS),--max-trials $(TRIALS)) || status=$$?; \
 	  $(MAKE) --no-print-directory tables && exit $$status
 
-# Tables (Markdown, LaTeX), plots, report.md and report.html from the result files alone.
+# Every result as tables: REPORT_DIR/results.sqlite and REPORT_DIR/csv/*.csv (docs/results-database.md).
+EXPORT = /usr/bin/python3 scripts/export_results.py $(OUT) --out $(REPORT_DIR)
+
+# Tables (Markdown, LaTeX), plots, report.md, report.html and verdicts.json from the result files (and
+# results/test-verdicts.json when present), then the results and verdicts as a database and CSV files.
 tables:
 	/usr/bin/python3 scripts/report.py $(OUT) --out $(REPORT_DIR)
+	$(EXPORT)
+
+export:
+	$(EXPORT)
 
 clean:
 	rm -rf $(BUILD_DIR)

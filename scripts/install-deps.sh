@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
 # Installs ngdbench's Debian packages when any is missing; a no-op (and no network) when all are present.
+#
+#   scripts/install-deps.sh             the packages the build, the tests and the report need
+#   scripts/install-deps.sh --browser   also Debian's chromium, for the report's browser test (CTest label
+#                                       `browser`; skipped without it)
 set -euo pipefail
 
 # OpenBLAS's OpenMP build: libtorch runs OpenMP too, so both share one thread pool that
@@ -13,8 +17,16 @@ readonly kPackages=(
   python3 python3-matplotlib
 )
 
+packages=("${kPackages[@]}")
+for argument in "$@"; do
+  case "$argument" in
+    --browser) packages+=(chromium) ;;
+    *) echo "install-deps: unknown option $argument (known: --browser)" >&2; exit 2 ;;
+  esac
+done
+
 missing=()
-for package in "${kPackages[@]}"; do
+for package in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null || true)
   [ "$status" = installed ] || missing+=("$package")
 done

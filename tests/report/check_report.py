@@ -3,7 +3,9 @@
 min–max, speedups with unreached targets, a diverged seed, a grid point with a missing seed, a translation
 experiment, results without a validation split, a tuned experiment with studies, drawn trials, validation
 metrics, steps and phase times; claims with verdicts; scores across experiments whose values docs/protocol.md
-derives by hand; an experiment with fidelity probes) must equal golden/ byte for byte; plots must be written.
+derives by hand; an experiment with fidelity probes; one claim of every measure kind, the test claims judged
+from fixtures/test-outcomes/ctest-junit.xml) must equal golden/ byte for byte, verdicts.json included; plots
+must be written.
 
     check_report.py            compare (exit 1 with a diff on a mismatch)
     check_report.py --update   rewrite golden/ after a deliberate change (review the diff)
@@ -21,19 +23,24 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPORT = os.path.join(HERE, "..", "..", "scripts", "report.py")
 GOLDEN = os.path.join(HERE, "golden")
-COMPARED = ["report.md", "report.html", "tables/fixture-vision@cpu.md", "tables/fixture-vision@cpu.tex",
+COMPARED = ["report.md", "report.html", "verdicts.json", "tables/fixture-vision@cpu.md", "tables/fixture-vision@cpu.tex",
             "tables/fixture-translation.md", "tables/fixture-translation.tex", "tables/fixture-tuned@cpu.md",
             "tables/fixture-tuned@cpu.tex", "tables/fixture-fidelity@probe.md", "tables/fixture-fidelity@probe.tex"]
-PLOTS = ["plots/fixture-vision@cpu.png", "plots/fixture-translation.png", "plots/fixture-tuned@cpu.png",
-         "plots/fixture-fidelity@probe.png", "plots/profiles@cpu.png", "plots/profiles@as-written.png",
-         "plots/profiles@probe.png"]
+STEMS = ["fixture-vision@cpu", "fixture-translation", "fixture-tuned@cpu", "fixture-fidelity@probe"]
+# Per experiment its validation and train-loss figures (a fidelity figure where probes ran), the profiles
+# per scale; each as PNG (Markdown) and SVG (HTML).
+PLOTS = [f"plots/{name}.{kind}" for stem in STEMS for name in (stem, stem + "-train-loss")
+         for kind in ("png", "svg")] + \
+        [f"plots/{name}.{kind}" for name in ("fixture-fidelity@probe-fidelity", "profiles@cpu", "profiles@as-written",
+                                              "profiles@probe") for kind in ("png", "svg")]
 
 
 def main():
     with tempfile.TemporaryDirectory() as out:
         shutil.copy(os.path.join(HERE, "fixtures", "discussion.md"), out)
         subprocess.run([sys.executable, REPORT, os.path.join(HERE, "fixtures", "runs"), "--out", out,
-                        "--claims", os.path.join(HERE, "fixtures", "claims.json")], check=True)
+                        "--claims", os.path.join(HERE, "fixtures", "claims.json"), "--test-results",
+                        os.path.join(HERE, "fixtures", "test-outcomes", "ctest-junit.xml")], check=True)
         if "--update" in sys.argv:
             for name in COMPARED:
                 os.makedirs(os.path.dirname(os.path.join(GOLDEN, name)), exist_ok=True)
