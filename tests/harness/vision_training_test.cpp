@@ -25,8 +25,11 @@ TEST_P(ResNet20OnCifarMini, FewStepsLowerTheTrainingLoss) {
   options.progress = false;
   const auto result = train_run(run, load_dataset(run.dataset, roots), options);
   ASSERT_EQ(result.status, "completed") << result.error;
+  // Kernel matrix (scripts/kernel-matrix.py: 5 OpenBLAS kernels x ATen default/avx2, 2026-12-07):
+  // loss ratio SGD 0.904-0.915 (spread 0.011), KFAC 0.775-0.777 (spread 0.002); the bound 0.97 leaves
+  // SGD a margin of 0.055, 5x its spread.
   EXPECT_TRUE(testing::outcome_at_most("train_loss_ratio",
-                                       result.epochs.back().train_loss / result.epochs.front().train_loss, 0.95));
+                                       result.epochs.back().train_loss / result.epochs.front().train_loss, 0.97));
 }
 
 INSTANTIATE_TEST_SUITE_P(Optimizers, ResNet20OnCifarMini, ::testing::Values("sgd", "kfac"),
