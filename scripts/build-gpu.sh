@@ -14,7 +14,8 @@
 # `configure` hands it what it can find of those. `python` takes the headers and libraries straight from
 # the package (-DNGDBENCH_TORCH_PYTHON, CMakeLists.txt): ngdbench has no CUDA code of its own and needs
 # none of that. `auto` (default) tries `config` and falls back to `python` when it fails.
-# CMAKE_ARGS adds CMake arguments; PYTHON names another python3.
+# CMAKE_ARGS adds CMake arguments; PYTHON names another python3; TORCH_CONFIG_TIMEOUT bounds the `config`
+# attempt (seconds, default 600).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -99,7 +100,12 @@ configure() {
       [ -n "$TORCH_CUDA_ARCH_LIST" ] && export TORCH_CUDA_ARCH_LIST
     fi
     # shellcheck disable=SC2046,SC2086  # cuda_hints and CMAKE_ARGS are lists of words
-    if cmake -S . -B "$dir" "${common[@]}" -DTorch_DIR="$torch_dir" -DNGDBENCH_TORCH_PYTHON= $(cuda_hints) ${CMAKE_ARGS:-}; then
+    # (bounded: a config that hangs, say on a GPU it probes, must leave time for the fallback)
+    if timeout "${TORCH_CONFIG_TIMEOUT:-600}" cmake -S . -B "$dir" "${common[@]}" -DTorch_DIR="$torch_dir" \
+         -DNGDBENCH_TORCH_PYTHON= $(cuda_hints) ${CMAKE_ARGS:-}; then
+      if ! grep -qx "Torch_DIR:PATH=$torch_dir" "$dir/CMakeCache.txt"; then
+        echo "build-gpu: warning: CMake found another LibTorch: $(grep '^Torch_DIR' "$dir/CMakeCache.txt")" >&2
+      fi
       echo "build-gpu: configured $dir with LibTorch's CMake config ($torch_dir)"
       return 0
     fi
