@@ -146,12 +146,15 @@ def read_json(path):
 
 
 def results_in(folder):
-    """Result documents under folder (any experiment), by optimizer name."""
+    """Result documents under folder (any experiment), by variant or else optimizer name; warm-up runs
+    (variant ending in -warmup) left out."""
     found = {}
     for path in sorted(glob.glob(os.path.join(folder, "*", "*.json"))):
         document = read_json(path)
         if isinstance(document, dict) and "optimizer" in document:
-            found[document["optimizer"]] = document
+            name = document.get("variant") or document["optimizer"]
+            if not name.endswith("-warmup"):
+                found[name] = document
     return found
 
 
@@ -340,8 +343,8 @@ def summary(work, out_dir):
                      f"{fmt(r.get('vs_sgd'), 2, '×')} | {fmt(r.get('host_syncs_per_step'), 3)} | "
                      f"{fmt(r.get('test_acc'), 3)} | {phase_text} |")
     lines.append("")
-    lines.append("Each ms/step is one epoch's train_time_s / steps, first step included (SGD runs first in each "
-                 "process and pays the cuDNN/cuBLAS start-up); × SGD compares the `--no-phase-timing` column.")
+    lines.append("Each ms/step is one epoch's train_time_s / steps, first step included (a warm-up SGD epoch runs "
+                 "first in each process and is left out); × SGD compares the `--no-phase-timing` column.")
     lines += ["", "## Anchor: ngdbench SGD vs PyTorch eager (steady-state epoch, `--no-phase-timing`)", ""]
     if eager_skipped and not anchor["eager_ms"]:
         lines.append(f"PyTorch eager skipped: {eager_skipped}.")
