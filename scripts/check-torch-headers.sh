@@ -41,8 +41,10 @@ check() {
   pch=$(mktemp -d)
   trap 'rm -rf "$pch"' RETURN
   local flags=(-std="gnu${standard#c}" -D_GLIBCXX_USE_CXX11_ABI=1 -DNDEBUG -DNGDBENCH_SPM_SHIM='"shim.so"'
-               -DNGDBENCH_SOURCE_DIR='"."' -DNGDBENCH_BINARY='"ngdbench"' -I. -isystem "$include"
-               -isystem "$include/torch/csrc/api/include")
+               -DNGDBENCH_SOURCE_DIR='"."' -DNGDBENCH_BINARY='"ngdbench"' -I.)
+  # (/usr/include, Debian's own LibTorch, is searched already; naming it breaks the C library's #include_next)
+  [ "$include" = /usr/include ] || flags+=(-isystem "$include")
+  flags+=(-isystem "$include/torch/csrc/api/include")
   printf '#include <torch/torch.h>\n#include <nlohmann/json.hpp>\n#include <fmt/format.h>\n' > "$pch/pch.h"
   nice -n 19 g++ "${flags[@]}" -x c++-header "$pch/pch.h" -o "$pch/pch.h.gch"
   local failed=0 file output
