@@ -175,7 +175,8 @@ class SubspaceTraining : public Optimizer {
     const auto pca = pca_basis(snapshots_, subspace_dim_);
     if (pca.components.size(0) == 0) throw std::runtime_error("the sampled trajectory has no variance: no subspace");
     basis_ = pca.components;
-    const auto ratio = pca.explained_variance / pca.total_variance;
+    count_host_sync();  // the ratios, for the report, read back from the device
+    const auto ratio = (pca.explained_variance / pca.total_variance).to(torch::kCPU).contiguous();
     explained_variance_ratio_ = std::vector<double>(ratio.data_ptr<double>(), ratio.data_ptr<double>() + ratio.numel());
     if (restart_from_start_) {
       set_parameters(snapshots_.front());
@@ -244,7 +245,7 @@ class ProjectedBfgs : public SubspaceTraining {
   }
 
  private:
-  void start_subspace() override { bfgs_ = Bfgs(basis().size(0)); }
+  void start_subspace() override { bfgs_ = Bfgs(basis().size(0), basis().options()); }
 
   void subspace_step(const StepInfo& info, PhaseTimer& timer) override {
     const auto gradient = projected_gradient().to(torch::kDouble);
@@ -308,7 +309,7 @@ PcaBasis pca_basis(const std::vector<torch::Tensor>& snapshots, int64_t dim) {
     const auto chunk = torch::stack(rows);
     return chunk - chunk.mean(0, /*keepdim=*/true);
   };
-  auto gram = torch::zeros({count, count}, torch::kDouble);
+  auto gram = torch::zeros({count, count}, snapshots.front().options().dtype(torch::kDouble));  // on their device
   for (int64_t begin = 0; begin < length; begin += kPcaChunk) {
     const auto chunk = centred_columns(begin, std::min(length, begin + kPcaChunk));
     gram += chunk.mm(chunk.t());
@@ -349,7 +350,8 @@ LineSearchResult armijo_backtracking(double loss, double slope, const std::funct
   return result;
 }
 
-Bfgs::Bfgs(int64_t dim) : inverse_hessian_(torch::eye(dim, torch::kDouble)) {}
+Bfgs::Bfgs(int64_t dim, const torch::TensorOptions& options)
+    : inverse_hessian_(torch::eye(dim, options.dtype(torch::kDouble))) {}
 
 torch::Tensor Bfgs::direction(const torch::Tensor& gradient) {
   const auto g = gradient.to(torch::kDouble);
@@ -358,7 +360,7 @@ torch::Tensor Bfgs::direction(const torch::Tensor& gradient) {
     const double curvature = host_value<double>(y.dot(last_step_));
     if (curvature > kCurvatureGuard) {
       const double rho = 1 / curvature;
-      const auto t = torch::eye(g.numel(), torch::kDouble) - rho * torch::outer(y, last_step_);
+      const auto t = torch::eye(g.numel(), g.options()) - rho * torch::outer(y, last_step_);
       inverse_hessian_ = t.t().mm(inverse_hessian_).mm(t) + rho * torch::outer(last_step_, last_step_);
     } else {
       ++skipped_updates_;

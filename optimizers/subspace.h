@@ -45,7 +45,8 @@ LineSearchResult armijo_backtracking(double loss, double slope, const std::funct
 // gradient across it; skipped unless yᵀs > 1e-20 (DLDR's guard).
 class Bfgs {
  public:
-  explicit Bfgs(int64_t dim);
+  // B = I (dim × dim, float64) on the device `options` names, where the gradients will be.
+  explicit Bfgs(int64_t dim, const torch::TensorOptions& options = torch::kDouble);
 
   // Updates B with this gradient (when a step has been recorded) and returns the direction −B·g.
   torch::Tensor direction(const torch::Tensor& gradient);

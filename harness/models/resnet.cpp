@@ -44,7 +44,9 @@ torch::Tensor CifarResNet::forward(const torch::Tensor& input) {
     auto out = torch::relu(block.bn1(block.conv1->forward(x)));
     out = block.bn2(block.conv2->forward(out));
     auto shortcut = x;
-    if (block.stride > 1) shortcut = shortcut.slice(2, 0, c10::nullopt, block.stride).slice(3, 0, c10::nullopt, block.stride);
+    if (block.stride > 1) {
+      shortcut = shortcut.slice(2, 0, shortcut.size(2), block.stride).slice(3, 0, shortcut.size(3), block.stride);
+    }
     if (block.pad_channels > 0) {
       shortcut = torch::constant_pad_nd(shortcut, {0, 0, 0, 0, block.pad_channels, block.pad_channels});
     }

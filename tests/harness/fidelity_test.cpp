@@ -139,7 +139,7 @@ TEST(Fidelity, FngdLaterEpochStalenessAgainstAFreshDenseSolve) {
   // The second epoch meets the same batch at the moved parameters.
   const auto later = woodbury_testing::step_info(1, 0, 1, torch::arange(kSamples));
   const auto rows = torch::cat(woodbury_testing::per_sample_gradient_loop(*model, batch), 1);
-  const auto fresh = torch::linalg::solve(rows.mm(rows.t()) + kSamples * kDamping * torch::eye(kSamples, torch::kDouble),
+  const auto fresh = torch::linalg_solve(rows.mm(rows.t()) + kSamples * kDamping * torch::eye(kSamples, torch::kDouble),
                                           torch::ones({kSamples, 1}, torch::kDouble), true)
                          .squeeze(1);
   const auto probe = probed_step(*model, fngd, later, batch);

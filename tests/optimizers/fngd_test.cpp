@@ -60,7 +60,7 @@ TEST_P(FngdCoefficientSets, FirstEpochStepIsTheDampedNaturalGradient) {
     const auto rows = torch::cat(loop, 1);
     expect_close(torch::cat(gradients), woodbury_testing::dense_damped_natural_gradient(rows, 0.05), kTolerance);
     const auto gram = rows.mm(rows.t());
-    const auto expected = torch::linalg::solve(gram + kSamples * 0.05 * torch::eye(kSamples, torch::kDouble),
+    const auto expected = torch::linalg_solve(gram + kSamples * 0.05 * torch::eye(kSamples, torch::kDouble),
                                                torch::ones({kSamples, 1}, torch::kDouble), true);
     expect_close(fngd.coefficients(info)[0], expected.squeeze(1), kTolerance);
   } else {
@@ -232,7 +232,7 @@ TEST(Fngd, LogitGradientRightHandSideSolvesWithIefsSquaredLogitGradientNorms) {
     norms = (probabilities - onehot).square().sum(1);
   }
   const auto rows = torch::cat(loop, 1);
-  const auto expected = torch::linalg::solve(rows.mm(rows.t()) + kSamples * kSmallDamping * torch::eye(kSamples, torch::kDouble),
+  const auto expected = torch::linalg_solve(rows.mm(rows.t()) + kSamples * kSmallDamping * torch::eye(kSamples, torch::kDouble),
                                              norms.unsqueeze(1), true)
                             .squeeze(1);
   Fngd fngd(model, optimizer_options("fngd", {{"lr", 0.0},

@@ -220,8 +220,8 @@ TEST(SequenceStatistics, SngdStepIsTheKroneckerSolveOfFactorsOverRealTokens) {
     const auto a = damped(inputs.t().mm(inputs) / tokens);
     const auto g = damped(grads.t().mm(grads) * tokens);
     // G⁻¹ ∇W̄ A⁻¹ (A and G symmetric).
-    const auto left = torch::linalg::solve(g, gradient_matrix(*model->capture_layers()[l]), true);
-    expected.push_back(torch::linalg::solve(a, left.t(), true).t());
+    const auto left = torch::linalg_solve(g, gradient_matrix(*model->capture_layers()[l]), true);
+    expected.push_back(torch::linalg_solve(a, left.t(), true).t());
   }
   PhaseTimer timer;
   sngd->step(info, timer);
@@ -246,7 +246,7 @@ TEST(SequenceStatistics, FngdCoefficientsComeFromTheGramOfPerSentenceGradients) 
   PhaseTimer timer;
   fngd.step(info, timer);
   const auto rows = torch::cat(loop.gradients, 1);
-  const auto expected = torch::linalg::solve(rows.mm(rows.t()) + 4 * kDamping * torch::eye(4, torch::kDouble),
+  const auto expected = torch::linalg_solve(rows.mm(rows.t()) + 4 * kDamping * torch::eye(4, torch::kDouble),
                                              torch::ones({4, 1}, torch::kDouble), true);
   expect_close(fngd.coefficients(info)[0], expected.squeeze(1), kTolerance);
   std::vector<torch::Tensor> gradients;

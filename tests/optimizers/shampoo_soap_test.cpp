@@ -103,7 +103,7 @@ torch::Tensor as_matrix(const torch::Tensor& tensor) { return tensor.reshape({te
 
 // A^p of a symmetric positive definite matrix from its eigendecomposition.
 torch::Tensor spd_power(const torch::Tensor& matrix, double power) {
-  const auto [eigenvalues, eigenvectors] = torch::linalg::eigh(matrix, "L");
+  const auto [eigenvalues, eigenvectors] = torch::linalg_eigh(matrix, "L");
   return (eigenvectors * eigenvalues.pow(power)).mm(eigenvectors.t());
 }
 
@@ -506,8 +506,8 @@ class SoapReference {
           state.left = torch::zeros({matrix.size(0), matrix.size(0)}, matrix.options());
           state.right = torch::zeros({matrix.size(1), matrix.size(1)}, matrix.options());
           update_factors(state, matrix);
-          state.q_left = std::get<1>(torch::linalg::eigh(state.left, "L")).flip({1});
-          state.q_right = std::get<1>(torch::linalg::eigh(state.right, "L")).flip({1});
+          state.q_left = std::get<1>(torch::linalg_eigh(state.left, "L")).flip({1});
+          state.q_right = std::get<1>(torch::linalg_eigh(state.right, "L")).flip({1});
         }
         continue;
       }

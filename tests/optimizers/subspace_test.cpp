@@ -118,7 +118,7 @@ TEST(Psgd, RestartsFromTheFirstSnapshotAndMovesOnlyInTheTrajectorysSpan) {
   const auto span = (stacked - stacked.mean(0, true)).t();  // D × 5
   const auto moved = (torch::cat(snapshot(*model)) - trajectory.front()).unsqueeze(1);
   ASSERT_GT(moved.norm().item<float>(), 1e-3);
-  const auto coefficients = torch::linalg_lstsq(span, moved, c10::nullopt, c10::nullopt);
+  const auto coefficients = torch::linalg_lstsq(span, moved);
   const auto residual = span.mm(std::get<0>(coefficients)) - moved;
   EXPECT_LT(residual.norm().item<float>(), 1e-4 * moved.norm().item<float>());
   EXPECT_EQ(optimizer->report()["snapshots"], 5);

@@ -104,7 +104,7 @@ std::vector<torch::Tensor> per_sample_gradient_loop(Model& model, const Batch& b
 torch::Tensor dense_damped_solve(const torch::Tensor& rows, double damping, const torch::Tensor& gradient) {
   const int64_t n = rows.size(0), d = rows.size(1);
   const auto fisher = rows.t().mm(rows) / static_cast<double>(n);
-  return torch::linalg::solve(fisher + damping * torch::eye(d, rows.options()), gradient.unsqueeze(1), true).squeeze(1);
+  return torch::linalg_solve(fisher + damping * torch::eye(d, rows.options()), gradient.unsqueeze(1), true).squeeze(1);
 }
 
 torch::Tensor dense_damped_natural_gradient(const torch::Tensor& rows, double damping) {

@@ -44,7 +44,7 @@ inline double derived_tolerance(double constant, double condition_number, double
 
 // κ₂ = λ_max/λ_min of a symmetric positive definite matrix (eigenvalues in float64).
 inline double spd_condition_number(const torch::Tensor& matrix) {
-  const auto eigenvalues = torch::linalg::eigvalsh(matrix.to(torch::kDouble), "L");
+  const auto eigenvalues = torch::linalg_eigvalsh(matrix.to(torch::kDouble), "L");
   return (eigenvalues.max() / eigenvalues.min()).item<double>();
 }
 
@@ -52,7 +52,7 @@ inline double spd_condition_number(const torch::Tensor& matrix) {
 // (equal when the rows are fewer than the columns, as in every test of a Woodbury solve).
 inline double damped_fisher_condition_number(const torch::Tensor& rows, double damping) {
   const auto gram = rows.to(torch::kDouble).mm(rows.to(torch::kDouble).t()) / static_cast<double>(rows.size(0));
-  const double largest = torch::linalg::eigvalsh(gram, "L").max().item<double>();
+  const double largest = torch::linalg_eigvalsh(gram, "L").max().item<double>();
   return (largest + damping) / damping;
 }
 
