@@ -4,8 +4,8 @@
 #include <benchmark/benchmark.h>
 
 #include "benchmarks/one_layer_model.h"
-#include "optimizers/matrix_roots.h"
-#include "optimizers/woodbury.h"
+#include "optimizers/curvature/matrix_roots.h"
+#include "optimizers/curvature/woodbury.h"
 
 namespace ngd::bench {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "harness/models/model.h"
+#include "models/model.h"
 
 // The model the microbenchmarks time curvature work on: one benchmarked layer (Linear, or 3×3 Conv
 // with padding 1 on 16×16 inputs) followed by ReLU, global pooling (conv) and a linear head, and

@@ -9,7 +9,7 @@
 #include <benchmark/benchmark.h>
 
 #include "benchmarks/one_layer_model.h"
-#include "harness/training_step.h"
+#include "harness/run/training_step.h"
 #include "optimizers/kfac.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/registry.h"

@@ -7,11 +7,11 @@
 #include <filesystem>
 #include <sstream>
 
+#include "base/options.h"
 #include "datasets/cifar.h"
 #include "datasets/fashion_mnist.h"
 #include "datasets/translation.h"
 #include "datasets/validation_split.h"
-#include "harness/base/options.h"
 
 namespace ngd {
 namespace {

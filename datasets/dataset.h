@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "harness/base/options.h"
-#include "harness/base/workload_kind.h"
+#include "base/options.h"
+#include "base/workload_kind.h"
 
 namespace ngd {
 

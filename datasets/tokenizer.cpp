@@ -10,9 +10,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/atomic_file.h"
+#include "base/stable_hash.h"
 #include "datasets/sentencepiece_shim/shim.h"
-#include "harness/base/atomic_file.h"
-#include "harness/base/stable_hash.h"
 
 namespace ngd {
 namespace {

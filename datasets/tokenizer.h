@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/base/special_tokens.h"
+#include "base/special_tokens.h"
 
 namespace ngd {
 

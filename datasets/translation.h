@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "base/options.h"
 #include "datasets/multi30k.h"
 #include "datasets/tokenizer.h"
-#include "harness/base/options.h"
 
 namespace ngd {
 

@@ -4,7 +4,7 @@
 
 #include <stdexcept>
 
-#include "optimizers/layer_statistics.h"
+#include "optimizers/curvature/layer_statistics.h"
 
 namespace ngd {
 namespace {

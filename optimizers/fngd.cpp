@@ -5,8 +5,8 @@
 #include <limits>
 #include <unordered_set>
 
-#include "harness/base/device.h"
-#include "optimizers/layer_statistics.h"
+#include "base/device.h"
+#include "optimizers/curvature/layer_statistics.h"
 
 namespace ngd {
 namespace {

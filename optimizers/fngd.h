@@ -4,8 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "optimizers/curvature/woodbury.h"
 #include "optimizers/torch_optimizer.h"
-#include "optimizers/woodbury.h"
 
 namespace ngd {
 

@@ -6,9 +6,9 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "harness/base/device.h"
-#include "optimizers/layer_statistics.h"
-#include "optimizers/matrix_roots.h"
+#include "base/device.h"
+#include "optimizers/curvature/layer_statistics.h"
+#include "optimizers/curvature/matrix_roots.h"
 
 namespace ngd {
 namespace {

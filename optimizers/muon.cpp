@@ -6,7 +6,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "harness/models/model.h"
+#include "models/model.h"
 
 namespace ngd {
 namespace {

@@ -1,6 +1,6 @@
 #include "optimizers/ngd.h"
 
-#include "optimizers/layer_statistics.h"
+#include "optimizers/curvature/layer_statistics.h"
 
 namespace ngd {
 namespace {

@@ -3,8 +3,8 @@
 #include <memory>
 #include <vector>
 
+#include "optimizers/curvature/woodbury.h"
 #include "optimizers/torch_optimizer.h"
-#include "optimizers/woodbury.h"
 
 namespace ngd {
 

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "harness/base/options.h"
-#include "harness/base/phase_timer.h"
-#include "harness/models/model.h"
+#include "base/options.h"
+#include "base/phase_timer.h"
+#include "models/model.h"
 
 namespace ngd {
 
@@ -37,7 +37,7 @@ enum class Capture {
                // model's predictive distribution (the true Fisher); the runner times it as curvature
 };
 
-// How the fidelity probes (harness/fidelity.h) read a step's direction d: the capture layers'
+// How the fidelity probes (harness/run/fidelity.h) read a step's direction d: the capture layers'
 // parameter gradients right after step(), i.e. the preconditioned gradient before momentum and weight
 // decay (torch's SGD applies both to a copy and leaves .grad as the plugin wrote it).
 struct ProbeDirection {

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "optimizers/matrix_roots.h"
+#include "optimizers/curvature/matrix_roots.h"
 
 namespace ngd {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <vector>
 
-#include "optimizers/kronecker_factors.h"
+#include "optimizers/curvature/kronecker_factors.h"
 #include "optimizers/optimizer.h"
 
 namespace ngd {

@@ -3,9 +3,9 @@
 #include <chrono>
 #include <cmath>
 
-#include "harness/base/device.h"
-#include "optimizers/layer_statistics.h"
-#include "optimizers/matrix_roots.h"
+#include "base/device.h"
+#include "optimizers/curvature/layer_statistics.h"
+#include "optimizers/curvature/matrix_roots.h"
 #include "optimizers/torch_optimizer.h"
 
 namespace ngd {

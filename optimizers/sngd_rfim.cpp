@@ -1,6 +1,6 @@
 // The official SNGD code's optimizer (Chaochao-Lin/SNGD, MLP.py): relative Fisher metrics per layer.
-#include "harness/base/device.h"
-#include "optimizers/layer_statistics.h"
+#include "base/device.h"
+#include "optimizers/curvature/layer_statistics.h"
 #include "optimizers/sngd.h"
 #include "optimizers/torch_optimizer.h"
 

@@ -5,8 +5,8 @@
 #include <chrono>
 #include <optional>
 
-#include "harness/base/device.h"
-#include "optimizers/matrix_roots.h"
+#include "base/device.h"
+#include "optimizers/curvature/matrix_roots.h"
 #include "optimizers/torch_optimizer.h"
 
 namespace ngd {

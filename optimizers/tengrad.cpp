@@ -1,6 +1,6 @@
 #include "optimizers/tengrad.h"
 
-#include "optimizers/layer_statistics.h"
+#include "optimizers/curvature/layer_statistics.h"
 
 namespace ngd {
 namespace {

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "datasets/dataset.h"
-#include "harness/machine.h"
+#include "harness/run/machine.h"
 
 namespace {
 

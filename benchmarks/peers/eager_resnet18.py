@@ -10,7 +10,7 @@ momentum and weight decay, the training-split size) and does what ngdbench's run
 batch of CIFAR-10 images in a fresh shuffle, random 4-pixel crop and horizontal flip on the CPU,
 normalised, copied from pinned memory without blocking; forward, cross-entropy, backward, SGD step;
 running loss and accuracy summed on the device and read once an epoch. ResNet-18 is the kuangliu CIFAR
-variant ngdbench builds (harness/models/resnet.cpp). Every epoch is timed between device
+variant ngdbench builds (models/resnet.cpp). Every epoch is timed between device
 synchronisations; the epochs after the first are the steady state.
 
 Runs torch.optim.SGD twice in one process, as PyTorch sets it up (foreach, one multi-tensor kernel per

@@ -95,7 +95,7 @@ RUN_VALUE_COLUMNS = [("run", "INTEGER"), ("path", "TEXT"), ("kind", "TEXT"), ("v
 SKIPPED_COLUMNS = [("path", "TEXT"), ("problem", "TEXT")]
 
 INT64 = (-(1 << 63), (1 << 63) - 1)
-# The runner's divergence messages (harness/runner.cpp): "non-finite training loss in epoch 2 (by step 99)",
+# The runner's divergence messages (harness/run/runner.cpp): "non-finite training loss in epoch 2 (by step 99)",
 # "<optimizer's reason> in epoch 2 (step 99)", "non-finite val_loss after epoch 3".
 DIVERGED_IN = re.compile(r"in epoch (\d+) \((?:by )?step (\d+)\)\s*$")
 DIVERGED_AFTER = re.compile(r"after epoch (\d+)\s*$")

@@ -7,7 +7,7 @@ import sys
 from collections import OrderedDict
 
 
-# Bytes an experiment or scale name may have: kMaxNameBytes of harness/spec_input.h.
+# Bytes an experiment or scale name may have: kMaxNameBytes of harness/spec/spec_input.h.
 MAX_NAME_BYTES = 100
 
 
@@ -17,7 +17,7 @@ class ResultProblem(Exception):
 
 def name_problem(name):
     """Why `name` cannot name a file under the output folder, or None: the rule of
-    folder_name_problem() in harness/spec_input.cpp, which specs are held to."""
+    folder_name_problem() in harness/spec/spec_input.cpp, which specs are held to."""
     if not isinstance(name, str):
         return "is not a string"
     if not name:

@@ -1,7 +1,7 @@
 """The comparison protocol's arithmetic (docs/protocol.md): its one implementation, used by the report and its
 tests.
 
-Aggregation (the same rule as harness/aggregate.h): a run that never reached its target — or diverged,
+Aggregation (the same rule as harness/results/aggregate.h): a run that never reached its target — or diverged,
 or failed — counts as +∞; over seeds or studies the median (an even count: the mean of the middle two,
 so ∞ when either is); comparisons are ratios of medians. Selection follows AlgoPerf: per study the best
 trial (smallest measure), per optimizer the median over studies.

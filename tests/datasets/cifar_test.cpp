@@ -3,10 +3,10 @@
 #include <filesystem>
 #include <fstream>
 
+#include "base/options.h"
 #include "datasets/batch_loader.h"
 #include "datasets/cifar.h"
 #include "datasets/dataset.h"
-#include "harness/base/options.h"
 #include "tests/support/test_support.h"
 
 namespace ngd {

@@ -10,8 +10,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "harness/base/spec_error.h"
-#include "harness/spec.h"
+#include "base/spec_error.h"
+#include "harness/spec/spec.h"
 
 namespace {
 

@@ -5,8 +5,8 @@
 
 #include <cmath>
 
+#include "optimizers/curvature/layer_statistics.h"
 #include "optimizers/eva.h"
-#include "optimizers/layer_statistics.h"
 #include "tests/optimizers/woodbury_test_support.h"
 #include "tests/support/test_support.h"
 #include "tests/support/tolerances.h"

@@ -1,7 +1,7 @@
 // SGD and AdamW against their update formulas written out by hand on a single linear layer.
 #include <gtest/gtest.h>
 
-#include "harness/models/model.h"
+#include "models/model.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/registry.h"
 #include "tests/support/tolerances.h"

@@ -2,9 +2,9 @@
 
 #include <cmath>
 
-#include "harness/base/spec_error.h"
-#include "harness/runner.h"
-#include "harness/spec.h"
+#include "base/spec_error.h"
+#include "harness/run/runner.h"
+#include "harness/spec/spec.h"
 #include "optimizers/kfac.h"
 #include "optimizers/registry.h"
 #include "tests/support/test_support.h"

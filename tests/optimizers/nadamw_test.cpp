@@ -4,8 +4,8 @@
 
 #include <cmath>
 
-#include "harness/base/spec_error.h"
-#include "harness/schedule.h"
+#include "base/spec_error.h"
+#include "harness/spec/schedule.h"
 #include "optimizers/nadamw.h"
 #include "tests/optimizers/woodbury_test_support.h"
 #include "tests/support/tolerances.h"

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include "harness/runner.h"
-#include "harness/spec.h"
+#include "harness/run/runner.h"
+#include "harness/spec/spec.h"
 #include "optimizers/ngd.h"
 #include "tests/optimizers/woodbury_test_support.h"
 #include "tests/support/test_support.h"

@@ -3,13 +3,13 @@
 #include <gtest/gtest.h>
 
 #include "datasets/translation.h"
-#include "harness/models/transformer.h"
+#include "models/transformer.h"
+#include "optimizers/curvature/layer_statistics.h"
+#include "optimizers/curvature/woodbury.h"
 #include "optimizers/fngd.h"
 #include "optimizers/kfac.h"
-#include "optimizers/layer_statistics.h"
 #include "optimizers/ngd.h"
 #include "optimizers/sngd.h"
-#include "optimizers/woodbury.h"
 #include "tests/optimizers/woodbury_test_support.h"
 #include "tests/support/tolerances.h"
 

@@ -6,11 +6,11 @@
 #include <cmath>
 #include <iostream>
 
-#include "harness/models/model.h"
-#include "harness/runner.h"
-#include "harness/spec.h"
-#include "optimizers/layer_statistics.h"
-#include "optimizers/matrix_roots.h"
+#include "harness/run/runner.h"
+#include "harness/spec/spec.h"
+#include "models/model.h"
+#include "optimizers/curvature/layer_statistics.h"
+#include "optimizers/curvature/matrix_roots.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/registry.h"
 #include "tests/optimizers/woodbury_test_support.h"

@@ -1,10 +1,10 @@
 // DLDR subspace training: the PCA projector, the Armijo rule, BFGS, and P-SGD/P-BFGS end to end.
 #include <gtest/gtest.h>
 
-#include "harness/models/model.h"
-#include "harness/runner.h"
-#include "harness/spec.h"
-#include "harness/training_step.h"
+#include "harness/run/runner.h"
+#include "harness/run/training_step.h"
+#include "harness/spec/spec.h"
+#include "models/model.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/registry.h"
 #include "optimizers/subspace.h"

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include "optimizers/layer_statistics.h"
-#include "optimizers/woodbury.h"
+#include "optimizers/curvature/layer_statistics.h"
+#include "optimizers/curvature/woodbury.h"
 #include "tests/optimizers/woodbury_test_support.h"
 #include "tests/support/tolerances.h"
 

@@ -2,8 +2,8 @@
 
 #include <gtest/gtest.h>
 
-#include "harness/training_step.h"
-#include "optimizers/layer_statistics.h"
+#include "harness/run/training_step.h"
+#include "optimizers/curvature/layer_statistics.h"
 
 namespace ngd::woodbury_testing {
 namespace {

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "harness/base/options.h"
-#include "harness/models/model.h"
+#include "base/options.h"
+#include "models/model.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/registry.h"
 
@@ -90,7 +90,7 @@ torch::Tensor dense_damped_natural_gradient(const torch::Tensor& rows, double da
 // The capture layers' current gradients, flattened like per_sample_gradient_loop's rows (float64).
 std::vector<torch::Tensor> layer_gradients(Model& model);
 
-// One training step as harness/runner.cpp takes it: forward_backward (harness/training_step.h), then step.
+// One training step as harness/run/runner.cpp takes it: forward_backward (harness/run/training_step.h), then step.
 void train_step(Model& model, Optimizer& optimizer, const StepInfo& info, const Batch& batch);
 
 // The StepInfo of step `batch_index` of `epoch`, all epochs `batches_per_epoch` long, for a batch

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """scripts/report.py writes only inside --out, whatever names the result files hold: experiment or
 scale names that are "..", ".", absolute or hold '/' (or control characters) are skipped with a
-warning naming the file, as the C++ side refuses them in specs (harness/spec_input.h,
+warning naming the file, as the C++ side refuses them in specs (harness/spec/spec_input.h,
 folder_name_problem); so are result files that are not JSON objects. Exit 1 on a file written
 outside --out, a crash, or a missing warning.
 """

@@ -10,7 +10,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "harness/spec.h"
+#include "harness/spec/spec.h"
 
 namespace ngd::testing {
 namespace {

@@ -1,0 +1,191 @@
+#include "base/options.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <iostream>
+#include <mutex>
+#include <set>
+
+#include "base/spec_error.h"
+
+namespace ngd {
+namespace {
+
+const char* type_name(const nlohmann::json& value) {
+  if (value.is_number_integer()) return "an integer";
+  if (value.is_number()) return "a number";
+  if (value.is_boolean()) return "true or false";
+  if (value.is_string()) return "a string";
+  if (value.is_array()) return "a list";
+  if (value.is_null()) return "null";
+  return "an object";
+}
+
+bool same_type(const nlohmann::json& expected, const nlohmann::json& value) {
+  if (expected.is_number_integer()) return value.is_number_integer();
+  if (expected.is_number()) return value.is_number();
+  if (expected.is_null()) return true;  // "no default": any scalar is accepted
+  return expected.type() == value.type();
+}
+
+// Settings renamed when the vocabulary was unified: old name → current name. Specs may use the old
+// names for one more release (with a warning); docs/optimizers.md#one-vocabulary lists them.
+struct RenamedSetting {
+  const char* old_name;
+  const char* name;
+};
+const RenamedSetting kRenamedSettings[] = {
+    {"t_cov", "stat_interval"},         {"stats_interval", "stat_interval"},
+    {"t_inv", "inverse_interval"},      {"freq", "inverse_interval"},
+    {"precondition_frequency", "inverse_interval"},
+    {"ema_decay", "stat_decay"},        {"metric_decay", "stat_decay"},
+    {"shampoo_beta", "stat_decay"},
+};
+// Values renamed: a string setting's old value → current value.
+struct RenamedValue {
+  const char* setting;
+  const char* old_value;
+  const char* value;
+};
+const RenamedValue kRenamedValues[] = {
+    {"fisher", "true", "sampled"},
+};
+
+// Prints `message` once per process (a spec's settings are resolved once per expanded run).
+void warn_once(const std::string& message) {
+  static std::mutex mutex;
+  static std::set<std::string> printed;
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (printed.insert(message).second) std::cerr << "warning: " << message << "\n";
+}
+
+// `value` (a string, or a list of them for a grid axis) with `renamed`'s old value replaced.
+nlohmann::json with_current_value(nlohmann::json value, const RenamedValue& renamed, const std::string& json_path) {
+  auto translate = [&](nlohmann::json& item) {
+    if (item.is_string() && item.get<std::string>() == renamed.old_value) {
+      warn_once(fmt::format("{}: \"{}\" is the old name of \"{}\"; accepted until the next release",
+                            json_path, renamed.old_value, renamed.value));
+      item = renamed.value;
+    }
+  };
+  if (value.is_array()) {
+    for (auto& item : value) translate(item);
+  } else {
+    translate(value);
+  }
+  return value;
+}
+
+}  // namespace
+
+nlohmann::json with_current_names(const nlohmann::json& given, const std::vector<OptionInfo>& known,
+                                  const std::string& json_path) {
+  if (!given.is_object()) return given;
+  nlohmann::json current = nlohmann::json::object();
+  for (const auto& [given_name, value] : given.items()) {
+    std::string name = given_name;
+    for (const auto& renamed : kRenamedSettings) {
+      if (name == renamed.old_name && find_entry(known, name) == nullptr && find_entry(known, renamed.name) != nullptr) {
+        if (given.contains(renamed.name)) {
+          throw SpecError(json_path + "." + name, fmt::format("both \"{}\" and its old name \"{}\" are set; keep \"{}\"",
+                                                              renamed.name, name, renamed.name));
+        }
+        warn_once(fmt::format("{}.{}: \"{}\" is the old name of \"{}\"; accepted until the next release", json_path,
+                              name, name, renamed.name));
+        name = renamed.name;
+      }
+    }
+    current[name] = value;
+    for (const auto& renamed : kRenamedValues) {
+      if (name == renamed.setting && find_entry(known, name) != nullptr) {
+        current[name] = with_current_value(current[name], renamed, json_path + "." + name);
+      }
+    }
+  }
+  return current;
+}
+
+bool Range::contains(double value) const {
+  if (std::isnan(value)) return !bounded();
+  if (min && (min_open ? value <= *min : value < *min)) return false;
+  if (max && (max_open ? value >= *max : value > *max)) return false;
+  return true;
+}
+
+std::string Range::describe() const {
+  if (min && max) return fmt::format("in {}{}, {}{}", min_open ? "(" : "[", *min, *max, max_open ? ")" : "]");
+  if (min) return fmt::format("{} {}", min_open ? ">" : "≥", *min);
+  if (max) return fmt::format("{} {}", max_open ? "<" : "≤", *max);
+  return "any number";
+}
+
+const nlohmann::json& Options::at(const std::string& name) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) throw std::logic_error("option '" + name + "' was not declared");
+  return *it;
+}
+
+double Options::number(const std::string& name) const { return at(name).get<double>(); }
+int64_t Options::integer(const std::string& name) const { return at(name).get<int64_t>(); }
+bool Options::flag(const std::string& name) const { return at(name).get<bool>(); }
+std::string Options::text(const std::string& name) const { return at(name).get<std::string>(); }
+std::vector<int64_t> Options::integers(const std::string& name) const {
+  return at(name).get<std::vector<int64_t>>();
+}
+std::vector<double> Options::numbers(const std::string& name) const {
+  return at(name).get<std::vector<double>>();
+}
+
+void check_option_value(const OptionInfo& info, const nlohmann::json& value, const std::string& json_path) {
+  if (!same_type(info.default_value, value)) {
+    throw SpecError(json_path, fmt::format("expected {}, got {}", type_name(info.default_value), shown(value)));
+  }
+  if (info.default_value.is_array() && !info.default_value.empty()) {
+    const auto& element = info.default_value.front();
+    for (size_t i = 0; i < value.size(); ++i) {
+      if (!same_type(element, value[i])) {
+        throw SpecError(fmt::format("{}[{}]", json_path, i),
+                        fmt::format("expected {}, got {}", type_name(element), shown(value[i])));
+      }
+    }
+  }
+  if (info.range.bounded()) {
+    const auto check = [&info](const nlohmann::json& number, const std::string& path) {
+      if (number.is_number() && !info.range.contains(number.get<double>())) {
+        throw SpecError(path, fmt::format("expected a value {}, got {}", info.range.describe(), shown(number)));
+      }
+    };
+    if (value.is_array()) {
+      for (size_t i = 0; i < value.size(); ++i) check(value[i], fmt::format("{}[{}]", json_path, i));
+    } else {
+      check(value, json_path);
+    }
+  }
+  if (!info.choices.empty()) {
+    const auto text = value.get<std::string>();
+    if (std::find(info.choices.begin(), info.choices.end(), text) == info.choices.end()) {
+      throw SpecError(json_path, fmt::format("unknown value \"{}\" (valid: {})", abbreviated(text), fmt::join(info.choices, ", ")));
+    }
+  }
+}
+
+nlohmann::json resolve_options(const nlohmann::json& given, const std::vector<OptionInfo>& known,
+                               const std::string& owner, const std::string& json_path) {
+  if (!given.is_object()) throw SpecError(json_path, "expected an object, got " + shown(given));
+  nlohmann::json resolved = nlohmann::json::object();
+  for (const auto& info : known) resolved[info.name] = info.default_value;
+  const auto current = with_current_names(given, known, json_path);
+  for (const auto& [name, value] : current.items()) {
+    const auto* info = find_entry(known, name);
+    if (info == nullptr) {
+      throw SpecError(json_path + "." + name,
+                      fmt::format("unknown setting for {} (valid: {})", owner, join_names(known)));
+    }
+    check_option_value(*info, value, json_path + "." + name);
+    resolved[name] = value;
+  }
+  return resolved;
+}
+
+}  // namespace ngd

@@ -1,0 +1,50 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "harness/run/runner.h"
+#include "harness/spec/spec.h"
+
+namespace ngd {
+
+// Convergence regression check: every configuration of a fixed-seed suite is compared with a committed
+// baseline on steps to the spec's target and on final test accuracy (medians over seeds). Steps, not
+// seconds: CI machines are noisy, step counts are not.
+// Each baseline row carries tolerances derived from its own noise when it was written (derive_tolerance);
+// these are the floor of that derivation and the limits of rows without one.
+struct RegressTolerance {
+  double steps_ratio = 1.15;     // fail when steps to target grow by more than this factor
+  double accuracy_drop = 0.03;   // fail when final test accuracy drops by more than this (absolute)
+};
+
+// One configuration's measurement: median steps to target under the protocol's rule (harness/results/aggregate.h:
+// an unreached seed counts as ∞; null when the median is ∞) and median final test accuracy, with the
+// per-seed values and the test split's size that its tolerance is derived from.
+nlohmann::json measure_configurations(const std::vector<nlohmann::json>& results);
+
+// A measurement's tolerances (docs/testing.md, regress): another kernel or thread count perturbs the
+// rounding, which redraws the chaotic part of training like another seed does, so it moves a median of k
+// seeds by about σ·√(2/k), σ the seed-to-seed standard deviation. The tolerance is three of those, σ of
+// the final accuracy at least the test split's binomial standard error √(p(1−p)/n); the steps' relative
+// σ likewise, never below `floor`. Returns {"steps_ratio", "accuracy_drop", "derivation"}.
+nlohmann::json derive_tolerance(const nlohmann::json& measurement, const RegressTolerance& floor);
+
+struct RegressOutcome {
+  bool passed = true;
+  std::vector<std::string> problems;  // one line each: what failed and how to fix it
+};
+
+// Compares `measured` ({experiment: {label: measurement}}) with `baseline` (same layout), writes a
+// table (experiment, configuration, metric, baseline, now, change, tolerance, verdict) to `out`. A
+// baseline row's "tolerance" (derive_tolerance) is its limit; `tolerance` serves rows without one. Experiments
+// absent from `measured` (data not found) are skipped, not failed. Every optimizer in `required` must
+// appear in the baseline of some measured experiment.
+RegressOutcome compare_with_baseline(const nlohmann::json& measured, const nlohmann::json& baseline,
+                                     const std::vector<std::string>& required, const RegressTolerance& tolerance,
+                                     std::ostream& out);
+
+}  // namespace ngd

@@ -1,0 +1,550 @@
+#include "harness/run/runner.h"
+
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <utility>
+
+#include "base/atomic_file.h"
+#include "base/device.h"
+#include "base/phase_timer.h"
+#include "datasets/batch_loader.h"
+#include "harness/results/aggregate.h"
+#include "harness/run/fidelity.h"
+#include "harness/run/interrupt.h"
+#include "harness/run/machine.h"
+#include "harness/run/training_step.h"
+#include "harness/run/translation_workload.h"
+#include "harness/run/workload.h"
+#include "harness/spec/schedule.h"
+#include "optimizers/optimizer.h"
+#include "optimizers/registry.h"
+
+namespace ngd {
+namespace {
+
+// Steps between checks of the running loss for NaN/inf (each check reads a value back from the device).
+constexpr int64_t kDivergenceCheckInterval = 20;
+// Seconds between redraws of the in-epoch progress bar on a terminal.
+constexpr double kProgressRedrawSeconds = 0.5;
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+struct Evaluation {
+  double loss = 0;
+  double accuracy = 0;
+};
+
+Evaluation evaluate(Model& model, const ImageSet& set, const ImageDataset& dataset, int64_t batch_size,
+                    const torch::Device& device) {
+  torch::NoGradGuard no_grad;
+  model.eval();
+  auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
+  auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device));
+  for (int64_t start = 0; start < set.size(); start += batch_size) {
+    const int64_t end = std::min(start + batch_size, set.size());
+    auto images = normalize_images(set.images.slice(0, start, end), dataset).to(device);
+    auto labels = set.labels.slice(0, start, end).to(device);
+    auto logits = model.forward(images);
+    loss_sum += torch::nn::functional::cross_entropy(
+                    logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                    .to(torch::kDouble);
+    correct += logits.argmax(1).eq(labels).sum();
+  }
+  const double n = static_cast<double>(set.size());
+  return {loss_sum.item<double>() / n, static_cast<double>(correct.item<int64_t>()) / n};
+}
+
+// Image classification: cross-entropy per image, validation- and test-set loss and accuracy each epoch.
+class ImageWorkload : public Workload {
+ public:
+  ImageWorkload(const RunConfig& config, const ImageDataset& dataset, const RunnerOptions& options, nlohmann::json& meta)
+      : config_(config), dataset_(dataset), device_(options.device) {
+    const auto* model_entry = find_entry(model_registry(), config.model);
+    model_ = model_entry->make(Options(config.model_options), {dataset.image_shape(), dataset.num_classes});
+    meta["model_parameters"] = trainable_parameter_count(*model_);
+    meta["model_flops_per_sample"] = flops_per_sample(*model_, dataset.image_shape());
+    model_->to(device_);
+    loader_ = std::make_unique<BatchLoader>(dataset, config.batch_size, static_cast<uint64_t>(config.seed), device_,
+                                            options.prefetch, config.data_order);
+  }
+
+  CaptureModel& model() override { return *model_; }
+  int64_t nominal_batches_per_epoch() const override { return loader_->batches_per_epoch(); }
+  int64_t start_epoch(int64_t) override {
+    loader_->start_epoch();
+    loss_sum_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
+    correct_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device_));
+    return loader_->batches_per_epoch();
+  }
+  torch::Tensor next_batch() override {
+    auto next = loader_->next();
+    images_ = std::move(next.images);
+    labels_ = std::move(next.labels);
+    return std::move(next.sample_ids);
+  }
+  std::pair<torch::Tensor, torch::Tensor> forward() override { return classifier_forward(*model_, images_, labels_); }
+  double batch_loss() override {
+    torch::NoGradGuard no_grad;
+    return host_value<double>(torch::nn::functional::cross_entropy(model_->forward(images_), labels_));
+  }
+  torch::Tensor sampled_target_loss(const torch::Tensor& logits) override { return sampled_labels_loss(logits); }
+  void accumulate(const torch::Tensor& logits, const torch::Tensor& per_sample_loss) override {
+    loss_sum_ += per_sample_loss.detach().sum().to(torch::kDouble);
+    correct_ += logits.detach().argmax(1).eq(labels_).sum();
+  }
+  torch::Tensor training_loss_sum() const override { return loss_sum_; }
+  void finish_epoch(EpochRecord& record) override {
+    const auto test = evaluate(*model_, dataset_.test, dataset_, config_.eval_batch_size, device_);
+    const double n = static_cast<double>(dataset_.train.size());
+    record.train_loss = loss_sum_.item<double>() / n;
+    record.train_acc = static_cast<double>(correct_.item<int64_t>()) / n;
+    record.test_loss = test.loss;
+    record.test_acc = test.accuracy;
+    if (!dataset_.validation.empty()) {
+      const auto validation = evaluate(*model_, dataset_.validation, dataset_, config_.eval_batch_size, device_);
+      record.validation = {{"val_loss", validation.loss}, {"val_acc", validation.accuracy}};
+    }
+  }
+  std::pair<double, std::string> held_out_loss(const EpochRecord& record) const override {
+    return {record.test_loss, "test loss"};
+  }
+  std::string describe(const EpochRecord& record) const override {
+    const auto validation = record.validation.is_null()
+                                ? std::string()
+                                : fmt::format(" | val loss {:.4f} acc {:.4f}", record.validation["val_loss"].get<double>(),
+                                              record.validation["val_acc"].get<double>());
+    return fmt::format("train loss {:.4f} acc {:.4f}{} | test loss {:.4f} acc {:.4f}", record.train_loss,
+                       record.train_acc, validation, record.test_loss, record.test_acc);
+  }
+  nlohmann::json final_evaluation() override { return nullptr; }
+
+ private:
+  const RunConfig& config_;
+  const ImageDataset& dataset_;
+  torch::Device device_;
+  std::shared_ptr<Model> model_;
+  std::unique_ptr<BatchLoader> loader_;
+  torch::Tensor images_, labels_;
+  torch::Tensor loss_sum_, correct_;
+};
+
+bool target_reached(const Target& target, const EpochRecord& epoch) {
+  const auto value = epoch_metric(epoch, target.metric);
+  return value && target.reached(*value);
+}
+
+void draw_progress(const RunConfig& config, int64_t epoch, int64_t batch, int64_t batches) {
+  constexpr int kWidth = 30;
+  const int filled = static_cast<int>(kWidth * batch / batches);
+  std::cerr << fmt::format("\r  {} epoch {}/{} [{}{}] {}/{}", config.run_id(), epoch + 1, config.epochs,
+                           std::string(filled, '#'), std::string(kWidth - filled, '.'), batch, batches)
+            << std::flush;
+}
+
+using WorkloadFactory = std::function<std::unique_ptr<Workload>(nlohmann::json& meta)>;
+
+// A train_loss target checked inside epochs (Target::check_every_steps): every N steps, the mean
+// per-sample loss of the last epoch's worth of steps. Each check reads one value back from the device;
+// its time and host read are kept out of the run's clock and host-sync count, like evaluation.
+class InEpochTarget {
+ public:
+  InEpochTarget(const Target& target, int64_t window_steps) : target_(target), window_steps_(window_steps) {}
+
+  // Adds a finished step's losses (`step` counts the steps taken, this one included); true when this
+  // step is checked and reached the target. Epoch ends are left to the epoch's record.
+  bool reached_after(int64_t step, bool epoch_end, const torch::Tensor& per_sample_loss) {
+    sums_.push_back(per_sample_loss.detach().sum().to(torch::kDouble));
+    counts_.push_back(per_sample_loss.size(0));
+    if (static_cast<int64_t>(sums_.size()) > window_steps_) {
+      sums_.pop_front();
+      counts_.pop_front();
+    }
+    if (epoch_end || static_cast<int64_t>(sums_.size()) < window_steps_ || step % target_.check_every_steps != 0) {
+      return false;
+    }
+    const TimingProbe clock;
+    const int64_t syncs_before = host_sync_count();
+    int64_t samples = 0;
+    for (const auto count : counts_) samples += count;
+    const auto window_sum = torch::stack(std::vector<torch::Tensor>(sums_.begin(), sums_.end())).sum();
+    const bool reached = target_.reached(host_value<double>(window_sum) / static_cast<double>(samples));
+    const auto spent = clock.finish();
+    wall_s_ += spent.wall_s;
+    cpu_s_ += spent.cpu_s;
+    host_syncs_ += host_sync_count() - syncs_before;
+    return reached;
+  }
+
+  // The checks' wall and CPU seconds since the last call, which the epoch's clock leaves out.
+  std::pair<double, double> take_seconds() {
+    return {std::exchange(wall_s_, 0.0), std::exchange(cpu_s_, 0.0)};
+  }
+  // The checks' host reads so far, which the run's host-sync count leaves out.
+  int64_t host_syncs() const { return host_syncs_; }
+
+ private:
+  Target target_;
+  int64_t window_steps_;
+  std::deque<torch::Tensor> sums_;
+  std::deque<int64_t> counts_;
+  double wall_s_ = 0, cpu_s_ = 0;
+  int64_t host_syncs_ = 0;
+};
+
+// What one run trains with, shared by its epochs.
+struct TrainingContext {
+  const RunConfig& config;
+  const torch::Device& device;
+  Workload& workload;
+  Optimizer& optimizer;
+  const LearningRateSchedule& schedule;
+  double base_lr;
+  PhaseTimer& timer;
+  FidelityProbe& probe;
+  InEpochTarget* in_epoch_target;  // null: targets are checked at epoch ends only
+  bool draw_bar;
+};
+
+// How an epoch's steps ended: all taken, or stopped by a divergence.
+struct EpochSteps {
+  bool diverged = false;
+  std::string divergence;  // what an optimizer said when its curvature turned non-finite (Diverged)
+  double lr = 0;           // the last step's learning rate
+  std::optional<int64_t> target_step;  // the steps taken when an in-epoch check first reached the target
+};
+
+// Takes the steps of `epoch`, advancing `step` (the run's step count, the diverging step included).
+EpochSteps train_epoch_steps(const TrainingContext& context, int64_t epoch, int64_t steps_per_epoch, int64_t& step) {
+  auto& workload = context.workload;
+  auto& optimizer = context.optimizer;
+  EpochSteps outcome;
+  outcome.lr = context.base_lr;
+  auto last_draw = Clock::now();
+  const auto stop = [&outcome, &step] {
+    outcome.diverged = true;
+    ++step;
+    return outcome;
+  };
+  for (int64_t batch = 0; batch < steps_per_epoch; ++batch, ++step) {
+    StepInfo info{step, epoch, batch, steps_per_epoch, {}, {}};
+    {
+      auto scope = context.timer.scope(Phase::kData);
+      info.sample_ids = workload.next_batch();
+    }
+    info.batch_loss = loss_keeping_buffers(workload.model(), [&workload] { return workload.batch_loss(); });
+    context.probe.before_step(info, [&workload] { return workload.forward(); });
+    const auto passes = forward_backward(
+        workload.model(), optimizer, info, [&workload] { return workload.forward(); },
+        [&workload](const torch::Tensor& logits) { return workload.sampled_target_loss(logits); }, context.timer);
+    if (!passes.back_propagated) return stop();  // non-finite logits: nothing to sample the true Fisher from
+    {
+      auto scope = context.timer.scope(Phase::kStep);
+      outcome.lr = context.base_lr * context.schedule(step);
+      optimizer.set_learning_rate(outcome.lr);
+      try {
+        optimizer.step(info, context.timer);
+      } catch (const Diverged& error) {
+        outcome.diverged = true;
+        outcome.divergence = error.what();
+      }
+    }
+    if (outcome.diverged) return stop();
+    context.probe.after_step(info);
+    workload.accumulate(passes.logits, passes.per_sample_loss);
+    if (context.in_epoch_target && !outcome.target_step &&
+        context.in_epoch_target->reached_after(step + 1, batch + 1 == steps_per_epoch, passes.per_sample_loss)) {
+      outcome.target_step = step + 1;
+    }
+    if ((batch + 1) % kDivergenceCheckInterval == 0 || batch + 1 == steps_per_epoch) {
+      if (!std::isfinite(host_value<double>(workload.training_loss_sum()))) return stop();
+    }
+    if (context.draw_bar && seconds_since(last_draw) > kProgressRedrawSeconds) {
+      draw_progress(context.config, epoch, batch + 1, steps_per_epoch);
+      last_draw = Clock::now();
+    }
+  }
+  return outcome;
+}
+
+// The optimizer's report, phase times and host reads of a finished run (diverged or not).
+void record_run_costs(RunResult& result, const Optimizer& optimizer, const PhaseTimer& timer, int64_t steps,
+                      int64_t host_syncs) {
+  result.optimizer_report = complete_phases(optimizer.report(), result.epochs);
+  for (size_t p = 0; p < static_cast<size_t>(Phase::kCount) && timer.enabled(); ++p) {
+    result.phase_times_s[phase_name(static_cast<Phase>(p))] = timer.seconds(static_cast<Phase>(p));
+  }
+  result.host_syncs = {{"total", host_syncs},
+                       {"per_step", steps > 0 ? static_cast<double>(host_syncs) / static_cast<double>(steps) : 0.0}};
+}
+
+// The training loop of every workload. A non-finite training loss (or an optimizer's Diverged) ends the
+// run as "diverged", any other exception as "failed"; neither throws.
+RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_workload, const RunnerOptions& options) {
+  RunResult result;
+  result.config = config;
+  result.meta = machine_meta(options.device);
+  try {
+    const torch::Device device(options.device);
+    torch::manual_seed(static_cast<uint64_t>(config.seed));
+    auto workload = make_workload(result.meta);
+    auto& model = workload->model();
+    auto optimizer = make_optimizer(config.optimizer, model, config.hparams);
+    const auto schedule = make_schedule(config.schedule, config.epochs, workload->nominal_batches_per_epoch());
+    PhaseTimer timer(options.phase_timing, [&device] { synchronize(device); });
+    const auto fidelity = fidelity_settings(config.fidelity, options.fidelity_every);
+    FidelityProbe probe(fidelity, model, *optimizer, device);
+    std::optional<InEpochTarget> in_epoch_target;
+    if (config.target && config.target->check_every_steps > 0) {
+      in_epoch_target.emplace(*config.target, workload->nominal_batches_per_epoch());
+    }
+    const TrainingContext context{config,
+                                  device,
+                                  *workload,
+                                  *optimizer,
+                                  schedule,
+                                  config.hparams.at("lr").get<double>(),
+                                  timer,
+                                  probe,
+                                  in_epoch_target ? &*in_epoch_target : nullptr,
+                                  options.progress && ::isatty(STDERR_FILENO)};
+    // The settings the probes ran with (the CLI may override the spec's, or turn them off).
+    result.config.fidelity = fidelity.every_steps > 0
+                                 ? nlohmann::json{{"every_steps", fidelity.every_steps}, {"damping", fidelity.damping}}
+                                 : nlohmann::json();
+    int64_t probe_host_syncs = 0;
+    const int64_t host_syncs_before = host_sync_count();
+    int64_t step = 0;
+    double cumulative_time = 0;
+    for (int64_t epoch = 0; epoch < config.epochs; ++epoch) {
+      model.train();
+      const int64_t steps_per_epoch = workload->start_epoch(epoch);
+      synchronize(device);  // epoch times always wait for the device: queued kernels are not finished work
+      const TimingProbe epoch_clock;
+      const auto steps = train_epoch_steps(context, epoch, steps_per_epoch, step);
+      synchronize(device);
+      const auto probes = probe.end_epoch();  // untimed, like evaluation
+      probe_host_syncs += probes.host_syncs;
+      auto epoch_timing = epoch_clock.finish();
+      epoch_timing.wall_s -= probes.seconds;
+      epoch_timing.cpu_s -= probes.cpu_seconds;
+      if (in_epoch_target) {
+        const auto [check_wall_s, check_cpu_s] = in_epoch_target->take_seconds();
+        epoch_timing.wall_s -= check_wall_s;
+        epoch_timing.cpu_s -= check_cpu_s;
+      }
+      const double epoch_time = epoch_timing.wall_s;
+      if (context.draw_bar) std::cerr << "\r" << std::string(80, ' ') << "\r";
+      cumulative_time += epoch_time;
+      if (steps.diverged) {
+        result.status = "diverged";
+        result.error = steps.divergence.empty()
+                           ? fmt::format("non-finite training loss in epoch {} (by step {})", epoch + 1, step)
+                           : fmt::format("{} in epoch {} (step {})", steps.divergence, epoch + 1, step);
+        break;
+      }
+      EpochRecord record;
+      record.epoch = epoch + 1;
+      record.train_time_s = epoch_time;
+      record.cumulative_train_time_s = cumulative_time;
+      record.cumulative_steps = step;
+      record.learning_rate = steps.lr;
+      record.fidelity = probes.summary;
+      record.cpu_time_s = epoch_timing.cpu_s;
+      record.load_average = epoch_timing.load_average;
+      record.timing_suspect = epoch_timing.suspect_reason(result.meta["cpu_count"].get<unsigned>(), device.is_cpu());
+      workload->finish_epoch(record);
+      result.epochs.push_back(record);
+      // Reached inside the epoch: steps count to that check; the clock is read at epoch ends only.
+      if (config.target && !result.time_to_target_s && (steps.target_step || target_reached(*config.target, record))) {
+        result.time_to_target_s = cumulative_time;
+        result.epochs_to_target = record.epoch;
+        result.steps_to_target = steps.target_step.value_or(step);
+      }
+      if (options.progress) {
+        std::cout << fmt::format("  {} [{}] epoch {}/{}: {} | {:.2f} s{}\n", config.run_id(), config.label(),
+                                 record.epoch, config.epochs, workload->describe(record), epoch_time,
+                                 record.timing_suspect.empty() ? "" : " (timing suspect: " + record.timing_suspect + ")")
+                  << std::flush;
+      }
+      const auto [held_out, held_out_name] = workload->held_out_loss(record);
+      if (!std::isfinite(held_out)) {
+        result.status = "diverged";
+        result.error = fmt::format("non-finite {} after epoch {}", held_out_name, epoch + 1);
+        break;
+      }
+    }
+    if (result.status.empty()) {
+      result.status = "completed";
+      result.final_evaluation = workload->final_evaluation();
+    }
+    const int64_t untimed_syncs = probe_host_syncs + (in_epoch_target ? in_epoch_target->host_syncs() : 0);
+    record_run_costs(result, *optimizer, timer, step, host_sync_count() - host_syncs_before - untimed_syncs);
+  } catch (const std::exception& error) {
+    result.status = "failed";
+    result.error = error.what();
+  }
+  return result;
+}
+
+}  // namespace
+
+RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const RunnerOptions& options) {
+  return train_workload(
+      config,
+      [&](nlohmann::json& meta) { return std::make_unique<ImageWorkload>(config, dataset, options, meta); },
+      options);
+}
+
+RunResult train_run(const RunConfig& config, const TranslationDataset& dataset, const RunnerOptions& options) {
+  return train_workload(
+      config,
+      [&](nlohmann::json& meta) { return make_translation_workload(config, dataset, options.device, meta); },
+      options);
+}
+
+std::vector<RunConfig> selected_runs(const Spec& spec, const RunnerOptions& options) {
+  std::vector<RunConfig> runs;
+  for (const auto& run : spec.runs) {
+    const auto name = fmt::format("{}/{} {}", run.experiment, run.run_id(), run.label());
+    if (options.filter && !std::regex_search(name, *options.filter)) continue;
+    if (options.max_trials && !run.tuning.is_null() && run.trial >= *options.max_trials) continue;
+    runs.push_back(run);
+  }
+  return runs;
+}
+
+std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& options) {
+  const auto runs = selected_runs(spec, options);
+  if (!runs.empty()) {
+    const auto folder = (std::filesystem::path(options.out_dir) / spec.name).string();
+    if (const size_t removed = remove_stale_temporaries(folder)) {
+      std::cerr << fmt::format("note: {}: removed {} temporary file(s) of killed runs on this host\n", folder, removed);
+    }
+  }
+  std::optional<ImageDataset> images;
+  std::optional<TranslationDataset> translations;
+  std::vector<nlohmann::json> results;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const auto& run = runs[i];
+    const auto progress = fmt::format("[{}/{}] {}/{} ({}, seed {})", i + 1, runs.size(), run.experiment,
+                                      run.run_id(), run.label(), run.seed);
+    check_result_location(result_path(options.out_dir, run));
+    if (!options.force) {
+      if (auto finished = load_finished_result(options.out_dir, run)) {
+        if (options.progress) std::cout << progress << ": already " << (*finished)["status"].get<std::string>() << "\n";
+        results.push_back(std::move(*finished));
+        count_saved_run(false);
+        continue;
+      }
+    }
+    const bool translation = run.workload == WorkloadKind::kTranslation;
+    if (translation ? !translations : !images) {
+      if (translation) {
+        translations = load_translation_dataset(run.dataset, options.data_roots);
+      } else {
+        images = load_dataset(run.dataset, options.data_roots);
+      }
+      // Before the spec's first training (and after a missing dataset has skipped it): an unwritable
+      // folder stops the sweep, not a finished run.
+      check_writable_folder((std::filesystem::path(options.out_dir) / run.experiment).string());
+    }
+    if (options.progress) std::cout << progress << "\n" << std::flush;
+    auto result = to_json(translation ? train_run(run, *translations, options) : train_run(run, *images, options));
+    write_file_atomically(result_path(options.out_dir, run), result.dump(2) + "\n");
+    count_saved_run(true);
+    if (result["status"] != "completed") {
+      std::cout << fmt::format("  {}: {}: {}\n", run.run_id(), result["status"].get<std::string>(),
+                               result["error"].get<std::string>());
+    }
+    results.push_back(std::move(result));
+  }
+  return results;
+}
+
+namespace {
+
+std::string seconds_text(double seconds) { return std::isinf(seconds) ? "∞" : fmt::format("{:.1f}", seconds); }
+
+std::string spread(const std::vector<double>& values, const char* format) {
+  if (values.empty()) return "—";
+  const auto [low, high] = std::minmax_element(values.begin(), values.end());
+  return fmt::format(fmt::runtime(format), median(values), *low, *high);
+}
+
+}  // namespace
+
+void print_summary(const Spec& spec, const std::vector<nlohmann::json>& results, std::ostream& out) {
+  struct Row {
+    std::string label;
+    int completed = 0, diverged = 0, failed = 0, reached = 0;
+    std::vector<double> test_acc, validation, train_loss, epoch_time, time_to_target;
+  };
+  std::vector<std::string> order;
+  std::map<std::string, Row> rows;
+  for (const auto& result : results) {
+    const auto hash = result["config_hash"].get<std::string>();
+    if (!rows.count(hash)) order.push_back(hash);
+    auto& row = rows[hash];
+    row.label = result["label"].get<std::string>();
+    const auto status = result["status"].get<std::string>();
+    (status == "completed" ? row.completed : status == "diverged" ? row.diverged : row.failed)++;
+    row.time_to_target.push_back(measure_or_unreached(result, "time_to_target_s"));
+    row.reached += std::isinf(row.time_to_target.back()) ? 0 : 1;
+    if (status != "completed" || result["epochs"].empty()) continue;
+    const auto& last = result["epochs"].back();
+    row.test_acc.push_back(result.contains("final") ? result["final"]["test_bleu"].get<double>()
+                                                    : last["test_acc"].get<double>());
+    const auto* validation_key = result.contains("final") ? "val_bleu" : "val_acc";  // translation: BLEU
+    if (last.contains(validation_key) && !last[validation_key].is_null()) {
+      row.validation.push_back(last[validation_key].get<double>());
+    }
+    row.train_loss.push_back(last["train_loss"].get<double>());
+    std::vector<double> epoch_times;
+    for (const auto& epoch : result["epochs"]) epoch_times.push_back(epoch["train_time_s"].get<double>());
+    row.epoch_time.push_back(median(epoch_times));
+  }
+  const auto target = spec.runs.empty() || !spec.runs[0].target
+                          ? std::string("no target")
+                          : fmt::format("{} {} {}", spec.runs[0].target->metric,
+                                        spec.runs[0].target->lower_is_better() ? "≤" : "≥", spec.runs[0].target->value);
+  fmt::print(out, "\n{} — median [min–max] over seeds; time to target: {} (unreached = ∞)\n", spec.name, target);
+  const bool translation = !spec.runs.empty() && spec.runs[0].workload == WorkloadKind::kTranslation;
+  fmt::print(out, "{:<40} {:>5} {:>24} {:>24} {:>24} {:>10} {:>16}\n", "optimizer", "runs",
+             translation ? "val BLEU" : "final val acc", translation ? "test BLEU (best val)" : "final test acc",
+             "final train loss", "epoch s", "to target s");
+  for (const auto& hash : order) {
+    const auto& row = rows[hash];
+    auto runs = fmt::format("{}", row.completed);
+    if (row.diverged) runs += fmt::format("+{}d", row.diverged);
+    if (row.failed) runs += fmt::format("+{}f", row.failed);
+    const auto to_target = fmt::format("{} ({}/{})", seconds_text(median(row.time_to_target)), row.reached,
+                                       row.time_to_target.size());
+    const char* metric_format = translation ? "{:.2f} [{:.2f}–{:.2f}]" : "{:.4f} [{:.4f}–{:.4f}]";
+    fmt::print(out, "{:<40} {:>5} {:>24} {:>24} {:>24} {:>10} {:>16}\n", row.label, runs,
+               spread(row.validation, metric_format), spread(row.test_acc, metric_format),
+               spread(row.train_loss, "{:.4f} [{:.4f}–{:.4f}]"),
+               row.epoch_time.empty() ? "—" : fmt::format("{:.2f}", median(row.epoch_time)), to_target);
+  }
+  // The protocol's selection (docs/protocol.md): per study the best trial, the median over studies.
+  if (!spec.runs.empty() && spec.runs[0].target) {
+    fmt::print(out, "time to target, best trial per study, median over studies:");
+    for (const auto& score : score_optimizers(results, "time_to_target_s")) {
+      fmt::print(out, " {} {} ({} runs)", score.optimizer, seconds_text(score.median), score.runs);
+    }
+    fmt::print(out, "\n");
+  }
+}
+
+}  // namespace ngd

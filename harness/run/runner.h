@@ -1,0 +1,50 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <ostream>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "datasets/dataset.h"
+#include "datasets/translation.h"
+#include "harness/results/results.h"
+#include "harness/spec/spec.h"
+
+namespace ngd {
+
+struct RunnerOptions {
+  std::string out_dir = "results/runs";
+  std::vector<std::string> data_roots;  // search order, see data_roots()
+  std::string device = "cpu";
+  std::optional<std::regex> filter;      // runs whose "<experiment>/<run-id> <label>" matches
+  bool force = false;                    // rerun finished runs instead of resuming
+  bool progress = true;                  // per-epoch lines (and a bar on a terminal)
+  bool prefetch = true;                  // prepare the next training batch on a worker thread
+  bool phase_timing = true;              // per-phase times (on a GPU: a device sync at every phase boundary)
+  std::optional<int64_t> fidelity_every;  // --fidelity-every: probe interval for every run (0: no probes)
+  // --max-trials: tuned entries train only their first N trials per study. Halton draws are a
+  // sequence, so these are the full budget's first trials: a later run without the cap resumes them.
+  std::optional<int64_t> max_trials;
+};
+
+// Trains one run on a loaded dataset and returns its record; writes nothing. A non-finite training
+// loss ends the run as "diverged", an exception as "failed"; neither throws. Both workloads share one
+// training loop (see harness/run/workload.h).
+RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const RunnerOptions& options);
+RunResult train_run(const RunConfig& config, const TranslationDataset& dataset, const RunnerOptions& options);
+
+// The runs of `spec` that `options.filter` and `options.max_trials` select.
+std::vector<RunConfig> selected_runs(const Spec& spec, const RunnerOptions& options);
+
+// Runs every selected run of `spec` that has no finished result yet (all with `force`), writing each
+// result atomically as it ends; returns the results of all selected runs, old and new, in spec order.
+std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& options);
+
+// A table with one row per configuration (grid point): seeds, status, final test accuracy and train
+// loss (median [min–max] over seeds), median epoch time and time to target.
+void print_summary(const Spec& spec, const std::vector<nlohmann::json>& results, std::ostream& out);
+
+}  // namespace ngd

@@ -1,0 +1,53 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "harness/results/results.h"
+#include "models/model.h"
+
+namespace ngd {
+
+// One workload's side of training (image classification, translation): its model, batches, losses
+// and evaluation. The runner's loop owns the step sequence (capture decision, recording, forward,
+// per-sample loss and the optimizer's reduction, the sampled-target backward of the true Fisher,
+// backward, schedule and optimizer step), the phase timing and the divergence handling, once for
+// every workload.
+class Workload {
+ public:
+  virtual ~Workload() = default;
+
+  virtual CaptureModel& model() = 0;
+  // Batches of an epoch as the learning-rate schedule counts them (epoch-based schedules).
+  virtual int64_t nominal_batches_per_epoch() const = 0;
+  // Prepares epoch `epoch`'s batches (from 0); returns how many there are.
+  virtual int64_t start_epoch(int64_t epoch) = 0;
+  // Makes the next training batch current; returns its sample ids (dataset indices, batch order).
+  virtual torch::Tensor next_batch() = 0;
+  // The current batch's logits and per-sample losses (shape [batch]), with gradients.
+  virtual std::pair<torch::Tensor, torch::Tensor> forward() = 0;
+  // Mean training loss of the current batch at the current parameters, without gradients.
+  virtual double batch_loss() = 0;
+  // The loss of targets drawn from the predictive distribution `logits` (the true Fisher's labels),
+  // reduced as the training loss is, so that its backward records the sampled output gradients.
+  virtual torch::Tensor sampled_target_loss(const torch::Tensor& logits) = 0;
+  // Adds a step's (detached) losses and predictions to the epoch's training metrics.
+  virtual void accumulate(const torch::Tensor& logits, const torch::Tensor& per_sample_loss) = 0;
+  // The epoch's summed training loss so far, a device scalar (reading it synchronises).
+  virtual torch::Tensor training_loss_sum() const = 0;
+  // Fills the record's training metrics and evaluates the held-out split (untimed).
+  virtual void finish_epoch(EpochRecord& record) = 0;
+  // The record's held-out loss and how messages name it ("test loss").
+  virtual std::pair<double, std::string> held_out_loss(const EpochRecord& record) const = 0;
+  // The per-epoch progress line's metrics.
+  virtual std::string describe(const EpochRecord& record) const = 0;
+  // After the last epoch, untimed: the result's "final" object (null for none).
+  virtual nlohmann::json final_evaluation() = 0;
+};
+
+}  // namespace ngd

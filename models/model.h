@@ -1,0 +1,107 @@
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/options.h"
+#include "base/workload_kind.h"
+#include "models/capture_layers.h"
+#include "models/factored_layer.h"
+
+namespace ngd {
+
+// A network built from capture-aware Linear/Conv2d layers. It knows no optimizer: optimizers see
+// its parameters and its capture layers.
+class CaptureModel : public torch::nn::Module {
+ public:
+  // The Linear/Conv2d layers natural-gradient optimizers may precondition, in forward order.
+  const std::vector<std::shared_ptr<CaptureLayer>>& capture_layers() const { return capture_layers_; }
+
+ protected:
+  // Registers a capture layer as a submodule and lists it in capture_layers().
+  template <class Holder>
+  Holder add_capture_layer(const std::string& name, Holder layer) {
+    register_module(name, layer);
+    capture_layers_.push_back(layer.ptr());
+    return layer;
+  }
+
+  // Registers the parts of a dense or factorised layer: "NAME", or "NAME_v" and "NAME_u".
+  template <class Layer>
+  FactoredLayer<Layer> add_factored_layer(const std::string& name, FactoredLayer<Layer> layer) {
+    if (layer.parts.size() == 1) {
+      add_capture_layer(name, layer.parts[0]);
+    } else {
+      add_capture_layer(name + "_v", layer.parts[0]);
+      add_capture_layer(name + "_u", layer.parts[1]);
+    }
+    return layer;
+  }
+
+ private:
+  std::vector<std::shared_ptr<CaptureLayer>> capture_layers_;
+};
+
+// An image classifier (the image workload's models).
+class Model : public CaptureModel {
+ public:
+  virtual torch::Tensor forward(const torch::Tensor& input) = 0;  // logits, N × classes
+};
+
+// What a model is built for: the dataset's image shape and class count.
+struct ModelInput {
+  std::vector<int64_t> image_shape;  // C, H, W
+  int64_t num_classes = 0;
+};
+
+class TranslationModel;
+
+// A model the harness can build for its workload: image models through `make`, translation models
+// through `make_translation` (from the source and target vocabulary sizes).
+struct ModelEntry {
+  using ImageFactory = std::function<std::shared_ptr<Model>(const Options&, const ModelInput&)>;
+  using TranslationFactory =
+      std::function<std::shared_ptr<TranslationModel>(const Options&, int64_t source_vocab, int64_t target_vocab)>;
+
+  ModelEntry(std::string name, std::string summary, std::vector<OptionInfo> options, ImageFactory make)
+      : name(std::move(name)), summary(std::move(summary)), options(std::move(options)), make(std::move(make)) {}
+  ModelEntry(std::string name, std::string summary, std::vector<OptionInfo> options, TranslationFactory make_translation)
+      : name(std::move(name)), summary(std::move(summary)), options(std::move(options)),
+        workload(WorkloadKind::kTranslation), make_translation(std::move(make_translation)) {}
+
+  std::string name;
+  std::string summary;
+  std::vector<OptionInfo> options;
+  ImageFactory make;  // kImage
+  WorkloadKind workload = WorkloadKind::kImage;
+  TranslationFactory make_translation;  // kTranslation
+};
+
+const std::vector<ModelEntry>& model_registry();
+
+// Number of trainable parameters.
+int64_t trainable_parameter_count(CaptureModel& model);
+
+// A copy of a module's buffers (BatchNorm running statistics and batch counters), to put back after
+// a training-mode forward pass that must change no model state (a line search's trial, a fidelity
+// probe) or to return to an earlier point (DLDR's restart loads the whole saved state).
+class BufferCopy {
+ public:
+  explicit BufferCopy(torch::nn::Module& module);
+  // Copies the saved values into the module's buffers.
+  void restore() const;
+
+ private:
+  std::vector<torch::Tensor> buffers_;  // the module's own tensors
+  std::vector<torch::Tensor> saved_;
+};
+
+// FLOPs of one sample's forward pass through the capture layers: 2 × the multiply-adds of every
+// Linear and Conv2d (bias adds, activations and pooling not counted). Runs one forward pass.
+int64_t flops_per_sample(Model& model, const std::vector<int64_t>& image_shape);
+
+}  // namespace ngd
