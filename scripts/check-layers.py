@@ -36,10 +36,7 @@ CURVATURE = "optimizers/curvature/"
 CONTRACT = "optimizers/optimizer.h"
 # Includes that break a floor until the untangling that removes them lands: (file, include). Empty when
 # the tree is clean; each entry is a debt, listed in docs/harness.md#layers.
-TEMPORARY = {
-    ("harness/spec/spec.cpp", "harness/run/fidelity.h"),  # the fidelity settings, still in the probe's header
-    ("harness/results/regress.h", "harness/run/runner.h"),  # an unused include
-}
+TEMPORARY = set()
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 
 

@@ -17,6 +17,7 @@
 #include "harness/cli/slurm.h"
 #include "harness/results/regress.h"
 #include "harness/results/results.h"
+#include "harness/results/summary.h"
 #include "harness/run/bleu.h"
 #include "harness/run/interrupt.h"
 #include "harness/run/machine.h"

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "harness/results/aggregate.h"
+#include "harness/results/results.h"
 
 namespace ngd {
 namespace {

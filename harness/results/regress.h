@@ -6,9 +6,6 @@
 #include <string>
 #include <vector>
 
-#include "harness/run/runner.h"
-#include "harness/spec/spec.h"
-
 namespace ngd {
 
 // Convergence regression check: every configuration of a fixed-seed suite is compared with a committed

@@ -6,9 +6,9 @@
 #include <optional>
 #include <vector>
 
-#include "base/options.h"
 #include "harness/run/machine.h"
 #include "harness/run/training_step.h"
+#include "harness/spec/fidelity_settings.h"
 #include "models/model.h"
 #include "optimizers/curvature/woodbury.h"
 #include "optimizers/optimizer.h"
@@ -19,16 +19,6 @@ namespace ngd {
 // damped natural gradient Δ* = (F + λ_p I)⁻¹ḡ of the same batch at the same parameters, F = UUᵀ/n the
 // empirical Fisher of all capture layers jointly (per-sample gradients u_i of the batch-mean loss's
 // terms). d and Δ* cover the capture layers' parameters only. See docs/harness.md, "Fidelity probes".
-struct FidelitySettings {
-  int64_t every_steps = 0;  // 0: no probes
-  double damping = 0;       // λ_p for optimizers without a damping of their own (ProbeDirection)
-};
-
-// The settings of a spec's "fidelity" block, with defaults.
-std::vector<OptionInfo> fidelity_options();
-// A run's settings: its resolved "fidelity" block (null: none), with `every_steps_override` (the CLI's
-// --fidelity-every; 0 turns probes off) in place of the block's every_steps when given.
-FidelitySettings fidelity_settings(const nlohmann::json& block, std::optional<int64_t> every_steps_override);
 
 // FNGD's coefficient staleness on one probe: the reused coefficients against a fresh solve.
 struct CoefficientStaleness {

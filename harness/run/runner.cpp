@@ -1,10 +1,8 @@
 #include "harness/run/runner.h"
 
 #include <fmt/format.h>
-#include <fmt/ostream.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <deque>
@@ -17,9 +15,8 @@
 #include "base/atomic_file.h"
 #include "base/device.h"
 #include "base/phase_timer.h"
-#include "datasets/batch_loader.h"
-#include "harness/results/aggregate.h"
 #include "harness/run/fidelity.h"
+#include "harness/run/image_workload.h"
 #include "harness/run/interrupt.h"
 #include "harness/run/machine.h"
 #include "harness/run/training_step.h"
@@ -40,105 +37,6 @@ constexpr double kProgressRedrawSeconds = 0.5;
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
-
-struct Evaluation {
-  double loss = 0;
-  double accuracy = 0;
-};
-
-Evaluation evaluate(Model& model, const ImageSet& set, const ImageDataset& dataset, int64_t batch_size,
-                    const torch::Device& device) {
-  torch::NoGradGuard no_grad;
-  model.eval();
-  auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
-  auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device));
-  for (int64_t start = 0; start < set.size(); start += batch_size) {
-    const int64_t end = std::min(start + batch_size, set.size());
-    auto images = normalize_images(set.images.slice(0, start, end), dataset).to(device);
-    auto labels = set.labels.slice(0, start, end).to(device);
-    auto logits = model.forward(images);
-    loss_sum += torch::nn::functional::cross_entropy(
-                    logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                    .to(torch::kDouble);
-    correct += logits.argmax(1).eq(labels).sum();
-  }
-  const double n = static_cast<double>(set.size());
-  return {loss_sum.item<double>() / n, static_cast<double>(correct.item<int64_t>()) / n};
-}
-
-// Image classification: cross-entropy per image, validation- and test-set loss and accuracy each epoch.
-class ImageWorkload : public Workload {
- public:
-  ImageWorkload(const RunConfig& config, const ImageDataset& dataset, const RunnerOptions& options, nlohmann::json& meta)
-      : config_(config), dataset_(dataset), device_(options.device) {
-    const auto* model_entry = find_entry(model_registry(), config.model);
-    model_ = model_entry->make(Options(config.model_options), {dataset.image_shape(), dataset.num_classes});
-    meta["model_parameters"] = trainable_parameter_count(*model_);
-    meta["model_flops_per_sample"] = flops_per_sample(*model_, dataset.image_shape());
-    model_->to(device_);
-    loader_ = std::make_unique<BatchLoader>(dataset, config.batch_size, static_cast<uint64_t>(config.seed), device_,
-                                            options.prefetch, config.data_order);
-  }
-
-  CaptureModel& model() override { return *model_; }
-  int64_t nominal_batches_per_epoch() const override { return loader_->batches_per_epoch(); }
-  int64_t start_epoch(int64_t) override {
-    loader_->start_epoch();
-    loss_sum_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device_));
-    correct_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device_));
-    return loader_->batches_per_epoch();
-  }
-  torch::Tensor next_batch() override {
-    auto next = loader_->next();
-    images_ = std::move(next.images);
-    labels_ = std::move(next.labels);
-    return std::move(next.sample_ids);
-  }
-  std::pair<torch::Tensor, torch::Tensor> forward() override { return classifier_forward(*model_, images_, labels_); }
-  double batch_loss() override {
-    torch::NoGradGuard no_grad;
-    return host_value<double>(torch::nn::functional::cross_entropy(model_->forward(images_), labels_));
-  }
-  torch::Tensor sampled_target_loss(const torch::Tensor& logits) override { return sampled_labels_loss(logits); }
-  void accumulate(const torch::Tensor& logits, const torch::Tensor& per_sample_loss) override {
-    loss_sum_ += per_sample_loss.detach().sum().to(torch::kDouble);
-    correct_ += logits.detach().argmax(1).eq(labels_).sum();
-  }
-  torch::Tensor training_loss_sum() const override { return loss_sum_; }
-  void finish_epoch(EpochRecord& record) override {
-    const auto test = evaluate(*model_, dataset_.test, dataset_, config_.eval_batch_size, device_);
-    const double n = static_cast<double>(dataset_.train.size());
-    record.train_loss = loss_sum_.item<double>() / n;
-    record.train_acc = static_cast<double>(correct_.item<int64_t>()) / n;
-    record.test_loss = test.loss;
-    record.test_acc = test.accuracy;
-    if (!dataset_.validation.empty()) {
-      const auto validation = evaluate(*model_, dataset_.validation, dataset_, config_.eval_batch_size, device_);
-      record.validation = {{"val_loss", validation.loss}, {"val_acc", validation.accuracy}};
-    }
-  }
-  std::pair<double, std::string> held_out_loss(const EpochRecord& record) const override {
-    return {record.test_loss, "test loss"};
-  }
-  std::string describe(const EpochRecord& record) const override {
-    const auto validation = record.validation.is_null()
-                                ? std::string()
-                                : fmt::format(" | val loss {:.4f} acc {:.4f}", record.validation["val_loss"].get<double>(),
-                                              record.validation["val_acc"].get<double>());
-    return fmt::format("train loss {:.4f} acc {:.4f}{} | test loss {:.4f} acc {:.4f}", record.train_loss,
-                       record.train_acc, validation, record.test_loss, record.test_acc);
-  }
-  nlohmann::json final_evaluation() override { return nullptr; }
-
- private:
-  const RunConfig& config_;
-  const ImageDataset& dataset_;
-  torch::Device device_;
-  std::shared_ptr<Model> model_;
-  std::unique_ptr<BatchLoader> loader_;
-  torch::Tensor images_, labels_;
-  torch::Tensor loss_sum_, correct_;
-};
 
 bool target_reached(const Target& target, const EpochRecord& epoch) {
   const auto value = epoch_metric(epoch, target.metric);
@@ -403,7 +301,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
 RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const RunnerOptions& options) {
   return train_workload(
       config,
-      [&](nlohmann::json& meta) { return std::make_unique<ImageWorkload>(config, dataset, options, meta); },
+      [&](nlohmann::json& meta) { return make_image_workload(config, dataset, options, meta); },
       options);
 }
 
@@ -471,80 +369,6 @@ std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& opti
     results.push_back(std::move(result));
   }
   return results;
-}
-
-namespace {
-
-std::string seconds_text(double seconds) { return std::isinf(seconds) ? "∞" : fmt::format("{:.1f}", seconds); }
-
-std::string spread(const std::vector<double>& values, const char* format) {
-  if (values.empty()) return "—";
-  const auto [low, high] = std::minmax_element(values.begin(), values.end());
-  return fmt::format(fmt::runtime(format), median(values), *low, *high);
-}
-
-}  // namespace
-
-void print_summary(const Spec& spec, const std::vector<nlohmann::json>& results, std::ostream& out) {
-  struct Row {
-    std::string label;
-    int completed = 0, diverged = 0, failed = 0, reached = 0;
-    std::vector<double> test_acc, validation, train_loss, epoch_time, time_to_target;
-  };
-  std::vector<std::string> order;
-  std::map<std::string, Row> rows;
-  for (const auto& result : results) {
-    const auto hash = result["config_hash"].get<std::string>();
-    if (!rows.count(hash)) order.push_back(hash);
-    auto& row = rows[hash];
-    row.label = result["label"].get<std::string>();
-    const auto status = result["status"].get<std::string>();
-    (status == "completed" ? row.completed : status == "diverged" ? row.diverged : row.failed)++;
-    row.time_to_target.push_back(measure_or_unreached(result, "time_to_target_s"));
-    row.reached += std::isinf(row.time_to_target.back()) ? 0 : 1;
-    if (status != "completed" || result["epochs"].empty()) continue;
-    const auto& last = result["epochs"].back();
-    row.test_acc.push_back(result.contains("final") ? result["final"]["test_bleu"].get<double>()
-                                                    : last["test_acc"].get<double>());
-    const auto* validation_key = result.contains("final") ? "val_bleu" : "val_acc";  // translation: BLEU
-    if (last.contains(validation_key) && !last[validation_key].is_null()) {
-      row.validation.push_back(last[validation_key].get<double>());
-    }
-    row.train_loss.push_back(last["train_loss"].get<double>());
-    std::vector<double> epoch_times;
-    for (const auto& epoch : result["epochs"]) epoch_times.push_back(epoch["train_time_s"].get<double>());
-    row.epoch_time.push_back(median(epoch_times));
-  }
-  const auto target = spec.runs.empty() || !spec.runs[0].target
-                          ? std::string("no target")
-                          : fmt::format("{} {} {}", spec.runs[0].target->metric,
-                                        spec.runs[0].target->lower_is_better() ? "≤" : "≥", spec.runs[0].target->value);
-  fmt::print(out, "\n{} — median [min–max] over seeds; time to target: {} (unreached = ∞)\n", spec.name, target);
-  const bool translation = !spec.runs.empty() && spec.runs[0].workload == WorkloadKind::kTranslation;
-  fmt::print(out, "{:<40} {:>5} {:>24} {:>24} {:>24} {:>10} {:>16}\n", "optimizer", "runs",
-             translation ? "val BLEU" : "final val acc", translation ? "test BLEU (best val)" : "final test acc",
-             "final train loss", "epoch s", "to target s");
-  for (const auto& hash : order) {
-    const auto& row = rows[hash];
-    auto runs = fmt::format("{}", row.completed);
-    if (row.diverged) runs += fmt::format("+{}d", row.diverged);
-    if (row.failed) runs += fmt::format("+{}f", row.failed);
-    const auto to_target = fmt::format("{} ({}/{})", seconds_text(median(row.time_to_target)), row.reached,
-                                       row.time_to_target.size());
-    const char* metric_format = translation ? "{:.2f} [{:.2f}–{:.2f}]" : "{:.4f} [{:.4f}–{:.4f}]";
-    fmt::print(out, "{:<40} {:>5} {:>24} {:>24} {:>24} {:>10} {:>16}\n", row.label, runs,
-               spread(row.validation, metric_format), spread(row.test_acc, metric_format),
-               spread(row.train_loss, "{:.4f} [{:.4f}–{:.4f}]"),
-               row.epoch_time.empty() ? "—" : fmt::format("{:.2f}", median(row.epoch_time)), to_target);
-  }
-  // The protocol's selection (docs/protocol.md): per study the best trial, the median over studies.
-  if (!spec.runs.empty() && spec.runs[0].target) {
-    fmt::print(out, "time to target, best trial per study, median over studies:");
-    for (const auto& score : score_optimizers(results, "time_to_target_s")) {
-      fmt::print(out, " {} {} ({} runs)", score.optimizer, seconds_text(score.median), score.runs);
-    }
-    fmt::print(out, "\n");
-  }
 }
 
 }  // namespace ngd

@@ -3,7 +3,6 @@
 #include <nlohmann/json.hpp>
 
 #include <optional>
-#include <ostream>
 #include <regex>
 #include <string>
 #include <vector>
@@ -42,9 +41,5 @@ std::vector<RunConfig> selected_runs(const Spec& spec, const RunnerOptions& opti
 // Runs every selected run of `spec` that has no finished result yet (all with `force`), writing each
 // result atomically as it ends; returns the results of all selected runs, old and new, in spec order.
 std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& options);
-
-// A table with one row per configuration (grid point): seeds, status, final test accuracy and train
-// loss (median [min–max] over seeds), median epoch time and time to target.
-void print_summary(const Spec& spec, const std::vector<nlohmann::json>& results, std::ostream& out);
 
 }  // namespace ngd

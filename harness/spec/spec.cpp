@@ -7,7 +7,7 @@
 #include "base/device.h"
 #include "base/spec_error.h"
 #include "base/stable_hash.h"
-#include "harness/run/fidelity.h"
+#include "harness/spec/fidelity_settings.h"
 #include "harness/spec/schedule.h"
 #include "harness/spec/spec_input.h"
 #include "harness/spec/tuning.h"

@@ -62,8 +62,8 @@ struct RunConfig {
   int64_t study = 0;
   int64_t trial = 0;
   nlohmann::json tuning;  // the entry's tuning budget (TuningPlan::describe()); null for a grid
-  // The resolved "fidelity" block (harness/run/fidelity.h); null: no probes. Not part of identity(): probes
-  // do not change a run's numbers.
+  // The resolved "fidelity" block (harness/spec/fidelity_settings.h); null: no probes. Not part of
+  // identity(): probes do not change a run's numbers.
   nlohmann::json fidelity;
 
   // Everything that determines the run's numbers except the seed; two runs with equal identity and

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "harness/results/regress.h"
+#include "harness/run/runner.h"
 #include "tests/support/test_support.h"
 
 namespace ngd {
