@@ -10,6 +10,7 @@
 #include <torch/cuda.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdlib>
@@ -154,7 +155,7 @@ void use_passive_openmp_wait(char** argv) {
 
 nlohmann::json machine_meta(const std::string& device) {
   const auto commit = command_output(fmt::format("git -C '{}' describe --always --dirty --abbrev=12 2>/dev/null", NGDBENCH_SOURCE_DIR));
-  return {{"git_commit", commit.empty() ? "unknown" : commit},
+  nlohmann::json meta = {{"git_commit", commit.empty() ? "unknown" : commit},
           {"cpu_model", cpu_model()},
           {"cpu_count", std::thread::hardware_concurrency()},
           {"threads", torch::get_num_threads()},
@@ -164,6 +165,20 @@ nlohmann::json machine_meta(const std::string& device) {
           {"device", device},
           {"gpu", gpu_meta(device)},
           {"started_at", fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::time(nullptr)))}};
+  // A modified tree: what differed from the commit, so that a reader can tell two "-dirty" builds apart.
+  if (commit.size() > 6 && commit.compare(commit.size() - 6, 6, "-dirty") == 0) {
+    const auto paths = command_output(
+        fmt::format("git -C '{}' diff HEAD --name-only 2>/dev/null", NGDBENCH_SOURCE_DIR));
+    meta["git_dirty_paths"] = nlohmann::json::array();
+    for (size_t start = 0; start < paths.size();) {
+      const size_t end = std::min(paths.find('\n', start), paths.size());
+      meta["git_dirty_paths"].push_back(paths.substr(start, end - start));
+      start = end + 1;
+    }
+    meta["git_diff_sha256"] = command_output(
+        fmt::format("git -C '{}' diff HEAD 2>/dev/null | sha256sum | cut -c1-64", NGDBENCH_SOURCE_DIR));
+  }
+  return meta;
 }
 
 }  // namespace ngd
