@@ -61,7 +61,7 @@ struct RunResult {
 
 nlohmann::json to_json(const RunResult& result);
 
-// The median of `values` (non-empty): how summaries and the regression check aggregate over seeds.
+// The median of `values` (non-empty): how the regression check aggregates over seeds.
 double median(std::vector<double> values);
 
 // An optimizer's report with each entry of its "phases" list completed from the recorded epochs:
