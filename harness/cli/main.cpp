@@ -275,8 +275,10 @@ int run(RunCommand command) {
     options.device = device_for(spec, device_flag);
     std::cout << fmt::format("ngdbench: {}: {} runs on device {}\n", spec.name, spec.runs.size(), options.device);
     try {
+      const long found_before = ngd::found_finished_runs();
       const auto results = ngd::run_spec(spec, options);
-      ngd::print_summary(spec, results, std::cout);
+      ngd::print_summary(spec, results, static_cast<size_t>(ngd::found_finished_runs() - found_before),
+                         options.out_dir, std::cout);
       for (const auto& result : results) failures += result["status"] == "failed" ? 1 : 0;
     } catch (const ngd::DatasetNotFound& error) {
       std::cout << fmt::format("skipped {}: {}\n", spec.name, error.what());

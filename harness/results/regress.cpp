@@ -28,7 +28,7 @@ nlohmann::json measure_configurations(const std::vector<nlohmann::json>& results
       steps.push_back(measure_or_unreached(*run, "steps_to_target"));
       if ((*run)["status"] == "completed") accuracy.push_back((*run)["epochs"].back()["test_acc"].get<double>());
     }
-    const double median_steps = median(steps);  // the protocol's rule: unreached = ∞, then the median
+    const double median_steps = median(steps);  // unreached = ∞, then the median over seeds
     nlohmann::json seed_steps = nlohmann::json::array();
     for (const double value : steps) seed_steps.push_back(std::isinf(value) ? nlohmann::json() : nlohmann::json(value));
     const auto dataset = runs.front()->value("dataset", nlohmann::json());

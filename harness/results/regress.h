@@ -18,9 +18,12 @@ struct RegressTolerance {
   double accuracy_drop = 0.03;   // fail when final test accuracy drops by more than this (absolute)
 };
 
-// One configuration's measurement: median steps to target under the protocol's rule (harness/results/aggregate.h:
-// an unreached seed counts as ∞; null when the median is ∞) and median final test accuracy, with the
-// per-seed values and the test split's size that its tolerance is derived from.
+// One configuration's measurement: median steps to target over its seeds, an unreached seed counting as
+// ∞ (harness/results/aggregate.h; null when the median is ∞), and median final test accuracy, with the
+// per-seed values and the test split's size that its tolerance is derived from. Configurations are
+// grouped by label (optimizer variant and grid values) and only seeds are aggregated: this is a
+// regression check of fixed configurations, not the comparison protocol's best trial per study and
+// median over studies (scripts/ngdreport/protocol.py).
 nlohmann::json measure_configurations(const std::vector<nlohmann::json>& results);
 
 // A measurement's tolerances (docs/testing.md, regress): another kernel or thread count perturbs the

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <stdexcept>
 
 #include "base/atomic_file.h"
 
@@ -16,13 +17,22 @@ namespace {
 template <class T>
 nlohmann::json optional_json(const std::optional<T>& value) { return value ? nlohmann::json(*value) : nlohmann::json(); }
 
-// Why `result` cannot be read as a result file (what print_summary and the resume logic read), or
-// nullopt.
+const char* workload_name(WorkloadKind workload) {
+  return workload == WorkloadKind::kTranslation ? "translation" : "image";
+}
+
+// Why `result` cannot be read as a schema_version 2 result file (what the resume logic and `ngdbench
+// regress` read), or nullopt. Older versions are refused before this (load_finished_result).
 std::optional<std::string> result_shape_problem(const nlohmann::json& result) {
   if (!result.is_object()) return "not a JSON object";
-  for (const auto* key : {"status", "config_hash", "label"}) {
+  if (result.value("schema_version", nlohmann::json()) != kResultSchemaVersion) {
+    return fmt::format("\"schema_version\" is not {}", kResultSchemaVersion);
+  }
+  for (const auto* key : {"experiment", "status", "config_hash", "label", "workload"}) {
     if (!result.contains(key) || !result[key].is_string()) return fmt::format("\"{}\" is not a string", key);
   }
+  const auto workload = result["workload"].get<std::string>();
+  if (workload != "image" && workload != "translation") return "\"workload\" is neither image nor translation";
   if (!result.contains("identity") || !result["identity"].is_object()) return "\"identity\" is not an object";
   if (!result.contains("seed") || !result["seed"].is_number_integer()) return "\"seed\" is not an integer";
   const auto time_to_target = result.find("time_to_target_s");
@@ -30,9 +40,9 @@ std::optional<std::string> result_shape_problem(const nlohmann::json& result) {
     return "\"time_to_target_s\" is neither null nor a number";
   }
   if (!result.contains("epochs") || !result["epochs"].is_array()) return "\"epochs\" is not a list";
-  const bool translation = result.contains("final");
-  if (translation && !(result["final"].is_object() && result["final"].contains("test_bleu") &&
-                       result["final"]["test_bleu"].is_number())) {
+  const bool translation = workload == "translation";
+  if (translation && !(result.contains("final") && result["final"].is_object() &&
+                       result["final"].contains("test_bleu") && result["final"]["test_bleu"].is_number())) {
     return "\"final.test_bleu\" is not a number";
   }
   for (const auto& epoch : result["epochs"]) {
@@ -99,6 +109,7 @@ nlohmann::json to_json(const RunResult& result) {
   const auto& config = result.config;
   nlohmann::json json = {{"schema_version", kResultSchemaVersion},
           {"experiment", config.experiment},
+          {"workload", workload_name(config.workload)},
           {"scale", config.scale},
           {"run_id", config.run_id()},
           {"config_hash", config.config_hash()},
@@ -206,6 +217,13 @@ std::optional<nlohmann::json> load_finished_result(const std::string& out_dir, c
   } catch (const nlohmann::json::exception& error) {
     std::cerr << fmt::format("warning: {}: unreadable result ({}); rerunning it\n", path, error.what());
     return std::nullopt;
+  }
+  if (const auto version = result.is_object() ? result.find("schema_version") : result.end();
+      version != result.end() && version->is_number_integer() && version->get<int64_t>() < kResultSchemaVersion) {
+    throw std::runtime_error(fmt::format(
+        "{}: a schema_version {} result file (before the \"workload\" field); migrate the results folder once with "
+        "`python3 scripts/migrate-results-v2.py {}` and rerun (or move the file away to train the run again)",
+        path, version->get<int64_t>(), out_dir));
   }
   if (const auto problem = result_shape_problem(result)) {
     std::cerr << fmt::format("warning: {}: not a result file ({}); rerunning it\n", path, *problem);

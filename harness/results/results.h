@@ -10,8 +10,10 @@
 
 namespace ngd {
 
-// Version of the result-file layout; bump it when a field changes meaning or is removed.
-constexpr int kResultSchemaVersion = 1;
+// Version of the result-file layout; bump it when a field changes meaning or is removed. Version 2
+// (docs/harness.md, "Result file") states the run's "workload" ("image" or "translation") and always has
+// "variant" and "study"; scripts/migrate-results-v2.py migrates version 1 files once.
+constexpr int kResultSchemaVersion = 2;
 
 struct EpochRecord {
   int64_t epoch = 0;  // from 1
@@ -61,7 +63,7 @@ struct RunResult {
 
 nlohmann::json to_json(const RunResult& result);
 
-// The median of `values` (non-empty): how summaries and the regression check aggregate over seeds.
+// The median of `values` (non-empty): how the regression check aggregates over seeds.
 double median(std::vector<double> values);
 
 // An optimizer's report with each entry of its "phases" list completed from the recorded epochs:
@@ -79,8 +81,10 @@ std::string result_path(const std::string& out_dir, const RunConfig& config);
 void check_result_location(const std::string& path);
 
 // The stored result of `config` if a finished one (completed or diverged) with the same identity and
-// seed is on disk; nullopt if absent, unreadable or not shaped like a result (both reported on
-// stderr with the path), or from another configuration.
+// seed is on disk; nullopt if absent, unreadable or not shaped like a schema_version 2 result (both
+// reported on stderr with the path), or from another configuration. A result of an older schema_version
+// throws std::runtime_error naming the file and the migration (scripts/migrate-results-v2.py): the sweep
+// stops instead of training over it.
 std::optional<nlohmann::json> load_finished_result(const std::string& out_dir, const RunConfig& config);
 
 }  // namespace ngd

@@ -19,6 +19,8 @@ std::atomic<long> resumed_runs{0};
 
 void count_saved_run(bool trained) { (trained ? trained_runs : resumed_runs).fetch_add(1); }
 
+long found_finished_runs() { return resumed_runs.load(); }
+
 void stop_cleanly_on_interrupt(const std::string& out_dir) {
   sigset_t signals;
   sigemptyset(&signals);

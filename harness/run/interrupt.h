@@ -17,4 +17,8 @@ void stop_cleanly_on_interrupt(const std::string& out_dir);
 // Counts a run whose result the sweep has saved (trained now) or found finished (resumed), for the line.
 void count_saved_run(bool trained);
 
+// How many runs this process has found finished so far (count_saved_run(false)): the console summary's
+// "found finished".
+long found_finished_runs();
+
 }  // namespace ngd

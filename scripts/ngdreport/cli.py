@@ -2,7 +2,7 @@
 
     scripts/report.py [RESULTS_DIR] [--out DIR] [--claims FILE] [--test-results FILE] [--no-plots]
 
-Reads RESULTS_DIR/<experiment>/<run-id>.json (schema_version 1), groups runs by experiment and scale,
+Reads RESULTS_DIR/<experiment>/<run-id>.json (schema_version 2), groups runs by experiment and scale,
 and writes into --out (default: the parent of RESULTS_DIR):
   report.md, report.html   the answer first: a summary (every claim's verdict grouped by paper, the scores
                            and profiles, per experiment each optimizer's chosen configuration with its time

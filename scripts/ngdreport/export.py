@@ -2,7 +2,7 @@
 
     scripts/export_results.py RESULTS_DIR [--out DIR] [--claims FILE] [--test-results FILE] [--strict]
 
-Reads RESULTS_DIR/<experiment>/<run-id>.json (schema_version 1) through the report's loader (load.py)
+Reads RESULTS_DIR/<experiment>/<run-id>.json (schema_version 2) through the report's loader (load.py)
 and writes into --out (default: the parent of RESULTS_DIR, like the report):
   results.sqlite   tables runs, epochs, run_values, claims, verdicts, skipped, export_info
   csv/<table>.csv  the same tables (all but export_info) as CSV with a header row
@@ -18,7 +18,7 @@ run_values  one row per JSON value of every result file (run, JSON Pointer, kind
 claims      the claims file (default results/paper-claims.json, as for the report)
 verdicts    every claim's verdict as the report computes it (claims.py): per entry and experiment with
             its value and interval, per entry, and per claim (column scope)
-skipped     files that are not readable schema-1 results, and why
+skipped     files that are not readable schema-2 results, and why
 
 Columns beyond the fixed ones come from the files (new numeric fields appear without code changes);
 docs/results-database.md has the schema and example queries. Output is deterministic (files sorted by
@@ -59,7 +59,8 @@ NOT_FLATTENED = ("epochs", "identity")
 RUN_COLUMNS = [
     ("run", "INTEGER PRIMARY KEY"), ("path", "TEXT"), ("experiment", "TEXT"), ("scale", "TEXT"),
     ("report_name", "TEXT"), ("run_id", "TEXT"), ("config_hash", "TEXT"), ("label", "TEXT"),
-    ("optimizer", "TEXT"), ("variant", "TEXT"), ("model", "TEXT"), ("dataset", "TEXT"), ("seed", "INTEGER"),
+    ("optimizer", "TEXT"), ("variant", "TEXT"), ("model", "TEXT"), ("dataset", "TEXT"), ("workload", "TEXT"),
+    ("seed", "INTEGER"),
     ("study", "INTEGER"), ("trial", "INTEGER"), ("lr", "REAL"), ("batch_size", "INTEGER"),
     ("eval_batch_size", "INTEGER"), ("epochs_planned", "INTEGER"), ("data_order", "TEXT"), ("schedule", "TEXT"),
     ("status", "TEXT"), ("error", "TEXT"), ("diverged_epoch", "INTEGER"), ("diverged_step", "INTEGER"),
@@ -69,7 +70,7 @@ RUN_COLUMNS = [
     ("settings_json", "TEXT"),
 ]
 # Top-level scalar fields the fixed columns already hold.
-RUN_FIELDS_AS_COLUMNS = ("experiment", "scale", "run_id", "config_hash", "label", "status", "error",
+RUN_FIELDS_AS_COLUMNS = ("experiment", "scale", "run_id", "config_hash", "label", "workload", "status", "error",
                          "study", "trial", "time_to_target_s", "epochs_to_target", "steps_to_target",
                          "timing_suspect", "schema_version")
 # epochs: the fixed columns; every other scalar of an epoch gets a column of its own.
@@ -197,7 +198,7 @@ def run_row(run, path, result):
         "run_id": result.get("run_id"), "config_hash": result.get("config_hash"), "label": result.get("label"),
         "optimizer": result.get("optimizer"), "variant": result.get("variant"),
         "model": name_of(result.get("model")), "dataset": name_of(result.get("dataset")),
-        "seed": result.get("seed"), "study": result.get("study"), "trial": result.get("trial"),
+        "workload": result.get("workload"), "seed": result.get("seed"), "study": result.get("study"), "trial": result.get("trial"),
         "lr": hparams.get("lr"), "batch_size": result.get("batch_size"),
         "eval_batch_size": result.get("eval_batch_size"), "epochs_planned": result.get("epochs_planned"),
         "data_order": result.get("data_order"), "schedule": name_of(result.get("schedule")),

@@ -1,4 +1,4 @@
-"""Reading result files: RESULTS_DIR/<experiment>/<run-id>.json (schema_version 1), grouped by experiment
+"""Reading result files: RESULTS_DIR/<experiment>/<run-id>.json (schema_version 2), grouped by experiment
 and scale; files that cannot be reported, or whose names could not name a file under the output folder,
 are skipped with a warning. The report and the export (export.py) read through the same functions."""
 import json
@@ -10,9 +10,12 @@ from collections import OrderedDict
 # Bytes an experiment or scale name may have: kMaxNameBytes of harness/spec/spec_input.h.
 MAX_NAME_BYTES = 100
 
+# The result layout this package reads: kResultSchemaVersion of harness/results/results.h.
+SCHEMA_VERSION = 2
+
 
 class ResultProblem(Exception):
-    """A file that is not a readable schema-1 result."""
+    """A file that is not a readable schema-2 result."""
 
 
 def name_problem(name):
@@ -34,12 +37,16 @@ def name_problem(name):
 
 
 def result_problem(result):
-    """Why a parsed result file cannot be reported or exported, or None: a schema-1 object whose names
-    can name files, whose epochs are a list of objects, with a run id, optimizer and status."""
+    """Why a parsed result file cannot be reported or exported, or None: a schema-2 object whose names
+    can name files, whose epochs are a list of objects, with a run id, optimizer, variant, workload
+    ("image" or "translation"), status and study."""
     if not isinstance(result, dict):
         return "not a JSON object"
-    if result.get("schema_version") != 1:
-        return f"schema_version {result.get('schema_version')!r:.40}, not 1"
+    if result.get("schema_version") == 1:
+        return ("schema_version 1 (before the workload field); migrate the folder once with "
+                "`python3 scripts/migrate-results-v2.py RESULTS_DIR`")
+    if result.get("schema_version") != SCHEMA_VERSION:
+        return f"schema_version {result.get('schema_version')!r:.40}, not {SCHEMA_VERSION}"
     problem = name_problem(result.get("experiment"))
     if problem:
         return f"experiment name {result.get('experiment')!r:.80} {problem}"
@@ -50,9 +57,13 @@ def result_problem(result):
     epochs = result.get("epochs", [])
     if not isinstance(epochs, list) or not all(isinstance(e, dict) for e in epochs):
         return "epochs is not a list of objects"
-    for key in ("run_id", "optimizer", "status"):
+    for key in ("run_id", "optimizer", "variant", "status"):
         if not isinstance(result.get(key), str):
             return f"{key} is missing or not a string"
+    if result.get("workload") not in ("image", "translation"):
+        return f"workload {result.get('workload')!r:.40} is neither \"image\" nor \"translation\""
+    if not isinstance(result.get("study"), int) or isinstance(result.get("study"), bool):
+        return "study is missing or not an integer"
     return None
 
 
@@ -115,7 +126,7 @@ def group(results):
 
 
 def load_results(results_dir, who="report"):
-    """{(experiment, scale): [result, ...]} from every readable schema-1 result file; the others are
+    """{(experiment, scale): [result, ...]} from every readable schema-2 result file; the others are
     named on stderr."""
     loaded, skipped = read_results(results_dir)
     for path, problem in skipped:

@@ -31,7 +31,7 @@ def epoch_fidelity(epoch, key):
 
 
 def is_translation(results):
-    return any((r.get("final") or {}).get("test_bleu") is not None for r in results)
+    return any(r["workload"] == "translation" for r in results)
 
 
 class Metric:
@@ -146,7 +146,7 @@ def rows_of(results):
     rows = OrderedDict()
     for result in results:
         # An entry's variant (e.g. "fngd-clamp") is selected and compared as an optimizer of its own.
-        row = rows.setdefault(result["config_hash"], Row(result["label"], result.get("variant") or result["optimizer"]))
+        row = rows.setdefault(result["config_hash"], Row(result["label"], result["variant"]))
         row.runs.append(result)
     rank = lambda row: REFERENCE_ORDER.index(row.optimizer) if row.optimizer in REFERENCE_ORDER else len(REFERENCE_ORDER)
     return sorted(rows.values(), key=lambda row: (rank(row), row.label))

@@ -47,8 +47,8 @@ def ratio(numerator, denominator):
 
 
 def study_of(run):
-    """The run's study: its "study" field, or its seed in files written before studies."""
-    return run["study"] if run.get("study") is not None else run["seed"]
+    """The run's study (schema_version 2 results always have one)."""
+    return run["study"]
 
 
 def best_per_study(runs, key):

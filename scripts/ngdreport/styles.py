@@ -76,7 +76,7 @@ class Styles:
     @classmethod
     def of(cls, results):
         """Styles for every optimizer and variant of these result files."""
-        return cls({(r.get("variant") or r["optimizer"]): r["optimizer"] for r in results})
+        return cls({r["variant"]: r["optimizer"] for r in results})
 
     def __getitem__(self, name):
         if name not in self.styles:  # a name the report did not announce: styled like an unknown one

@@ -35,8 +35,8 @@ def main():
             with open(os.path.join(results, folder, "sgd-aaaa0001-s0.json"), "w") as file:
                 json.dump(dict(fixture, experiment=experiment, scale=scale), file)
         os.makedirs(os.path.join(results, "shapes"))
-        for name, content in {"list.json": "[]", "number.json": "5", "no-experiment.json": '{"schema_version": 1}',
-                              "number-experiment.json": '{"schema_version": 1, "experiment": 5}'}.items():
+        for name, content in {"list.json": "[]", "number.json": "5", "no-experiment.json": '{"schema_version": 2}',
+                              "number-experiment.json": '{"schema_version": 2, "experiment": 5}'}.items():
             with open(os.path.join(results, "shapes", name), "w") as file:
                 file.write(content)
         before = all_files(work)

@@ -31,7 +31,8 @@ def run(optimizer, study, trial=0, epoch_times=(2.0, 1.0, 1.0), accuracy=0.5, ti
         epochs.append({"epoch": index, "train_time_s": seconds, "cumulative_train_time_s": total,
                        "cumulative_steps": 10 * index, "train_loss": 1.0 / index, "val_acc": accuracy,
                        "test_acc": accuracy, "timing_suspect": "load" if index in suspect_epochs else None})
-    return {"schema_version": 1, "experiment": "x", "scale": "cpu", "optimizer": optimizer, "variant": variant,
+    return {"schema_version": 2, "experiment": "x", "scale": "cpu", "workload": "image", "optimizer": optimizer,
+            "variant": variant or optimizer,
             "label": f"{variant or optimizer} t{trial}", "config_hash": f"{variant or optimizer}-{trial}",
             "run_id": f"{optimizer}-{study}-{trial}", "study": study, "seed": study, "trial": trial, "status": status,
             "time_to_target_s": time_to_target, "steps_to_target": None, "timing_suspect": suspect, "epochs": epochs}

@@ -351,7 +351,9 @@ class Files(unittest.TestCase):
             with open(os.path.join(results, "fixture-memory", "sgd-0e0b0128-s0.json")) as file:
                 good = json.load(file)
             bad = {"torn.json": '{"schema_version": 1, "experi', "list.json": "[]",
-                   "v2.json": json.dumps(dict(good, schema_version=2)),
+                   "v1.json": json.dumps(dict(good, schema_version=1)),
+                   "no-workload.json": json.dumps({k: v for k, v in good.items() if k != "workload"}),
+                   "no-study.json": json.dumps(dict(good, study=None)),
                    "dots.json": json.dumps(dict(good, experiment="..")),
                    "epochs.json": json.dumps(dict(good, epochs={"1": {}})),
                    "binary.json": b"\xff\xfe\x00"}
@@ -367,15 +369,18 @@ class Files(unittest.TestCase):
             process = export(results, out)
             for name in bad:
                 self.assertIn(os.path.join(results, "broken", name), process.stderr)
-            self.assertIn("schema_version 2", process.stderr)
-            self.assertIn("6 file(s) skipped", process.stderr)
+            self.assertIn("v1.json: schema_version 1 (before the workload field); migrate the folder once with "
+                          "`python3 scripts/migrate-results-v2.py RESULTS_DIR`", process.stderr)
+            self.assertIn("no-workload.json: workload None is neither", process.stderr)
+            self.assertIn("no-study.json: study is missing or not an integer", process.stderr)
+            self.assertIn("8 file(s) skipped", process.stderr)
             db = sqlite3.connect(os.path.join(out, "results.sqlite"))
             self.assertEqual(sorted(p for p, in db.execute("SELECT path FROM skipped")),
                              sorted("broken/" + name for name in bad))
             self.assertEqual(db.execute("SELECT COUNT(*) FROM runs").fetchone()[0], 7)
-            self.assertEqual(dict(db.execute("SELECT key, value FROM export_info"))["skipped"], "6")
+            self.assertEqual(dict(db.execute("SELECT key, value FROM export_info"))["skipped"], "8")
             db.close()
-            self.assertEqual(len(csv_rows(os.path.join(out, "csv", "skipped.csv"))), 6)
+            self.assertEqual(len(csv_rows(os.path.join(out, "csv", "skipped.csv"))), 8)
             self.assertEqual(export(results, out, "--strict", check=False).returncode, 1)
 
     def test_deterministic_and_atomic(self):

@@ -20,7 +20,7 @@ TIMES = {"A": {"w1": 10.0, "w2": 30.0}, "B": {"w1": 20.0, "w2": 10.0}, "C": {"w1
 
 def run(study, time, status="completed", steps=None, label="x"):
     return {"study": study, "seed": 100 + study, "status": status, "time_to_target_s": time,
-            "steps_to_target": steps, "label": label}
+            "steps_to_target": steps, "label": label, "variant": label, "workload": "image"}
 
 
 class Aggregation(unittest.TestCase):
@@ -46,11 +46,6 @@ class Aggregation(unittest.TestCase):
         self.assertEqual(protocol.median_over_studies(runs, "time_to_target_s"), 7.0)
         best = protocol.best_per_study(runs, lambda r: protocol.measure_or_unreached(r, "time_to_target_s"))
         self.assertEqual([r["time_to_target_s"] for r in best.values()], [3.0, 7.0, None])
-
-    def test_files_without_studies_use_the_seed(self):
-        runs = [{"seed": 1, "status": "completed", "time_to_target_s": 2.0},
-                {"seed": 0, "status": "completed", "time_to_target_s": 4.0}]
-        self.assertEqual(list(protocol.best_per_study(runs, lambda r: 0)), [0, 1])
 
 
 class Scores(unittest.TestCase):
@@ -215,8 +210,8 @@ class IntervalCoverage(unittest.TestCase):
 
 
 def trial(optimizer, study, accuracy):
-    return {"optimizer": optimizer, "label": optimizer, "config_hash": optimizer, "study": study, "seed": study,
-            "status": "completed", "time_to_target_s": None, "epochs": [{"val_acc": accuracy, "test_acc": accuracy}]}
+    return {"optimizer": optimizer, "variant": optimizer, "workload": "image", "label": optimizer,
+            "config_hash": optimizer, "study": study, "seed": study, "status": "completed", "time_to_target_s": None, "epochs": [{"val_acc": accuracy, "test_acc": accuracy}]}
 
 
 class Claims(unittest.TestCase):

@@ -108,7 +108,8 @@ TEST(Resume, ResultFilesOfAnotherShapeAreRerunWithAWarningNamingThem) {
   testing::TempDir out;
   const auto run = parse_spec(testing::tiny_spec(), "tiny").runs[0];
   const auto path = result_path(out.path(), run);
-  const auto good = json{{"status", "completed"}, {"identity", run.identity()}, {"seed", run.seed},
+  const auto good = json{{"schema_version", kResultSchemaVersion}, {"experiment", run.experiment}, {"workload", "image"},
+                         {"status", "completed"}, {"identity", run.identity()}, {"seed", run.seed},
                          {"config_hash", run.config_hash()}, {"label", run.label()}, {"time_to_target_s", nullptr},
                          {"epochs", json::array({{{"train_loss", 0.5}, {"train_time_s", 1.0}, {"test_acc", 0.9}}})}};
   write_file_atomically(path, good.dump());
@@ -117,7 +118,12 @@ TEST(Resume, ResultFilesOfAnotherShapeAreRerunWithAWarningNamingThem) {
   epochs_not_a_list["epochs"] = 5;
   auto accuracy_a_string = good;
   accuracy_a_string["epochs"][0]["test_acc"] = "high";
-  for (const auto& odd : {json::array(), json{{"status", 5}}, json(5), epochs_not_a_list, accuracy_a_string}) {
+  auto no_workload = good;
+  no_workload.erase("workload");
+  auto translation_without_bleu = good;
+  translation_without_bleu["workload"] = "translation";
+  for (const auto& odd : {json::array(), json{{"status", 5}}, json(5), epochs_not_a_list, accuracy_a_string, no_workload,
+                          translation_without_bleu}) {
     write_file_atomically(path, odd.dump());
     ::testing::internal::CaptureStderr();
     EXPECT_FALSE(load_finished_result(out.path(), run).has_value()) << odd.dump();

@@ -3,17 +3,21 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <sstream>
 
 #include "harness/results/regress.h"
+#include "harness/results/summary.h"
 
 namespace ngd {
 namespace {
 
 using nlohmann::json;
 
-json run(const std::string& optimizer, int64_t study, json time, const std::string& status = "completed") {
-  return {{"optimizer", optimizer}, {"seed", 10 + study}, {"study", study}, {"status", status},
-          {"time_to_target_s", time}, {"steps_to_target", nullptr}};
+json run(const std::string& optimizer, int64_t study, json time, const std::string& status = "completed",
+         const std::string& variant = "") {
+  return {{"experiment", "exp"}, {"optimizer", optimizer}, {"variant", variant.empty() ? optimizer : variant},
+          {"seed", 10 + study}, {"study", study}, {"status", status}, {"time_to_target_s", time},
+          {"steps_to_target", nullptr}};
 }
 
 TEST(Aggregate, UnreachedDivergedAndFailedRunsCountAsInfinity) {
@@ -21,39 +25,6 @@ TEST(Aggregate, UnreachedDivergedAndFailedRunsCountAsInfinity) {
   EXPECT_EQ(measure_or_unreached(run("sgd", 0, nullptr), "time_to_target_s"), kUnreached);
   EXPECT_EQ(measure_or_unreached(run("sgd", 0, 3.5, "diverged"), "time_to_target_s"), kUnreached);
   EXPECT_EQ(measure_or_unreached(run("sgd", 0, 3.5), "steps_to_target"), kUnreached);
-}
-
-TEST(Aggregate, RatiosOfInfinities) {
-  EXPECT_EQ(ratio_of(6.0, 4.0), 1.5);
-  EXPECT_EQ(ratio_of(6.0, kUnreached), 0.0);
-  EXPECT_EQ(ratio_of(kUnreached, 4.0), kUnreached);
-  EXPECT_TRUE(std::isnan(ratio_of(kUnreached, kUnreached)));
-}
-
-TEST(Aggregate, BestTrialPerStudyThenMedianOverStudies) {
-  // By hand: sgd studies {0: min(5, 3) = 3, 1: min(∞, 7) = 7, 2: ∞} → median 7;
-  // kfac {0: 2, 1: ∞} → median of an even count, (2 + ∞)/2 = ∞.
-  const std::vector<json> results = {run("sgd", 0, 5.0),     run("kfac", 0, 2.0), run("sgd", 0, 3.0),
-                                     run("sgd", 1, nullptr), run("sgd", 1, 7.0),  run("kfac", 1, 1.0, "failed"),
-                                     run("sgd", 2, nullptr)};
-  const auto scores = score_optimizers(results, "time_to_target_s");
-  ASSERT_EQ(scores.size(), 2u);
-  EXPECT_EQ(scores[0].optimizer, "sgd");
-  EXPECT_EQ(scores[0].per_study, (std::vector<double>{3.0, 7.0, kUnreached}));
-  EXPECT_EQ(scores[0].median, 7.0);
-  EXPECT_EQ(scores[0].runs, 5);
-  EXPECT_EQ(scores[1].optimizer, "kfac");
-  EXPECT_EQ(scores[1].median, kUnreached);
-}
-
-TEST(Aggregate, FilesWithoutStudiesUseTheSeed) {
-  auto old = run("sgd", 0, 4.0);
-  old.erase("study");
-  auto other = run("sgd", 1, 2.0);
-  other.erase("study");
-  const auto scores = score_optimizers({old, other}, "time_to_target_s");
-  EXPECT_EQ(scores[0].per_study, (std::vector<double>{4.0, 2.0}));  // seeds 10 and 11: two studies
-  EXPECT_EQ(scores[0].median, 3.0);
 }
 
 TEST(Aggregate, RegressTakesTheMedianWithUnreachedSeedsAsInfinity) {
@@ -72,6 +43,28 @@ TEST(Aggregate, RegressTakesTheMedianWithUnreachedSeedsAsInfinity) {
   measured = measure_configurations({seed(0, 40), seed(1, 50, "diverged")});
   EXPECT_TRUE(measured["sgd"]["steps_to_target"].is_null());
   EXPECT_EQ(measured["sgd"]["final_test_acc"], 0.5);
+}
+
+TEST(Summary, CountsStatusesAndPointsToTheReportInsteadOfComparing) {
+  // Two FNGD study variants and SGD: the report keeps the variants apart, so the console must not pool
+  // them (or anything) into a median; it counts statuses and names `make tables`.
+  Spec spec;
+  spec.name = "exp";
+  std::vector<json> results = {run("fngd", 0, 2.0, "completed", "fngd-kfac"), run("fngd", 0, 9.0, "completed", "fngd-ekfac"),
+                               run("fngd", 1, nullptr, "diverged", "fngd-kfac"), run("sgd", 0, 4.0),
+                               run("sgd", 1, 5.0, "failed")};
+  results.push_back(run("sgd", 2, 6.0));
+  results.back()["experiment"] = "exp-other";
+  std::ostringstream out;
+  print_summary(spec, results, 2, "results/runs", out);
+  const auto text = out.str();
+  EXPECT_NE(text.find("exp: 6 runs: 4 trained now, 2 found finished"), std::string::npos) << text;
+  EXPECT_NE(text.find("  exp: 3 completed, 1 diverged, 1 failed\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("  exp-other: 1 completed, 0 diverged, 0 failed\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("make tables OUT=results/runs"), std::string::npos) << text;
+  for (const auto* absent : {"median", "fngd", "sgd", "(3 runs)", "2.0", "9.0"}) {
+    EXPECT_EQ(text.find(absent), std::string::npos) << absent << " in\n" << text;
+  }
 }
 
 }  // namespace

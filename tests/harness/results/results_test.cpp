@@ -149,7 +149,8 @@ TEST(Resume, UnreadableOrForeignResultIsRerun) {
   EXPECT_FALSE(load_finished_result(out.path(), run).has_value());
   // A result of the shape the runner writes (results.cpp checks it), with the status under test.
   const auto result_with_status = [&](const char* status) {
-    return json{{"status", status},          {"identity", run.identity()}, {"seed", run.seed},
+    return json{{"schema_version", kResultSchemaVersion}, {"experiment", run.experiment}, {"workload", "image"},
+                {"status", status},          {"identity", run.identity()}, {"seed", run.seed},
                 {"config_hash", run.config_hash()}, {"label", run.label()}, {"time_to_target_s", nullptr},
                 {"epochs", json::array()}}
         .dump();
@@ -158,6 +159,24 @@ TEST(Resume, UnreadableOrForeignResultIsRerun) {
   EXPECT_FALSE(load_finished_result(out.path(), run).has_value());  // failed runs are retried
   write_file_atomically(path, result_with_status("diverged"));
   EXPECT_TRUE(load_finished_result(out.path(), run).has_value());
+}
+
+TEST(Resume, AnOlderSchemaVersionStopsTheSweepNamingTheFileAndTheMigration) {
+  testing::TempDir out;
+  const auto run = parse_spec(testing::tiny_spec(), "tiny").runs[0];
+  const auto path = result_path(out.path(), run);
+  write_file_atomically(path, json{{"schema_version", 1}, {"status", "completed"}, {"identity", run.identity()},
+                                   {"seed", run.seed}, {"config_hash", run.config_hash()}, {"label", run.label()},
+                                   {"time_to_target_s", nullptr}, {"epochs", json::array()}}
+                                  .dump());
+  try {
+    load_finished_result(out.path(), run);
+    ADD_FAILURE() << "a schema_version 1 file was read";
+  } catch (const std::runtime_error& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find(path + ": a schema_version 1 result file"), std::string::npos) << message;
+    EXPECT_NE(message.find("scripts/migrate-results-v2.py " + out.path()), std::string::npos) << message;
+  }
 }
 
 TEST(Resume, AChangedTargetIsMeasuredAgainOnTheStoredEpochsAndTheFileRewritten) {
@@ -170,7 +189,9 @@ TEST(Resume, AChangedTargetIsMeasuredAgainOnTheStoredEpochsAndTheFileRewritten) 
     return json{{"epoch", number}, {"train_loss", 1.0}, {"train_time_s", 1.5}, {"test_acc", test_acc},
                 {"cumulative_train_time_s", 1.5 * number}, {"cumulative_steps", 10 * number}};
   };
-  write_file_atomically(path, json{{"status", "completed"}, {"identity", trained.identity()}, {"seed", trained.seed},
+  write_file_atomically(path, json{{"schema_version", kResultSchemaVersion}, {"experiment", trained.experiment},
+                                   {"workload", "image"},
+                                   {"status", "completed"}, {"identity", trained.identity()}, {"seed", trained.seed},
                                    {"config_hash", trained.config_hash()}, {"label", trained.label()},
                                    {"target", {{"metric", "test_acc"}, {"value", 0.5}}},
                                    {"time_to_target_s", 1.5}, {"epochs_to_target", 1}, {"steps_to_target", 10},

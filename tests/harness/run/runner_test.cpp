@@ -198,7 +198,9 @@ TEST(Runner, ResultFileHasTheContractFields) {
   run_spec(spec, options);
   std::ifstream file(result_path(out.path(), spec.runs[0]));
   const auto result = json::parse(file);
-  for (const auto* key : {"schema_version", "experiment", "dataset", "model", "optimizer", "hparams", "seed", "status",
+  EXPECT_EQ(result["schema_version"], kResultSchemaVersion);
+  EXPECT_EQ(result["workload"], "image");
+  for (const auto* key : {"schema_version", "experiment", "workload", "variant", "study", "dataset", "model", "optimizer", "hparams", "seed", "status",
                           "epochs", "phase_times_s", "time_to_target_s", "epochs_to_target", "meta"}) {
     EXPECT_TRUE(result.contains(key)) << key;
   }
