@@ -20,7 +20,8 @@ struct RegressTolerance {
 
 // One configuration's measurement: median steps to target over its seeds, an unreached seed counting as
 // ∞ (harness/results/aggregate.h; null when the median is ∞), and median final test accuracy, with the
-// per-seed values and the test split's size that its tolerance is derived from. Configurations are
+// per-seed values and the test split's size that its tolerance is derived from, and the steps a run
+// takes (`run_steps`): a target no longer reached is a regression only when base × ratio < run_steps + 1. Configurations are
 // grouped by label (optimizer variant and grid values) and only seeds are aggregated: this is a
 // regression check of fixed configurations, not the comparison protocol's best trial per study and
 // median over studies (scripts/ngdreport/protocol.py).

@@ -72,6 +72,45 @@ TEST(Regress, SlowdownWithinToleranceAndBeyondIt) {
   EXPECT_FALSE(compare_with_baseline(measured, baseline, {"sgd"}, tolerance, table).passed);
 }
 
+TEST(Regress, AnUnreachedTargetFailsOnlyWhenTheRunIsLongEnoughToShowIt) {
+  // Reached at step 100 with ×1.2 tolerated: a 150-step run shows a regression by not reaching it, a
+  // 110-step run cannot (its end falls inside the tolerance).
+  json baseline = {{"e", {{"sgd", {{"optimizer", "sgd"}, {"steps_to_target", 100}, {"final_test_acc", 0.8},
+                                   {"run_steps", 150}, {"tolerance", {{"steps_ratio", 1.2}, {"accuracy_drop", 0.05}}}}}}}};
+  auto measured = baseline;
+  measured["e"]["sgd"]["steps_to_target"] = nullptr;
+  std::ostringstream table;
+  EXPECT_FALSE(compare_with_baseline(measured, baseline, {"sgd"}, {}, table).passed) << table.str();
+  baseline["e"]["sgd"]["run_steps"] = 110;
+  EXPECT_TRUE(compare_with_baseline(measured, baseline, {"sgd"}, {}, table).passed) << table.str();
+}
+
+TEST(Regress, RowTolerancesOverrideTheDefaults) {
+  const json baseline = {{"e", {{"sgd", {{"optimizer", "sgd"}, {"steps_to_target", 100}, {"final_test_acc", 0.8},
+                                         {"tolerance", {{"steps_ratio", 1.5}, {"accuracy_drop", 0.1}}}}}}}};
+  auto measured = baseline;
+  measured["e"]["sgd"]["steps_to_target"] = 140;
+  measured["e"]["sgd"]["final_test_acc"] = 0.75;
+  std::ostringstream table;
+  EXPECT_TRUE(compare_with_baseline(measured, baseline, {"sgd"}, {}, table).passed) << table.str();
+  measured["e"]["sgd"]["steps_to_target"] = 160;
+  EXPECT_FALSE(compare_with_baseline(measured, baseline, {"sgd"}, {}, table).passed) << table.str();
+}
+
+TEST(Regress, DerivedToleranceIsThreeStandardErrorsOfAMedianShift) {
+  // Two seeds at 0.70 and 0.74 (sd 0.0283) on 500 test images (binomial se at p 0.72: 0.0201): 3·0.0283·√(2/2).
+  const json measurement = {{"final_test_acc", 0.72}, {"seed_final_test_acc", {0.70, 0.74}},
+                            {"seed_steps_to_target", {100, 120}}, {"test_images", 500}};
+  const auto tolerance = derive_tolerance(measurement, {});
+  EXPECT_DOUBLE_EQ(tolerance["accuracy_drop"].get<double>(), 0.085);
+  // Steps: sd 14.14 / mean 110 = 0.1286 → 1 + 3·0.1286 = 1.386 → 1.39.
+  EXPECT_DOUBLE_EQ(tolerance["steps_ratio"].get<double>(), 1.39);
+  // One seed, no test size: nothing measured, the defaults stand.
+  const auto lone = derive_tolerance({{"final_test_acc", 0.7}, {"seed_final_test_acc", {0.7}}}, {});
+  EXPECT_DOUBLE_EQ(lone["accuracy_drop"].get<double>(), RegressTolerance{}.accuracy_drop);
+  EXPECT_DOUBLE_EQ(lone["steps_ratio"].get<double>(), RegressTolerance{}.steps_ratio);
+}
+
 TEST(Regress, NewOptimizerWithoutBaselineFailsSayingHowToAddIt) {
   const json baseline = {{"e", {{"sgd", {{"optimizer", "sgd"}, {"steps_to_target", 100}, {"final_test_acc", 0.8}}}}}};
   std::ostringstream table;
