@@ -1,6 +1,6 @@
 // Spec input at and beyond the limits of harness/spec/spec_input.h, and values outside the ranges the
 // registries declare: each is refused when the spec is parsed, with the file and JSON path, in
-// bounded memory and without recursion (issue 21).
+// bounded memory and without recursion.
 #include <gtest/gtest.h>
 
 #include <cerrno>
