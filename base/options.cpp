@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <iostream>
+#include <limits>
 #include <mutex>
 #include <set>
 
@@ -105,6 +106,8 @@ nlohmann::json with_current_names(const nlohmann::json& given, const std::vector
   }
   return current;
 }
+
+Range at_least_within_float(double min) { return between(min, static_cast<double>(std::numeric_limits<float>::max())); }
 
 bool Range::contains(double value) const {
   if (std::isnan(value)) return !bounded();

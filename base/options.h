@@ -29,6 +29,10 @@ inline Range above(double min) { return {min, std::nullopt, true, false}; }
 inline Range below_one() { return {0.0, 1.0, false, true}; }
 // [0, 1]: fractions that may reach 1.
 inline Range unit_interval() { return {0.0, 1.0, false, false}; }
+// [min, max], both ends included.
+inline Range between(double min, double max) { return {min, max, false, false}; }
+// [min, FLT_MAX]: a factor that is applied in float32 (a learning-rate factor) must fit a float.
+Range at_least_within_float(double min);
 
 // One setting of an optimizer, model or schedule: its name, default and meaning. The default's JSON
 // type is the setting's type (an integer default accepts integers only); `docs/` tables list these.

@@ -1,5 +1,8 @@
 #include "models/factored_layer.h"
 
+#include <algorithm>
+#include <stdexcept>
+
 namespace ngd {
 
 FactoredLayer<CaptureLinear> make_linear(int64_t in_features, int64_t out_features, int64_t rank) {
@@ -17,7 +20,10 @@ FactoredLayer<CaptureConv2d> make_conv2d(const torch::nn::Conv2dOptions& options
 
 int64_t saving_rank(int64_t fan_in, int64_t fan_out, int64_t rank) {
   if (rank < 0) throw std::invalid_argument("rank must be 0 (dense) or positive");
-  return rank > 0 && rank * (fan_in + fan_out) < fan_in * fan_out ? rank : 0;
+  // rank·(fan_in + fan_out) < fan_in·fan_out implies rank < min(fan_in, fan_out): tested first, so
+  // that a huge rank cannot overflow the products.
+  if (rank == 0 || rank >= std::min(fan_in, fan_out)) return 0;
+  return rank * (fan_in + fan_out) < fan_in * fan_out ? rank : 0;
 }
 
 }  // namespace ngd

@@ -21,10 +21,14 @@ ModelEntry cifar_resnet(int64_t depth) {
           }};
 }
 
+// A rank at least a layer's smaller side saves no weights there (that layer stays dense), so no model
+// here needs more than this; the bound makes an absurd rank a spec error instead of an overflow.
+constexpr int64_t kMaxRank = int64_t{1} << 20;
+
 OptionInfo rank_option() {
   return {"rank", 0,
           "factorise each Linear/Conv2d as W = U·V through this rank where that saves weights (0 = dense)", {},
-          at_least(0)};
+          between(0, static_cast<double>(kMaxRank))};
 }
 
 // The rank option's value; absent (options not resolved against this table, as some tests build models) = dense.

@@ -32,10 +32,10 @@ const std::vector<OptimizerEntry>& optimizer_registry() {
       sngd_rfim_entry(),
       psgd_entry(),
       pbfgs_entry(),
-      // The 2026 baselines: Kronecker-factored adaptive methods (issue 18).
+      // The 2026 baselines: Kronecker-factored adaptive methods.
       shampoo_entry(),
       soap_entry(),
-      // The 2026 baselines: first-order and Kronecker-vector methods (issue 18).
+      // The 2026 baselines: first-order and Kronecker-vector methods.
       nadamw_entry(),
       muon_entry(),
       eva_entry(),

@@ -237,10 +237,12 @@ class ProjectedBfgs : public SubspaceTraining {
  public:
   using SubspaceTraining::SubspaceTraining;
 
-  // The mean loss at the current parameters is the line search's f(θ): kept from the forward pass.
+  // The mean loss at the current parameters is the line search's f(θ): kept from the forward pass on
+  // every step, since the step that enters the subspace already takes a subspace step when
+  // restart_from_start is false (kept only inside the subspace, f(θ) was undefined there).
   torch::Tensor reduce_loss(const torch::Tensor& per_sample_loss, const StepInfo&) override {
     auto loss = per_sample_loss.mean();
-    if (in_subspace()) loss_now_ = loss.detach();
+    loss_now_ = loss.detach();
     return loss;
   }
 

@@ -16,7 +16,7 @@ int configure_threads(int threads);
 // is trimmed only beyond 1 GiB free. With glibc's defaults a tensor buffer above the adaptive mmap
 // threshold was mapped and unmapped on every step, each page faulted in and zeroed again: a 3c1f epoch
 // took 2.7 s instead of 0.6 s, and whether the threshold had adapted yet depended on the order of
-// earlier allocations, hence the bimodal epoch times of issue 19 (docs/performance.md). No effect
+// earlier allocations, hence the bimodal epoch times once measured (docs/performance.md). No effect
 // under a sanitizer's allocator.
 void keep_freed_memory_for_reuse();
 

@@ -9,8 +9,11 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <new>
 #include <optional>
 #include <utility>
+
+#include <c10/util/Exception.h>
 
 #include "base/atomic_file.h"
 #include "base/device.h"
@@ -187,18 +190,37 @@ void record_run_costs(RunResult& result, const Optimizer& optimizer, const Phase
                        {"per_step", steps > 0 ? static_cast<double>(host_syncs) / static_cast<double>(steps) : 0.0}};
 }
 
+// Whether a LibTorch error is a failed allocation: its allocators' messages (CPU, CUDA) and the
+// overflow of a tensor's size in bytes.
+bool is_allocation_message(const std::string& message) {
+  for (const char* sign : {"can't allocate memory", "out of memory", "Storage size calculation overflowed"}) {
+    if (message.find(sign) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// An allocation failure as a message that names the run, what it was doing, the settings that size its
+// memory (model, batch size) and the allocator's own message (which holds the bytes it asked for).
+std::string allocation_failure(const RunConfig& config, const std::string& phase, const std::string& detail) {
+  return fmt::format("run {}: out of memory {} (model {} {}, batch size {}, optimizer {}): {}", config.run_id(),
+                     phase, config.model, config.model_options.dump(), config.batch_size, config.optimizer, detail);
+}
+
 // The training loop of every workload. A non-finite training loss (or an optimizer's Diverged) ends the
 // run as "diverged", any other exception as "failed"; neither throws.
 RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_workload, const RunnerOptions& options) {
   RunResult result;
   result.config = config;
   result.meta = machine_meta(options.device);
+  std::string phase = "building the model";  // for allocation failures
   try {
     const torch::Device device(options.device);
     torch::manual_seed(static_cast<uint64_t>(config.seed));
     auto workload = make_workload(result.meta);
     auto& model = workload->model();
+    phase = "building the optimizer";
     auto optimizer = make_optimizer(config.optimizer, model, config.hparams);
+    phase = "training";
     const auto schedule = make_schedule(config.schedule, config.epochs, workload->nominal_batches_per_epoch());
     PhaseTimer timer(options.phase_timing, [&device] { synchronize(device); });
     const auto fidelity = fidelity_settings(config.fidelity, options.fidelity_every);
@@ -289,6 +311,13 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
     }
     const int64_t untimed_syncs = probe_host_syncs + (in_epoch_target ? in_epoch_target->host_syncs() : 0);
     record_run_costs(result, *optimizer, timer, step, host_sync_count() - host_syncs_before - untimed_syncs);
+  } catch (const std::bad_alloc& error) {
+    result.status = "failed";
+    result.error = allocation_failure(config, phase, error.what());
+  } catch (const c10::Error& error) {
+    result.status = "failed";
+    const std::string message = error.what_without_backtrace();
+    result.error = is_allocation_message(message) ? allocation_failure(config, phase, message) : error.what();
   } catch (const std::exception& error) {
     result.status = "failed";
     result.error = error.what();

@@ -2,18 +2,27 @@
 so that an interrupted report never leaves a half-written one."""
 import html
 import os
+import re
 import tempfile
+
+
+def markdown_text(text):
+    """Text from the results (experiment, optimizer and setting names, notes) as Markdown that holds no raw
+    HTML: a "<" that could open a tag, comment, declaration or autolink, and a "&" that could start an entity
+    reference, are escaped, as the HTML report escapes them; "a < b" and "x > 1" stay as written."""
+    text = re.sub(r"&(?=#?[A-Za-z0-9]+;)", "&amp;", text)
+    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text)
 
 
 def markdown_cell(cell):
     """A cell's Markdown: a list of lines is joined with <br> (one table cell, several lines); a "|" in the
     text is escaped so it does not end the cell."""
-    text = "<br>".join(cell) if isinstance(cell, list) else cell
+    text = "<br>".join(markdown_text(line) for line in cell) if isinstance(cell, list) else markdown_text(cell)
     return text.replace("|", "\\|")
 
 
 def markdown_table(header, cells):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = ["| " + " | ".join(markdown_cell(c) for c in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(markdown_cell(c) for c in row) + " |" for row in cells]
     return "\n".join(lines)
 
@@ -47,15 +56,17 @@ def render_markdown(blocks):
     out = []
     for block in blocks:
         if block[0] == "h":
-            out.append("#" * block[1] + " " + block[2])
-        elif block[0] in ("p", "md"):
+            out.append("#" * block[1] + " " + markdown_text(block[2]))
+        elif block[0] == "p":
+            out.append(markdown_text(block[1]))
+        elif block[0] == "md":  # the discussion, Markdown written by the report's author
             out.append(block[1])
         elif block[0] == "table":
             out.append(markdown_table(block[1], block[2]))
         elif block[0] == "img":
-            out.append(f"![{block[1]}]({block[2]})")
+            out.append(f"![{markdown_text(block[1])}]({block[2]})")
         elif block[0] == "details":
-            out.append(f"**{block[1]}**")
+            out.append(f"**{markdown_text(block[1])}**")
             out.append("")
             out.append(render_markdown(block[2]).rstrip("\n"))
         out.append("")

@@ -1,5 +1,5 @@
 // Dataset files that inflate far beyond what they announce (gzip bombs) are refused after reading
-// at most what the format's own header promises, or kMaxDecompressedBytes (issue 21).
+// at most what the format's own header promises, or kMaxDecompressedBytes.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/wait.h>

@@ -92,6 +92,11 @@ TEST(LowRank, ModelsFactoriseOnlyWhereItSavesWeightsAndListTheFactors) {
   EXPECT_EQ(conv->capture_layers().size(), 10u);
   EXPECT_EQ(conv->forward(torch::zeros({2, 1, 28, 28})).sizes(), (std::vector<int64_t>{2, 10}));
   EXPECT_THROW(make_model("mlp", {{"rank", -1}}), SpecError);  // the option's declared range
+  EXPECT_THROW(make_model("mlp", {{"rank", int64_t{1} << 21}}), SpecError);
+  // A rank at least a layer's smaller side leaves it dense, however large (no overflow of rank·(in + out)).
+  EXPECT_EQ(saving_rank(784, 64, 64), 0);
+  EXPECT_EQ(saving_rank(784, 64, int64_t{4600000000000000000}), 0);
+  EXPECT_EQ(make_model("mlp", {{"hidden", {64}}, {"rank", 1048576}})->capture_layers().size(), 2u);
 }
 
 TEST(LowRank, FlopsPerSampleCountTheMultiplyAddsOfEveryLayer) {

@@ -192,7 +192,7 @@ TEST(SequenceStatistics, KfacFactorsAreOverRealTokens) {
   }
 }
 
-// SNGD shares KFAC's statistics: tokens are the samples, padding excluded (issue 20 fixed a copy that
+// SNGD shares KFAC's statistics: tokens are the samples, padding excluded (an earlier copy
 // averaged over padded positions and scaled G by the sentence count).
 TEST(SequenceStatistics, SngdStepIsTheKroneckerSolveOfFactorsOverRealTokens) {
   auto model = tiny_transformer(5);

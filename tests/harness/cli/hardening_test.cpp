@@ -1,4 +1,4 @@
-// Faults found by an outside probe of the harness (issue 21): planted links, odd files where results
+// Faults found by an outside probe of the harness: planted links, odd files where results
 // go, control characters in Slurm arguments, signals, a full disk found before training.
 #include <fcntl.h>
 #include <fmt/format.h>

@@ -1,6 +1,6 @@
 // Spec input at and beyond the limits of harness/spec/spec_input.h, and values outside the ranges the
 // registries declare: each is refused when the spec is parsed, with the file and JSON path, in
-// bounded memory and without recursion (issue 21).
+// bounded memory and without recursion.
 #include <gtest/gtest.h>
 
 #include <cerrno>
@@ -172,7 +172,17 @@ TEST(SpecLimits, ValuesOutsideTheirDeclaredRangeAreRefusedAtParseTime) {
       {"adamw", "/optimizers/0/hparams/beta2", 1.0, "optimizers[0].hparams.beta2", "in [0, 1)"},
       {"kfac", "/optimizers/0/hparams/inverse_interval", 0, "optimizers[0].hparams.inverse_interval", "≥ 1, got 0"},
       {"sgd", "/model/hidden", json::array({16, 0}), "model.hidden[1]", "≥ 1, got 0"},
-      {"sgd", "/model/rank", -2, "model.rank", "≥ 0, got -2"},
+      {"sgd", "/model/rank", -2, "model.rank", "in [0, 1048576], got -2"},
+      // A rank whose weight count overflowed int64 ("Storage size calculation overflowed" mid-run).
+      {"sgd", "/model/rank", int64_t{4600000000000000000}, "model.rank", "in [0, 1048576], got 4600000000000000000"},
+      // Decay factors are applied in float32: one beyond FLT_MAX failed mid-run ("cannot be converted
+      // to type float without overflow").
+      {"sgd", "/optimizers/0/schedule", json{{"name", "step"}, {"gamma", 1e308}}, "optimizers[0].schedule.gamma",
+       "in [0, 3.40282"},
+      {"sgd", "/optimizers/0/schedule", json{{"name", "multistep"}, {"gamma", 1e39}}, "optimizers[0].schedule.gamma",
+       "in [0, 3.40282"},
+      {"sgd", "/optimizers/0/schedule", json{{"name", "step"}, {"gamma", -0.5}}, "optimizers[0].schedule.gamma",
+       "in [0, 3.40282"},
       {"sgd", "/optimizers/0/schedule", json{{"name", "step"}, {"step_size", 0}}, "optimizers[0].schedule.step_size",
        "≥ 1, got 0"},
       {"sgd", "/optimizers/0/schedule", json{{"name", "multistep"}, {"milestones", {3, -1}}},
@@ -189,6 +199,10 @@ TEST(SpecLimits, ValuesOutsideTheirDeclaredRangeAreRefusedAtParseTime) {
   auto document = testing::tiny_spec();  // the ends of a half-open range
   document["optimizers"][0]["hparams"] = {{"momentum", 0.0}, {"weight_decay", 0.0}, {"lr", 0.0}};
   EXPECT_EQ(document_error(document), "");
+  auto largest = testing::tiny_spec();  // the closed upper ends: the largest rank and decay factor
+  largest["model"]["rank"] = 1048576;
+  largest["optimizers"][0]["schedule"] = {{"name", "step"}, {"gamma", 3.4028234663852886e+38}};
+  EXPECT_EQ(document_error(largest), "");
 }
 
 }  // namespace
