@@ -38,6 +38,7 @@ import time
 from . import claims as claims_module
 from .load import checkout_file, group, read_results
 from .model import Metric
+from .render import write
 from .testresults import load_test_outcomes
 
 # Version of the export's table layout (PRAGMA user_version and export_info).
@@ -403,26 +404,13 @@ def csv_cell(value):
     return repr(value) if isinstance(value, float) else value
 
 
-def write_text(path, text):
-    """Writes through a new temporary file beside `path`, renamed over it (never a half-written file)."""
-    descriptor, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=os.path.basename(path) + ".tmp.")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def export(results_dir, out, claims_path=None, test_results=None):
     """Exports `results_dir` into `out`; returns the Export (its tables, skipped files, warnings)."""
     tables = Export(results_dir, load_claims(claims_path), load_tests(test_results))
     os.makedirs(os.path.join(out, CSV_FOLDER), exist_ok=True)
     write_database(tables, os.path.join(out, DATABASE_NAME))
     for table, (columns, rows) in tables.tables.items():
-        write_text(os.path.join(out, CSV_FOLDER, table + ".csv"), csv_text(columns, rows))
+        write(os.path.join(out, CSV_FOLDER, table + ".csv"), csv_text(columns, rows))
     return tables
 
 

@@ -133,7 +133,7 @@ def write(path, text):
     interrupted report never leaves a half-written file."""
     descriptor, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=os.path.basename(path) + ".tmp.")
     try:
-        with os.fdopen(descriptor, "w") as file:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as file:
             file.write(text)
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)
