@@ -17,6 +17,7 @@
 #include "models/model.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/registry.h"
+#include "tests/support/test_support.h"
 
 namespace ngd {
 namespace {
@@ -286,14 +287,8 @@ std::vector<std::string> registered_names() {
   return names;
 }
 
-// The test name is the registry name with '-' → '_' (gtest names allow letters, digits and '_').
-std::string test_name(const ::testing::TestParamInfo<std::string>& info) {
-  auto name = info.param;
-  for (auto& c : name) c = c == '-' ? '_' : c;
-  return name;
-}
-
-INSTANTIATE_TEST_SUITE_P(Registry, OptimizerContract, ::testing::ValuesIn(registered_names()), test_name);
+INSTANTIATE_TEST_SUITE_P(Registry, OptimizerContract, ::testing::ValuesIn(registered_names()),
+                         testing::registry_test_name);
 
 }  // namespace
 }  // namespace ngd

@@ -208,4 +208,10 @@ namespace {
   return bounded_outcome(name, value, "<=", bound, value <= bound);
 }
 
+std::string registry_test_name(const ::testing::TestParamInfo<std::string>& info) {
+  auto name = info.param;
+  for (auto& c : name) c = c == '-' ? '_' : c;
+  return name;
+}
+
 }  // namespace ngd::testing

@@ -74,6 +74,9 @@ std::string read_file(const std::string& path);
 ::testing::AssertionResult outcome_at_least(const std::string& name, double value, double bound);
 ::testing::AssertionResult outcome_at_most(const std::string& name, double value, double bound);
 
+// A parametrised test's name for a registry name: '-' → '_' (gtest names allow letters, digits and '_').
+std::string registry_test_name(const ::testing::TestParamInfo<std::string>& info);
+
 // The built `ngdbench` CLI and the source tree.
 std::string ngdbench_binary();
 std::string source_dir();

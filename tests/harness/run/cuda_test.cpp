@@ -143,7 +143,7 @@ TEST_P(CudaTraining, MatchesTheCpuRun) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryOptimizer, CudaTraining, ::testing::ValuesIn(optimizer_names()),
-                         [](const auto& info) { return info.param; });
+                         testing::registry_test_name);
 
 // Phase timing synchronises the device at every boundary, so the phases account for the epoch's wall
 // time (a phase timer that did not wait would time kernel launches and sum to far less); without it
