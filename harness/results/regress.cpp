@@ -29,7 +29,7 @@ nlohmann::json measure_configurations(const std::vector<nlohmann::json>& results
       steps.push_back(measure_or_unreached(*run, "steps_to_target"));
       if ((*run)["status"] == "completed") {
         accuracy.push_back((*run)["epochs"].back()["test_acc"].get<double>());
-        run_steps = std::max(run_steps, (*run)["epochs"].back()["cumulative_steps"].get<int64_t>());
+        run_steps = std::max<int64_t>(run_steps, (*run)["epochs"].back().value("cumulative_steps", int64_t{0}));
       }
     }
     const double median_steps = median(steps);  // unreached = ∞, then the median over seeds
