@@ -52,8 +52,8 @@ test: build
 TEST_VERDICTS ?= results/test-verdicts.json
 TEST_VERDICTS_SCRIPT = /usr/bin/python3 scripts/test-verdicts.py
 test-verdicts: build
-	cd $(BUILD_DIR) && ctest -R "$$($(TEST_VERDICTS_SCRIPT) --ctest-regex)" --output-junit ctest-claims.xml \
-	  -j $(JOBS) >/dev/null || true
+	regex="$$($(TEST_VERDICTS_SCRIPT) --ctest-regex)" && cd $(BUILD_DIR) && \
+	  ctest -R "$$regex" --output-junit ctest-claims.xml -j $(JOBS) >/dev/null || true
 	$(BUILD_DIR)/tests/ngdbench_numerical_tests --gtest_filter="$$($(TEST_VERDICTS_SCRIPT) --records-filter)" \
 	  --gtest_output=xml:$(BUILD_DIR)/claims-records.xml >/dev/null || true
 	$(TEST_VERDICTS_SCRIPT) --junit $(BUILD_DIR)/ctest-claims.xml --gtest-xml $(BUILD_DIR)/claims-records.xml \
