@@ -8,7 +8,6 @@
 #include <deque>
 #include <filesystem>
 #include <iostream>
-#include <map>
 #include <new>
 #include <optional>
 #include <utility>
@@ -66,26 +65,33 @@ class InEpochTarget {
   // Adds a finished step's losses (`step` counts the steps taken, this one included); true when this
   // step is checked and reached the target. Epoch ends are left to the epoch's record.
   bool reached_after(int64_t step, bool epoch_end, const torch::Tensor& per_sample_loss) {
-    sums_.push_back(per_sample_loss.detach().sum().to(torch::kDouble));
-    counts_.push_back(per_sample_loss.size(0));
-    if (static_cast<int64_t>(sums_.size()) > window_steps_) {
-      sums_.pop_front();
-      counts_.pop_front();
-    }
-    if (epoch_end || static_cast<int64_t>(sums_.size()) < window_steps_ || step % target_.check_every_steps != 0) {
+    if (stopped_) return false;
+    window_.push_back({per_sample_loss.detach().sum().to(torch::kDouble), per_sample_loss.size(0)});
+    if (static_cast<int64_t>(window_.size()) > window_steps_) window_.pop_front();
+    if (epoch_end || static_cast<int64_t>(window_.size()) < window_steps_ || step % target_.check_every_steps != 0) {
       return false;
     }
     const TimingProbe clock;
     const int64_t syncs_before = host_sync_count();
+    std::vector<torch::Tensor> sums;
     int64_t samples = 0;
-    for (const auto count : counts_) samples += count;
-    const auto window_sum = torch::stack(std::vector<torch::Tensor>(sums_.begin(), sums_.end())).sum();
-    const bool reached = target_.reached(host_value<double>(window_sum) / static_cast<double>(samples));
+    for (const auto& [sum, count] : window_) {
+      sums.push_back(sum);
+      samples += count;
+    }
+    const bool reached = target_.reached(host_value<double>(torch::stack(sums).sum()) / static_cast<double>(samples));
     const auto spent = clock.finish();
     wall_s_ += spent.wall_s;
     cpu_s_ += spent.cpu_s;
     host_syncs_ += host_sync_count() - syncs_before;
+    if (reached) stop();
     return reached;
+  }
+
+  // No more checks: the run has reached its target (here or at an epoch's end).
+  void stop() {
+    stopped_ = true;
+    window_.clear();
   }
 
   // The checks' wall and CPU seconds since the last call, which the epoch's clock leaves out.
@@ -96,10 +102,14 @@ class InEpochTarget {
   int64_t host_syncs() const { return host_syncs_; }
 
  private:
+  struct StepLoss {
+    torch::Tensor sum;  // the step's summed per-sample losses, a float64 device scalar
+    int64_t count;
+  };
   Target target_;
   int64_t window_steps_;
-  std::deque<torch::Tensor> sums_;
-  std::deque<int64_t> counts_;
+  std::deque<StepLoss> window_;
+  bool stopped_ = false;
   double wall_s_ = 0, cpu_s_ = 0;
   int64_t host_syncs_ = 0;
 };
@@ -164,7 +174,7 @@ EpochSteps train_epoch_steps(const TrainingContext& context, int64_t epoch, int6
     if (outcome.diverged) return stop();
     context.probe.after_step(info);
     workload.accumulate(passes.logits, passes.per_sample_loss);
-    if (context.in_epoch_target && !outcome.target_step &&
+    if (context.in_epoch_target &&
         context.in_epoch_target->reached_after(step + 1, batch + 1 == steps_per_epoch, passes.per_sample_loss)) {
       outcome.target_step = step + 1;
     }
@@ -291,6 +301,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
         result.time_to_target_s = cumulative_time;
         result.epochs_to_target = record.epoch;
         result.steps_to_target = steps.target_step.value_or(step);
+        if (in_epoch_target) in_epoch_target->stop();
       }
       if (options.progress) {
         std::cout << fmt::format("  {} [{}] epoch {}/{}: {} | {:.2f} s{}\n", config.run_id(), config.label(),
