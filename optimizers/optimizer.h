@@ -59,6 +59,13 @@ class Diverged : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// One named tensor of an optimizer's state (scalars and counters as 0-d tensors).
+struct StateEntry {
+  std::string name;
+  torch::Tensor value;
+};
+using OptimizerState = std::vector<StateEntry>;
+
 // An optimizer plugin. The runner owns the training loop; per step it asks capture(), reduces the
 // per-sample losses with reduce_loss(), back-propagates, and calls step() with the gradients in
 // place and the model's capture layers holding what was recorded.
@@ -79,6 +86,23 @@ class Optimizer {
 
   // The runner's schedule sets the learning rate before every step.
   virtual void set_learning_rate(double lr) = 0;
+
+  // Everything the optimizer carries from one step to the next (momentum, Kronecker factors and their
+  // decompositions, stored coefficients, subspace bases and sampling state, per-sample buffers kept
+  // between steps, counters as 0-d int64 tensors), named, in a fixed order: what a checkpoint saves and
+  // what the memory accounts count. The tensors are the plugin's own, not copies. Stateless: {}.
+  virtual OptimizerState state() const { return {}; }
+
+  // Restores a state() taken from an optimizer built with the same settings on the same model, so that
+  // training goes on bit for bit as if it had never stopped. Throws std::invalid_argument naming the
+  // first missing, extra or mis-shaped entry.
+  virtual void load_state(const OptimizerState& state) {
+    if (!state.empty()) throw std::invalid_argument("this optimizer holds no state, but the checkpoint has '" + state.front().name + "'");
+  }
+
+  // Whether the last step() refreshed its curvature (a factor inversion, a coefficient re-solve, a
+  // subspace build): the results split step times into refresh steps and ordinary ones.
+  virtual bool refreshed_curvature() const { return false; }
 
   // What the optimizer wants recorded in the result as "optimizer_report" at the end of the run (an
   // object; empty by default). A "phases" list of {"name", "epochs"} splits the run into consecutive
