@@ -226,7 +226,7 @@ def shim_torch_for_distributed_shampoo():
     - torch._foreach_lerp_ (the filtered gradient): a per-tensor lerp_, which is also what the foreach
       kernel does on the CPU."""
     import torch
-    import torch.optim.optimizer
+    optimizer_module = importlib.import_module("torch.optim.optimizer")
     for name in ("torch.distributed.device_mesh", "torch.distributed.tensor"):
         if importlib.util.find_spec(name) is None:
             stub_module(name)
@@ -235,8 +235,8 @@ def shim_torch_for_distributed_shampoo():
     except Exception:
         stub_module("torch.distributed.fsdp")
     for alias, value in (("StateDict", dict), ("ParamsT", object)):
-        if not hasattr(torch.optim.optimizer, alias):
-            setattr(torch.optim.optimizer, alias, value)
+        if not hasattr(optimizer_module, alias):
+            setattr(optimizer_module, alias, value)
     if not hasattr(torch, "compile"):
         def compile(model=None, *, fullgraph: bool = False, dynamic=None, backend="inductor", mode=None,
                     options=None, disable: bool = False):
