@@ -95,9 +95,11 @@ bench: build
 	$(BUILD_DIR)/ngdbench_bench --benchmark_min_time=$(BENCH_MIN_TIME) --benchmark_out=$(BENCH_OUT) \
 	  --benchmark_out_format=json $(BENCH_ARGS)
 
-# ngdbench's training step next to a bare LibTorch loop, plain PyTorch and the Python KFAC
-# (alecwangcq/KFAC-Pytorch), interleaved, one thread: BUILD_DIR/bench-peers.json and .md. Skips what is
-# missing (python3-torch; the peer clone, given by KFAC_PYTORCH_DIR) and says so.
+# ngdbench's training step next to a bare LibTorch loop, plain PyTorch and the public implementations
+# (KFAC-Pytorch, AlgoPerf NAdamW, Muon, SOAP, Distributed Shampoo, Eva), interleaved, one thread: time and
+# memory, BUILD_DIR/bench-peers.json and .md. Skips what is missing (python3-torch; a peer's clone, given
+# by KFAC_PYTORCH_DIR, ALGOPERF_DIR, MUON_DIR, SOAP_DIR, DISTRIBUTED_SHAMPOO_DIR, EVA_DIR or the flags in
+# PEERS_ARGS, e.g. PEERS_ARGS="--muon DIR") and says so.
 PEERS_ARGS ?=
 bench-peers: build
 	/usr/bin/python3 scripts/bench-peers --build $(BUILD_DIR) $(PEERS_ARGS)

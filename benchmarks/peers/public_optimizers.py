@@ -258,12 +258,17 @@ def shim_torch_for_distributed_shampoo():
 
 
 def build_distributed_shampoo(clone, marker, model, settings):
-    """Symmetric packing of the factors (their default) indexes with int32 tensors, which torch before 2.0
-    rejects: there the factors are stored whole, as the plugin stores them."""
+    """Symmetric packing of the factors (their default) indexes with int32 tensors, which torch 1.13
+    rejects: where indexing does, the factors are stored whole, as the plugin stores them."""
     import torch
     shim_torch_for_distributed_shampoo()
     shampoo = import_from_clone(clone, "distributed_shampoo")
-    packing = int(torch.__version__.split(".")[0]) >= 2
+    index = torch.zeros(1, dtype=torch.int32)
+    try:
+        torch.zeros(1, 1)[index, index]
+        packing = True
+    except IndexError:
+        packing = False
     optimizer = shampoo.DistributedShampoo(
         model.parameters(), lr=settings["lr"], betas=settings["betas"], epsilon=settings["epsilon"],
         weight_decay=settings["weight_decay"], max_preconditioner_dim=settings["max_preconditioner_dim"],
