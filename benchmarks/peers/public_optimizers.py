@@ -328,8 +328,10 @@ def public_peers(batch, kfac):
         # The NAdamW class's defaults, which are also the plugin's.
         PublicPeer("python-nadamw", "AlgoPerf NAdamW", "nadamw", "algoperf", "ALGOPERF_DIR",
                    "github.com/mlcommons/algorithmic-efficiency",
+                   # The file's places in the repository's history since it imports algoperf (newest first).
                    ("algorithms/baselines/external_tuning/pytorch_nadamw_full_budget.py",
-                    "reference_algorithms/qualification_baselines/external_tuning/pytorch_nadamw_full_budget.py"),
+                    "reference_algorithms/qualification_baselines/external_tuning/pytorch_nadamw_full_budget.py",
+                    "prize_qualification_baselines/external_tuning/pytorch_nadamw_full_budget.py"),
                    build_algoperf_nadamw, {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.01}),
         # muon.py's defaults (Muon lr 0.02, momentum 0.95, wd 0; auxiliary Adam lr 3e-4, betas (0.9, 0.95),
         # eps 1e-10, wd 0), which are also the plugin's.
