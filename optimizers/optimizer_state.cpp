@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <sstream>
 #include <stdexcept>
 #include <type_traits>
@@ -71,6 +72,10 @@ StateReader::StateReader(const OptimizerState& state) : state_(state), read_(sta
 
 bool StateReader::contains(const std::string& name) const { return index_.count(name) != 0; }
 
+bool StateReader::contains_any(const std::vector<std::string>& names) const {
+  return std::any_of(names.begin(), names.end(), [&](const std::string& name) { return contains(name); });
+}
+
 const torch::Tensor& StateReader::take(const std::string& name) {
   const auto found = index_.find(name);
   if (found == index_.end()) throw std::invalid_argument(fmt::format("optimizer state: entry '{}' is missing", name));
@@ -106,11 +111,20 @@ double StateReader::real(const std::string& name) {
   return tensor(name, {}, torch::TensorOptions().dtype(torch::kFloat64)).item<double>();
 }
 
-std::vector<std::string> StateReader::unread_names_with_prefix(const std::string& prefix) const {
-  std::vector<std::string> names;
+std::vector<std::pair<int64_t, std::string>> StateReader::numbered_names(const std::string& prefix) const {
+  std::vector<std::pair<int64_t, std::string>> names;
   for (size_t i = 0; i < state_.size(); ++i) {
-    if (!read_[i] && state_[i].name.compare(0, prefix.size(), prefix) == 0) names.push_back(state_[i].name);
+    const auto& name = state_[i].name;
+    if (read_[i] || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const auto number = name.substr(prefix.size());
+    // Anything else under the prefix is left unread, for finish() to name.
+    const bool canonical = !number.empty() && number.size() <= 18 &&
+                           number.find_first_not_of("0123456789") == std::string::npos &&
+                           (number.size() == 1 || number[0] != '0');
+    if (!canonical) continue;
+    names.emplace_back(std::stoll(number), name);
   }
+  std::sort(names.begin(), names.end());
   return names;
 }
 
@@ -158,8 +172,13 @@ void load_torch_state(StateReader& reader, torch::optim::Optimizer& optimizer, c
     for (const auto& parameter : group.params()) {
       const auto name = parameter_prefix(prefix, index++);
       const auto key = torch_state_key<TorchStateKey>(parameter);
-      // A parameter with a state has its first entry; LibTorch creates the rest on the same step.
-      if (!reader.contains(name + (sgd ? "momentum_buffer" : "step"))) {
+      // LibTorch creates a parameter's state whole, on its first step.
+      const std::vector<std::string> fields =
+          sgd ? std::vector<std::string>{"momentum_buffer"}
+              : std::vector<std::string>{"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+      std::vector<std::string> names;
+      for (const auto& field : fields) names.push_back(name + field);
+      if (!reader.contains_any(names)) {
         states.erase(key);
         continue;
       }

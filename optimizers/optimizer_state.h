@@ -31,6 +31,9 @@ class StateReader {
   explicit StateReader(const OptimizerState& state);
 
   bool contains(const std::string& name) const;
+  // Whether any of `names` is there: for entries that come into being together, so that a state missing
+  // one of them is named missing rather than taken for a state from before they existed.
+  bool contains_any(const std::vector<std::string>& names) const;
   // A copy of entry `name` on `options`' device, which must have `options`' dtype and the shape `sizes`
   // (-1: any extent in that dimension).
   torch::Tensor tensor(const std::string& name, const std::vector<int64_t>& sizes, const torch::TensorOptions& options);
@@ -39,9 +42,9 @@ class StateReader {
   // A counter or flag written by state_integer, a real written by state_real.
   int64_t integer(const std::string& name);
   double real(const std::string& name);
-  // The names not read yet that start with `prefix`, in the state's order (for entries one per item of a
-  // collection whose size is part of the state).
-  std::vector<std::string> unread_names_with_prefix(const std::string& prefix) const;
+  // The entries not read yet named `prefix` followed by a number, as (number, name) by increasing number:
+  // one per item of a collection whose size is part of the state.
+  std::vector<std::pair<int64_t, std::string>> numbered_names(const std::string& prefix) const;
   // Throws naming the first entry no read asked for.
   void finish() const;
 
