@@ -556,19 +556,26 @@ TEST_P(OptimizerContract, LoadStateNamesAMissingAnExtraAndAMisShapedEntry) {
 
 // refreshed_curvature() is true exactly after the refresh steps: for KFAC every inverse_interval-th step
 // from step 0 (docs/optimizers.md#kfac), for the first-order plugins never.
+struct RefreshCase {
+  std::string name;
+  json hparams;
+  std::set<int64_t> refresh_steps;
+};
+
 TEST(OptimizerStateContract, RefreshedCurvatureMarksKfacsInverseStepsAndNeverSgds) {
-  for (const auto& [name, hparams, refresh_steps] :
-       std::vector<std::tuple<std::string, json, std::set<int64_t>>>{
-           {"kfac", {{"inverse_interval", 3}, {"stat_interval", 2}}, {0, 3, 6}},
-           {"sgd", json::object(), {}},
-       }) {
-    SCOPED_TRACE(name);
-    const auto setup = resume_setup(name, tiny_models().front(), hparams, torch::kFloat);
+  const std::vector<RefreshCase> cases = {
+      {"kfac", {{"inverse_interval", 3}, {"stat_interval", 2}}, {0, 3, 6}},
+      {"sgd", json::object(), {}},
+  };
+  for (const auto& refresh_case : cases) {
+    SCOPED_TRACE(refresh_case.name);
+    const auto setup = resume_setup(refresh_case.name, tiny_models().front(), refresh_case.hparams, torch::kFloat);
     auto session = fresh_session(setup);
     EXPECT_FALSE(session.optimizer->refreshed_curvature()) << "before any step";
     for (int64_t step = 0; step < 8; ++step) {
       run_steps(session, setup, step, step + 1);
-      EXPECT_EQ(session.optimizer->refreshed_curvature(), refresh_steps.count(step) == 1) << "after step " << step;
+      EXPECT_EQ(session.optimizer->refreshed_curvature(), refresh_case.refresh_steps.count(step) == 1)
+          << "after step " << step;
     }
   }
 }
