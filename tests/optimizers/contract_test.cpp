@@ -6,14 +6,12 @@
 // a run restored from it continues bit for bit, every entry of it matters, load_state() rejects a
 // state with an entry missing, extra or mis-shaped. A new plugin gets these tests by being registered.
 #include <ATen/CPUGeneratorImpl.h>
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <map>
 #include <set>
-#include <tuple>
 #include <string>
 #include <vector>
 
