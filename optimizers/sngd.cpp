@@ -158,7 +158,7 @@ class Sngd : public TorchOptimizer {
 
   // The layer's factors by name, for its state: the input factor A, and G when the local Fisher has it.
   template <typename Fisher>  // LocalFisher or const LocalFisher
-  auto factors_of(Fisher& fisher) const {
+  auto factors_of(Fisher& fisher) const -> std::vector<std::pair<std::string, decltype(&fisher.input)>> {
     std::vector<std::pair<std::string, decltype(&fisher.input)>> factors{{"input", &fisher.input}};
     if (output_factor_) factors.emplace_back("output", &fisher.output);
     return factors;
