@@ -94,6 +94,9 @@ class BufferCopy {
   explicit BufferCopy(torch::nn::Module& module);
   // Copies the saved values into the module's buffers.
   void restore() const;
+  // The saved values, in module.buffers() order (an optimizer's state holds them).
+  const std::vector<torch::Tensor>& saved() const { return saved_; }
+  std::vector<torch::Tensor>& saved() { return saved_; }
 
  private:
   std::vector<torch::Tensor> buffers_;  // the module's own tensors
