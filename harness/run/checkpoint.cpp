@@ -239,8 +239,8 @@ void restore_parts(const Checkpoint& checkpoint, const CheckpointedParts& parts)
     const auto& saved = named_tensor(tensors, name);
     if (saved.sizes() != target.sizes() || saved.scalar_type() != target.scalar_type()) {
       throw std::runtime_error(fmt::format("the checkpoint's '{}' is {} {}, the model's {} {}", name,
-                                           c10::toString(saved.scalar_type()), saved.sizes(),
-                                           c10::toString(target.scalar_type()), target.sizes()));
+                                           c10::toString(saved.scalar_type()), c10::str(saved.sizes()),
+                                           c10::toString(target.scalar_type()), c10::str(target.sizes())));
     }
     target.copy_(saved);
   };
