@@ -88,7 +88,7 @@ std::string slurm_script(const SlurmJob& job) {
   script += "trap 'kill -TERM \"$child\" 2>/dev/null' TERM USR1\n";
   script += "while true; do wait \"$child\"; status=$?; kill -0 \"$child\" 2>/dev/null || break; done\n";
   script += "if [ \"$status\" -eq 75 ]; then\n";
-  script += "  scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"\n";
+  script += "  scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\" || true  # already requeued: a preemption\n";
   script += "fi\n";
   script += "exit \"$status\"\n";
   return script;

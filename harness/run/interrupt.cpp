@@ -61,10 +61,14 @@ void stop_cleanly_on_interrupt(const std::string& out_dir) {
   std::thread([signals, out_dir] {
     int number = 0;
     while (sigwait(&signals, &number) == 0) {
-      if (number != SIGINT && checkpoint_on_signal_.load() && !checkpoint_requested_.exchange(true)) {
+      if (number != SIGINT && checkpoint_on_signal_.load()) {
         // The training loop sees the request after its current step (RunCheckpoints::due_mid_epoch).
-        say(fmt::format("\nngdbench: {}: writing a checkpoint after the current step, then stopping\n",
-                        signal_name(number)));
+        // Repeats are expected (Slurm signals the batch shell, which passes it on, and the job's
+        // processes): the checkpoint is under way; SIGINT or SIGKILL end the process sooner.
+        if (!checkpoint_requested_.exchange(true)) {
+          say(fmt::format("\nngdbench: {}: writing a checkpoint after the current step, then stopping\n",
+                          signal_name(number)));
+        }
         continue;
       }
       say(fmt::format(

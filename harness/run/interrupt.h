@@ -12,8 +12,8 @@ namespace ngd {
 //
 // With checkpoints on (checkpoint_on_signal), SIGTERM and SIGUSR1 (what Slurm sends before a time
 // limit or a preemption) instead ask the run in progress to finish its step, write a checkpoint and
-// stop: the process then exits with kExitCheckpointed (exit_checkpointed). A second such signal, and
-// SIGINT, end the process at once as above.
+// stop: the process then exits with kExitCheckpointed (exit_checkpointed). Repeats of them wait for
+// that checkpoint; SIGINT ends the process at once as above.
 
 // EX_TEMPFAIL: stopped after saving a checkpoint; running the same command again resumes the run.
 constexpr int kExitCheckpointed = 75;
