@@ -14,7 +14,6 @@
 #include <iterator>
 #include <mutex>
 #include <set>
-#include <sstream>
 
 #include "base/atomic_file.h"
 #include "base/stable_hash.h"
@@ -200,8 +199,6 @@ Checkpoint read_checkpoint(const std::filesystem::path& path, const RunConfig& c
     checkpoint.device_tensors = header.at("device_tensors").get<std::set<std::string>>();
     const auto tensors = torch::pickle_load(std::vector<char>(payload.begin(), payload.end())).toGenericDict();
     for (const auto& item : tensors) checkpoint.tensors[item.key().toStringRef()] = item.value().toTensor();
-  } catch (const TornCheckpoint&) {
-    throw;
   } catch (const std::exception& error) {
     throw TornCheckpoint(std::string("its content does not read back: ") + error.what());
   }
