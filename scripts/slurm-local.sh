@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # A one-node Slurm on this machine, for the `slurm` tests (docs/checkpoints.md#clusters):
 #   scripts/slurm-local.sh up     installs what is missing (slurmctld, slurmd, slurm-client, munge), writes a
-#                                 minimal slurm.conf for localhost with 2 CPUs and starts munged, slurmctld and
-#                                 slurmd as this user under $SLURM_LOCAL_DIR; prints the line that points the
-#                                 Slurm commands at it (also in $SLURM_LOCAL_DIR/env)
+#                                 minimal slurm.conf for localhost with 2 CPUs and starts munged and slurmctld
+#                                 as this user and slurmd as root (it starts the jobs as their users) under
+#                                 $SLURM_LOCAL_DIR; prints the line that points the Slurm commands at it (also
+#                                 in $SLURM_LOCAL_DIR/env)
 #   scripts/slurm-local.sh down   cancels its jobs, stops the daemons and removes $SLURM_LOCAL_DIR
 # Exit status 1 (with the daemons' log paths) when the node does not come up within 60 s.
 set -euo pipefail
@@ -45,7 +46,6 @@ SlurmctldHost=$HOST(127.0.0.1)
 SlurmctldPort=$CTLD_PORT
 SlurmdPort=$((CTLD_PORT + 1))
 SlurmUser=$user
-SlurmdUser=$user
 AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket=$DIR/munge/munge.socket
@@ -75,7 +75,7 @@ CONF
   echo "export SLURM_CONF=$CONF" >"$DIR/env"
   export SLURM_CONF="$CONF"
   slurmctld -f "$CONF"
-  slurmd -f "$CONF"
+  as_root slurmd -f "$CONF"
   for _ in $(seq 60); do
     if sinfo -h -o '%T' 2>/dev/null | grep -qx 'idle'; then
       echo "slurm-local: node $HOST up with $CPUS CPUs; for the Slurm commands: export SLURM_CONF=$CONF"
@@ -90,11 +90,12 @@ CONF
 down() {
   export PATH="$PATH:/usr/sbin" SLURM_CONF="$CONF"
   [ -f "$CONF" ] && scancel --user "$(id -un)" >/dev/null 2>&1 || true
-  for pid_file in "$DIR/slurmd.pid" "$DIR/slurmctld.pid" "$DIR/munge/munged.pid"; do
+  [ -f "$DIR/slurmd.pid" ] && as_root kill "$(cat "$DIR/slurmd.pid")" 2>/dev/null || true
+  for pid_file in "$DIR/slurmctld.pid" "$DIR/munge/munged.pid"; do
     [ -f "$pid_file" ] && kill "$(cat "$pid_file")" 2>/dev/null || true
   done
   sleep 1
-  rm -rf "$DIR"
+  as_root rm -rf "$DIR"  # slurmd's spool files are root's
   echo "slurm-local: down"
 }
 
