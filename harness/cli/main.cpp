@@ -149,6 +149,12 @@ struct RunCommand {
   bool quiet = false;
   bool no_phase_timing = false;
   bool no_prefetch = false;
+  // Checkpoints: any of these turns them on, over the specs' "checkpoint" blocks (-1: the spec's value).
+  bool checkpoints = false;
+  int64_t checkpoint_every_steps = -1;
+  double checkpoint_every_minutes = -1;
+  bool checkpoint_at_epoch_end = false;
+  bool keep_checkpoints = false;
 };
 
 CLI::App* add_run_command(CLI::App& app, RunCommand& command) {
@@ -186,7 +192,31 @@ CLI::App* add_run_command(CLI::App& app, RunCommand& command) {
   run_command->add_option("--fidelity-every", command.fidelity_every,
                           "fidelity probes every N steps in every run, overriding specs' \"fidelity\" blocks (0: none)")
       ->check(CLI::NonNegativeNumber);
+  run_command->add_flag("--checkpoints", command.checkpoints,
+                        "resume runs from their checkpoints and write one on SIGTERM/SIGUSR1, then exit 75 (docs/checkpoints.md)");
+  run_command->add_option("--checkpoint-every-steps", command.checkpoint_every_steps,
+                          "a checkpoint every N steps (implies --checkpoints)")->check(CLI::PositiveNumber);
+  run_command->add_option("--checkpoint-every-minutes", command.checkpoint_every_minutes,
+                          "a checkpoint every M minutes of training (implies --checkpoints)")->check(CLI::PositiveNumber);
+  run_command->add_flag("--checkpoint-at-epoch-end", command.checkpoint_at_epoch_end,
+                        "a checkpoint after every epoch (implies --checkpoints)");
+  run_command->add_flag("--keep-checkpoints", command.keep_checkpoints,
+                        "keep a run's last checkpoint once its result is written (implies --checkpoints)");
   return run_command;
+}
+
+// A spec's checkpoint settings: its "checkpoint" block with the command line's flags over it; none when
+// neither asks for checkpoints.
+std::optional<ngd::CheckpointSettings> checkpoints_for(const ngd::Spec& spec, const RunCommand& command) {
+  const bool asked = command.checkpoints || command.checkpoint_every_steps > 0 || command.checkpoint_every_minutes > 0 ||
+                     command.checkpoint_at_epoch_end || command.keep_checkpoints;
+  if (!asked && !spec.checkpoint) return std::nullopt;
+  auto settings = spec.checkpoint.value_or(ngd::CheckpointSettings{});
+  if (command.checkpoint_every_steps > 0) settings.every_steps = command.checkpoint_every_steps;
+  if (command.checkpoint_every_minutes > 0) settings.every_minutes = command.checkpoint_every_minutes;
+  settings.at_epoch_end = settings.at_epoch_end || command.checkpoint_at_epoch_end;
+  settings.keep = settings.keep || command.keep_checkpoints;
+  return settings;
 }
 
 // The runner options and the shard the command line's flags ask for; false (said on stderr) on bad input.
@@ -273,6 +303,8 @@ int run(RunCommand command) {
   for (const auto& spec : specs) {
     if (spec.runs.empty()) continue;  // nothing of this spec in the filter or the shard
     options.device = device_for(spec, device_flag);
+    options.checkpoints = checkpoints_for(spec, command);
+    ngd::checkpoint_on_signal(options.checkpoints.has_value());
     std::cout << fmt::format("ngdbench: {}: {} runs on device {}\n", spec.name, spec.runs.size(), options.device);
     try {
       const long found_before = ngd::found_finished_runs();
@@ -319,6 +351,14 @@ CLI::App* add_slurm_command(CLI::App& app, SlurmCommand& command) {
   slurm_command->add_option("--filter", job.filter, "only runs matching this regex (as run --filter)");
   slurm_command->add_option("--data-root", job.data_root, "data root searched first, as the nodes see it");
   slurm_command->add_option("--script", command.script_path, "where to write the script (default: OUT/ngdbench.sbatch)");
+  slurm_command->add_flag("--requeue", job.requeue,
+                          "preemptible: tasks checkpoint on SIGTERM, are requeued and resume (docs/checkpoints.md#clusters)");
+  slurm_command->add_option("--signal-seconds", job.signal_seconds,
+                            "with --requeue: SIGTERM this many seconds before the time limit (--signal=B:TERM@S; default 300)")
+      ->check(CLI::PositiveNumber);
+  slurm_command->add_option("--checkpoint-every-minutes", job.checkpoint_every_minutes,
+                            "with --requeue: also a checkpoint every M minutes (for node failures)")
+      ->check(CLI::PositiveNumber);
   return slurm_command;
 }
 

@@ -17,6 +17,7 @@
 #include "base/atomic_file.h"
 #include "base/device.h"
 #include "base/phase_timer.h"
+#include "harness/run/checkpoint.h"
 #include "harness/run/fidelity.h"
 #include "harness/run/image_workload.h"
 #include "harness/run/interrupt.h"
@@ -98,8 +99,30 @@ class InEpochTarget {
   std::pair<double, double> take_seconds() {
     return {std::exchange(wall_s_, 0.0), std::exchange(cpu_s_, 0.0)};
   }
+  // The same seconds, left to take.
+  std::pair<double, double> seconds() const { return {wall_s_, cpu_s_}; }
   // The checks' host reads so far, which the run's host-sync count leaves out.
   int64_t host_syncs() const { return host_syncs_; }
+
+  // For a checkpoint: the window's losses and whether the checks have stopped.
+  NamedTensors state() const {
+    std::vector<torch::Tensor> sums;
+    std::vector<int64_t> counts;
+    for (const auto& [sum, count] : window_) {
+      sums.push_back(sum);
+      counts.push_back(count);
+    }
+    return {{"sums", sums.empty() ? torch::empty({0}, torch::kDouble) : torch::stack(sums)},
+            {"counts", torch::tensor(counts, torch::kInt64)},
+            {"stopped", torch::tensor(stopped_)}};
+  }
+  void load_state(const NamedTensors& state, const torch::Device& device) {
+    const auto sums = named_tensor(state, "sums").to(device);
+    const auto counts = named_tensor(state, "counts");
+    window_.clear();
+    for (int64_t i = 0; i < counts.numel(); ++i) window_.push_back({sums[i], counts[i].item<int64_t>()});
+    stopped_ = named_tensor(state, "stopped").item<bool>();
+  }
 
  private:
   struct StepLoss {
@@ -125,6 +148,7 @@ struct TrainingContext {
   PhaseTimer& timer;
   FidelityProbe& probe;
   InEpochTarget* in_epoch_target;  // null: targets are checked at epoch ends only
+  RunCheckpoints* checkpoints;     // null: no checkpoints
   bool draw_bar;
 };
 
@@ -136,19 +160,20 @@ struct EpochSteps {
   std::optional<int64_t> target_step;  // the steps taken when an in-epoch check first reached the target
 };
 
-// Takes the steps of `epoch`, advancing `step` (the run's step count, the diverging step included).
-EpochSteps train_epoch_steps(const TrainingContext& context, int64_t epoch, int64_t steps_per_epoch, int64_t& step) {
+// Takes the steps of `epoch` from batch `batch` on, advancing `batch` and `step` (the run's step count,
+// the diverging step included), until the epoch's steps are done, a divergence, or a checkpoint due
+// inside the epoch (`batch` is then the next one). `outcome` is the epoch's outcome so far.
+EpochSteps train_epoch_steps(const TrainingContext& context, int64_t epoch, int64_t steps_per_epoch, int64_t& batch,
+                             int64_t& step, EpochSteps outcome) {
   auto& workload = context.workload;
   auto& optimizer = context.optimizer;
-  EpochSteps outcome;
-  outcome.lr = context.base_lr;
   auto last_draw = Clock::now();
   const auto stop = [&outcome, &step] {
     outcome.diverged = true;
     ++step;
     return outcome;
   };
-  for (int64_t batch = 0; batch < steps_per_epoch; ++batch, ++step) {
+  for (; batch < steps_per_epoch; ++batch, ++step) {
     StepInfo info{step, epoch, batch, steps_per_epoch, {}, {}};
     {
       auto scope = context.timer.scope(Phase::kData);
@@ -184,6 +209,11 @@ EpochSteps train_epoch_steps(const TrainingContext& context, int64_t epoch, int6
     if (context.draw_bar && seconds_since(last_draw) > kProgressRedrawSeconds) {
       draw_progress(context.config, epoch, batch + 1, steps_per_epoch);
       last_draw = Clock::now();
+    }
+    if (context.checkpoints && batch + 1 < steps_per_epoch && context.checkpoints->due_mid_epoch(step + 1)) {
+      ++batch;
+      ++step;
+      return outcome;
     }
   }
   return outcome;
@@ -239,6 +269,29 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
     if (config.target && config.target->check_every_steps > 0) {
       in_epoch_target.emplace(*config.target, workload->nominal_batches_per_epoch());
     }
+    const CheckpointedParts parts{model, *optimizer, *workload, device};
+    std::optional<RunCheckpoints> checkpoints;
+    RunPosition resumed;  // where this piece of the run starts: a checkpoint's position, or the start
+    std::optional<Checkpoint> checkpoint;
+    if (options.checkpoints) {
+      // The probes' per-epoch measurements are not checkpointed: with probes, at epoch ends only.
+      checkpoints.emplace(config, options.out_dir, *options.checkpoints, checkpoint_producer(result.meta),
+                          fidelity.every_steps == 0);
+      phase = "resuming from a checkpoint";
+      checkpoint = checkpoints->newest();
+    }
+    if (checkpoint) {
+      restore_parts(*checkpoint, parts);
+      if (in_epoch_target) in_epoch_target->load_state(tensors_under(checkpoint->tensors, "in_epoch_target/"), device);
+      resumed = checkpoint->position;
+      ++resumed.resumes;
+      result.epochs = std::move(checkpoint->epochs);
+      result.time_to_target_s = checkpoint->time_to_target_s;
+      result.epochs_to_target = checkpoint->epochs_to_target;
+      result.steps_to_target = checkpoint->steps_to_target;
+      checkpoint.reset();
+    }
+    phase = "training";
     const TrainingContext context{config,
                                   device,
                                   *workload,
@@ -248,6 +301,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
                                   timer,
                                   probe,
                                   in_epoch_target ? &*in_epoch_target : nullptr,
+                                  checkpoints ? &*checkpoints : nullptr,
                                   options.progress && ::isatty(STDERR_FILENO)};
     // The settings the probes ran with (the CLI may override the spec's, or turn them off).
     result.config.fidelity = fidelity.every_steps > 0
@@ -255,14 +309,78 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
                                  : nlohmann::json();
     int64_t probe_host_syncs = 0;
     const int64_t host_syncs_before = host_sync_count();
-    int64_t step = 0;
-    double cumulative_time = 0;
-    for (int64_t epoch = 0; epoch < config.epochs; ++epoch) {
+    // Host reads inside this piece's training steps (the probes' and the in-epoch checks' left out).
+    const auto counted_host_syncs = [&] {
+      return host_sync_count() - host_syncs_before - probe_host_syncs -
+             (in_epoch_target ? in_epoch_target->host_syncs() : 0);
+    };
+    int64_t step = resumed.step;
+    double cumulative_time = resumed.cumulative_time_s;
+    // Writes a checkpoint at `position` (epoch and batch set), completed with the run's progress so far;
+    // returns its path, or "" when it could not be written (said on stderr: training goes on).
+    const auto write_checkpoint = [&](RunPosition position) {
+      position.step = step;
+      position.cumulative_time_s = cumulative_time;
+      position.host_syncs = resumed.host_syncs + counted_host_syncs();
+      position.resumes = resumed.resumes;
+      for (size_t p = 0; p < static_cast<size_t>(Phase::kCount) && timer.enabled(); ++p) {
+        const auto name = phase_name(static_cast<Phase>(p));
+        position.phase_times_s[name] = timer.seconds(static_cast<Phase>(p)) + resumed.phase_times_s.value(name, 0.0);
+      }
+      Checkpoint written{position, result.epochs, result.time_to_target_s, result.epochs_to_target,
+                         result.steps_to_target, {}, {}, {}};
+      capture_parts(parts, written);
+      if (in_epoch_target) {
+        for (const auto& [name, tensor] : in_epoch_target->state()) written.tensors["in_epoch_target/" + name] = tensor;
+      }
+      try {
+        return checkpoints->write(written);
+      } catch (const std::runtime_error& error) {
+        std::cerr << fmt::format("warning: run {}: no checkpoint written: {}\n", config.run_id(), error.what());
+        return std::string();
+      }
+    };
+    std::optional<std::string> stopped_at;  // the checkpoint a signal stopped the run at ("": none could be written)
+    for (int64_t epoch = resumed.epoch; epoch < config.epochs && !stopped_at; ++epoch) {
       model.train();
-      const int64_t steps_per_epoch = workload->start_epoch(epoch);
+      // Resumed inside this epoch: its batches go on where the checkpoint was, and its clock adds the
+      // earlier piece's.
+      const bool continuing = epoch == resumed.epoch && resumed.next_batch > 0;
+      const int64_t steps_per_epoch = continuing ? resumed.steps_per_epoch : workload->start_epoch(epoch);
       synchronize(device);  // epoch times always wait for the device: queued kernels are not finished work
       const TimingProbe epoch_clock;
-      const auto steps = train_epoch_steps(context, epoch, steps_per_epoch, step);
+      TimingSample earlier_and_untimed;  // the earlier piece's seconds, less the checkpoints' written in this one
+      if (continuing) earlier_and_untimed = {resumed.epoch_wall_s, resumed.epoch_cpu_s, 0};
+      int64_t batch = continuing ? resumed.next_batch : 0;
+      EpochSteps steps;
+      steps.lr = continuing ? resumed.learning_rate : context.base_lr;
+      if (continuing) steps.target_step = resumed.target_step;
+      while (true) {
+        steps = train_epoch_steps(context, epoch, steps_per_epoch, batch, step, steps);
+        if (steps.diverged || batch == steps_per_epoch) break;
+        synchronize(device);  // a checkpoint is due inside the epoch
+        const auto so_far = epoch_clock.finish();
+        const TimingProbe writing;
+        const auto [check_wall_s, check_cpu_s] =
+            in_epoch_target ? in_epoch_target->seconds() : std::pair<double, double>{0, 0};
+        RunPosition position;
+        position.epoch = epoch;
+        position.next_batch = batch;
+        position.steps_per_epoch = steps_per_epoch;
+        position.learning_rate = steps.lr;
+        position.target_step = steps.target_step;
+        position.epoch_wall_s = so_far.wall_s - check_wall_s + earlier_and_untimed.wall_s;
+        position.epoch_cpu_s = so_far.cpu_s - check_cpu_s + earlier_and_untimed.cpu_s;
+        const auto path = write_checkpoint(position);
+        const auto spent = writing.finish();
+        earlier_and_untimed.wall_s -= spent.wall_s;
+        earlier_and_untimed.cpu_s -= spent.cpu_s;
+        if (checkpoint_requested()) {
+          stopped_at = path;
+          break;
+        }
+      }
+      if (stopped_at) break;
       synchronize(device);
       const auto probes = probe.end_epoch();  // untimed, like evaluation
       probe_host_syncs += probes.host_syncs;
@@ -274,6 +392,8 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
         epoch_timing.wall_s -= check_wall_s;
         epoch_timing.cpu_s -= check_cpu_s;
       }
+      epoch_timing.wall_s += earlier_and_untimed.wall_s;
+      epoch_timing.cpu_s += earlier_and_untimed.cpu_s;
       const double epoch_time = epoch_timing.wall_s;
       if (context.draw_bar) std::cerr << "\r" << std::string(80, ' ') << "\r";
       cumulative_time += epoch_time;
@@ -315,13 +435,23 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
         result.error = fmt::format("non-finite {} after epoch {}", held_out_name, epoch + 1);
         break;
       }
+      if (checkpoints && epoch + 1 < config.epochs && checkpoints->due_at_epoch_end(step)) {
+        RunPosition position;
+        position.epoch = epoch + 1;
+        const auto path = write_checkpoint(position);
+        if (checkpoint_requested()) stopped_at = path;
+      }
     }
-    if (result.status.empty()) {
+    if (stopped_at) {
+      result.status = "checkpointed";
+      result.error = stopped_at->empty() ? fmt::format("run {}: no checkpoint could be written at step {}", config.run_id(), step)
+                                         : fmt::format("the checkpoint {} (step {})", *stopped_at, step);
+    } else if (result.status.empty()) {
       result.status = "completed";
       result.final_evaluation = workload->final_evaluation();
     }
-    const int64_t untimed_syncs = probe_host_syncs + (in_epoch_target ? in_epoch_target->host_syncs() : 0);
-    record_run_costs(result, *optimizer, timer, step, host_sync_count() - host_syncs_before - untimed_syncs);
+    record_run_costs(result, *optimizer, timer, step, resumed.host_syncs + counted_host_syncs());
+    if (checkpoints) add_earlier_pieces(result, resumed);
   } catch (const std::bad_alloc& error) {
     result.status = "failed";
     result.error = allocation_failure(config, phase, error.what());
@@ -375,6 +505,7 @@ std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& opti
   std::optional<TranslationDataset> translations;
   std::vector<nlohmann::json> results;
   for (size_t i = 0; i < runs.size(); ++i) {
+    if (options.checkpoints && checkpoint_requested()) exit_checkpointed("the runs before this one");
     const auto& run = runs[i];
     const auto progress = fmt::format("[{}/{}] {}/{} ({}, seed {})", i + 1, runs.size(), run.experiment,
                                       run.run_id(), run.label(), run.seed);
@@ -398,9 +529,13 @@ std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& opti
       // folder stops the sweep, not a finished run.
       check_writable_folder((std::filesystem::path(options.out_dir) / run.experiment).string());
     }
+    if (options.force) remove_checkpoints(options.out_dir, run);  // a forced rerun starts afresh
     if (options.progress) std::cout << progress << "\n" << std::flush;
-    auto result = to_json(translation ? train_run(run, *translations, options) : train_run(run, *images, options));
+    const auto trained = translation ? train_run(run, *translations, options) : train_run(run, *images, options);
+    if (trained.status == "checkpointed") exit_checkpointed(trained.error);
+    auto result = to_json(trained);
     write_file_atomically(result_path(options.out_dir, run), result.dump(2) + "\n");
+    if (options.checkpoints && !options.checkpoints->keep) remove_checkpoints(options.out_dir, run);
     count_saved_run(true);
     if (result["status"] != "completed") {
       std::cout << fmt::format("  {}: {}: {}\n", run.run_id(), result["status"].get<std::string>(),
