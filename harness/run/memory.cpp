@@ -138,6 +138,11 @@ int64_t MemoryMeter::allocated_bytes() const { return reporter_->cpu_in_use(); }
 
 int64_t MemoryMeter::peak_allocated_bytes() const { return reporter_->cpu_peak(); }
 
+std::optional<int64_t> MemoryMeter::peak_cuda_bytes() const {
+  const int64_t peak = reporter_->cuda_peak();
+  return peak == kNone ? std::nullopt : std::optional<int64_t>(peak);
+}
+
 nlohmann::json MemoryMeter::to_json(int64_t parameters) const {
   const auto optional_bytes = [](int64_t bytes) { return bytes == kNone ? nlohmann::json() : nlohmann::json(bytes); };
   nlohmann::json phases = nlohmann::json::object();

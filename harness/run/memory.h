@@ -57,6 +57,8 @@ class MemoryMeter {
   // CPU tensor bytes allocated since the meter was built and not yet freed, and their peak.
   int64_t allocated_bytes() const;
   int64_t peak_allocated_bytes() const;
+  // The CUDA device's peak allocated bytes while the meter lived; nullopt when it allocated nothing.
+  std::optional<int64_t> peak_cuda_bytes() const;
 
   // The result's "memory" block (docs/harness.md#memory): peak_rss_bytes, peak_rss_since,
   // peak_allocated_bytes, cuda_peak_bytes (null without CUDA allocations), phases {name:

@@ -8,7 +8,9 @@
 #include <cmath>
 #include <fstream>
 #include <stdexcept>
+#include <utility>
 
+#include "datasets/dataset.h"
 #include "harness/run/memory.h"
 #include "optimizers/registry.h"
 
@@ -185,6 +187,36 @@ std::optional<std::string> memory_refusal(const MemoryEstimate& estimate, const 
                      format_bytes(term_bytes), format_bytes(estimate.parameter_bytes),
                      format_bytes(estimate.gradient_bytes), format_bytes(estimate.activation_bytes),
                      format_bytes(estimate.capture_bytes), format_bytes(estimate.optimizer_state_bytes));
+}
+
+DryRunEstimates::DryRunEstimates(std::vector<std::string> data_roots, MemoryLimit limit)
+    : data_roots_(std::move(data_roots)), limit_(limit) {}
+
+std::string DryRunEstimates::describe(const RunConfig& run, const std::string& device) {
+  if (run.workload != WorkloadKind::kImage) return "memory estimate: none for translation runs";
+  const auto identity = run.identity();
+  const auto dataset_key = identity["dataset"].dump();
+  if (const auto missing = missing_.find(dataset_key); missing != missing_.end()) return missing->second;
+  if (!inputs_.count(dataset_key)) {
+    try {
+      const auto dataset = load_dataset(run.dataset, data_roots_);
+      inputs_[dataset_key] = {dataset.image_shape(), dataset.num_classes};
+    } catch (const std::exception& error) {  // not found, or unreadable: the dry run goes on
+      return missing_[dataset_key] = fmt::format("memory estimate: needs the dataset ({})", error.what());
+    }
+  }
+  const auto key = nlohmann::json{{"dataset", identity["dataset"]}, {"model", identity["model"]},
+                                  {"batch_size", run.batch_size}, {"optimizer", run.optimizer},
+                                  {"hparams", run.hparams}, {"device", device}}.dump();
+  if (const auto known = lines_.find(key); known != lines_.end()) return known->second;
+  const auto estimate = estimate_run_memory(run, inputs_[dataset_key]);
+  const auto refusal = memory_refusal(estimate, limit_, device);
+  return lines_[key] = fmt::format(
+             "memory estimate {} (parameters {}, gradients {}, activations {}, captures {}, optimizer state {}): {}",
+             format_bytes(estimate.total_bytes()), format_bytes(estimate.parameter_bytes),
+             format_bytes(estimate.gradient_bytes), format_bytes(estimate.activation_bytes),
+             format_bytes(estimate.capture_bytes), format_bytes(estimate.optimizer_state_bytes),
+             refusal ? *refusal : "fits");
 }
 
 }  // namespace ngd

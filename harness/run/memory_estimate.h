@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -75,5 +76,22 @@ std::string format_bytes(int64_t bytes);
 // applies.
 std::optional<std::string> memory_refusal(const MemoryEstimate& estimate, const MemoryLimit& limit,
                                           const std::string& device);
+
+// --dry-run's estimates: each dataset is loaded once (the image shape and class count the models are
+// built for), each dataset × model × batch size × optimizer and settings is estimated once.
+class DryRunEstimates {
+ public:
+  DryRunEstimates(std::vector<std::string> data_roots, MemoryLimit limit);
+  // The line printed under `run` (on `device`): its estimate by term and whether the limit refuses it,
+  // or why there is no estimate (a translation run, a dataset in no data root).
+  std::string describe(const RunConfig& run, const std::string& device);
+
+ private:
+  std::vector<std::string> data_roots_;
+  MemoryLimit limit_;
+  std::map<std::string, ModelInput> inputs_;           // by the dataset's identity
+  std::map<std::string, std::string> missing_;         // datasets not found: why
+  std::map<std::string, std::string> lines_;           // by what the estimate depends on, and the device
+};
 
 }  // namespace ngd

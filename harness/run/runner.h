@@ -10,6 +10,7 @@
 #include "datasets/dataset.h"
 #include "datasets/translation.h"
 #include "harness/results/results.h"
+#include "harness/run/memory_estimate.h"
 #include "harness/spec/spec.h"
 
 namespace ngd {
@@ -27,6 +28,8 @@ struct RunnerOptions {
   // --max-trials: tuned entries train only their first N trials per study. Halton draws are a
   // sequence, so these are the full budget's first trials: a later run without the cap resumes them.
   std::optional<int64_t> max_trials;
+  // --memory-limit: an image run whose memory estimate exceeds it is "failed" before training.
+  MemoryLimit memory_limit;
 };
 
 // Trains one run on a loaded dataset and returns its record; writes nothing. A non-finite training
