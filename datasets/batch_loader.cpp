@@ -1,5 +1,6 @@
 #include "datasets/batch_loader.h"
 
+#include <c10/util/ThreadLocalDebugInfo.h>
 #include <dlfcn.h>
 
 namespace ngd {
@@ -33,7 +34,14 @@ BatchLoader::BatchLoader(const ImageDataset& dataset, int64_t batch_size, uint64
       order_generator_(at::detail::createCPUGenerator(seed)),
       augmentation_generator_(at::detail::createCPUGenerator(seed + kAugmentationSeedOffset)),
       prefetch_(prefetch) {
-  if (prefetch_) worker_ = std::thread([this] { work(); });
+  // The worker runs under the training thread's LibTorch debug info: a memory reporter installed there
+  // (harness/run/memory.h) counts the worker's batches too.
+  if (prefetch_) {
+    worker_ = std::thread([this, debug_info = c10::ThreadLocalDebugInfo::current()] {
+      const c10::DebugInfoGuard inherit(debug_info);
+      work();
+    });
+  }
 }
 
 BatchLoader::~BatchLoader() {

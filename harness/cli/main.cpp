@@ -21,6 +21,7 @@
 #include "harness/run/bleu.h"
 #include "harness/run/interrupt.h"
 #include "harness/run/machine.h"
+#include "harness/run/memory_estimate.h"
 #include "harness/run/runner.h"
 #include "harness/spec/schedule.h"
 #include "harness/spec/shard.h"
@@ -142,6 +143,7 @@ struct RunCommand {
   std::string device_flag;
   std::string shard_text;
   std::string scale;
+  std::string memory_limit = "available";
   int threads = 0;
   int64_t fidelity_every = -1;  // -1: the specs' own fidelity blocks
   int64_t max_trials = 0;       // 0: every entry's whole tuning budget
@@ -185,7 +187,11 @@ CLI::App* add_run_command(CLI::App& app, RunCommand& command) {
   run_command->add_option("--max-trials", command.max_trials,
                           "tuned entries train only their first N trials per study (a later run without it adds the rest)")
       ->check(CLI::PositiveNumber);
-  run_command->add_flag("--dry-run", command.dry_run, "print the expanded runs and exit");
+  run_command->add_option("--memory-limit", command.memory_limit,
+                          "refuse image runs whose memory estimate exceeds this before training: a size (8G, 512M), "
+                          "available (MemAvailable, CPU runs) or none")
+      ->capture_default_str();
+  run_command->add_flag("--dry-run", command.dry_run, "print the expanded runs with their memory estimates and exit");
   run_command->add_flag("--force", command.options.force, "rerun runs that already have a finished result");
   run_command->add_flag("--quiet", command.quiet, "no per-epoch lines");
   run_command->add_flag("--no-prefetch", command.no_prefetch, "prepare training batches on the training thread");
@@ -227,6 +233,12 @@ bool apply_flags(RunCommand& command, std::optional<ngd::Shard>& shard) {
   options.phase_timing = !command.no_phase_timing;
   if (command.fidelity_every >= 0) options.fidelity_every = command.fidelity_every;
   if (command.max_trials > 0) options.max_trials = command.max_trials;
+  try {
+    options.memory_limit = ngd::parse_memory_limit(command.memory_limit);
+  } catch (const std::invalid_argument& error) {
+    std::cerr << "error: " << error.what() << "\n";
+    return false;
+  }
   if (!command.filter.empty()) {
     const auto filter = compile_filter(command.filter);
     if (!filter) return false;
@@ -243,8 +255,9 @@ bool apply_flags(RunCommand& command, std::optional<ngd::Shard>& shard) {
   return true;
 }
 
-// --dry-run: each spec's expanded runs, one line each.
-void print_runs(const std::vector<ngd::Spec>& specs, const std::string& device_flag) {
+// --dry-run: each spec's expanded runs, one line each, and under each its memory estimate.
+void print_runs(const std::vector<ngd::Spec>& specs, const std::string& device_flag, const ngd::RunnerOptions& options) {
+  ngd::DryRunEstimates estimates(options.data_roots, options.memory_limit);
   for (const auto& spec : specs) {
     const auto& runs = spec.runs;
     std::cout << fmt::format("{} ({}): {} runs on {}\n", spec.name, spec.path, runs.size(),
@@ -254,6 +267,7 @@ void print_runs(const std::vector<ngd::Spec>& specs, const std::string& device_f
                                               : fmt::format(" study={} trial={}", run.study, run.trial);
       std::cout << fmt::format("  {}/{}  {} seed={}{} hparams={} schedule={}\n", run.experiment, run.run_id(),
                                run.label(), run.seed, trial, run.hparams.dump(), run.schedule.dump());
+      std::cout << "    " << estimates.describe(run, device_for(spec, device_flag)) << "\n";
     }
   }
 }
@@ -294,7 +308,7 @@ int run(RunCommand command) {
   }
   options.data_roots = ngd::data_roots(command.data_root);
   if (command.dry_run) {
-    print_runs(specs, device_flag);
+    print_runs(specs, device_flag, options);
     return 0;
   }
   const int threads_in_use = ngd::configure_threads(command.threads);

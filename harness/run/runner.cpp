@@ -22,6 +22,9 @@
 #include "harness/run/image_workload.h"
 #include "harness/run/interrupt.h"
 #include "harness/run/machine.h"
+#include "harness/run/memory.h"
+#include "harness/run/memory_estimate.h"
+#include "harness/run/step_times.h"
 #include "harness/run/training_step.h"
 #include "harness/run/translation_workload.h"
 #include "harness/run/workload.h"
@@ -55,6 +58,16 @@ void draw_progress(const RunConfig& config, int64_t epoch, int64_t batch, int64_
 }
 
 using WorkloadFactory = std::function<std::unique_ptr<Workload>(nlohmann::json& meta)>;
+
+// The per-epoch progress line's memory and step-time part: the peaks so far (tensors on the CPU, on a
+// CUDA device when there are any, the resident set) and the epoch's median step.
+std::string describe_memory(const MemoryMeter& memory, const nlohmann::json& step_time_s) {
+  const auto resident = peak_resident_bytes();
+  const auto cuda = memory.peak_cuda_bytes();
+  return fmt::format("mem peak {} cpu tensors{}, {} rss | step p50 {}", format_bytes(memory.peak_allocated_bytes()),
+                     cuda ? ", " + format_bytes(*cuda) + " cuda" : "", resident ? format_bytes(*resident) : "?",
+                     step_time_s.is_null() ? "-" : fmt::format("{:.1f} ms", 1e3 * step_time_s["p50"].get<double>()));
+}
 
 // A train_loss target checked inside epochs (Target::check_every_steps): every N steps, the mean
 // per-sample loss of the last epoch's worth of steps. Each check reads one value back from the device;
@@ -147,6 +160,7 @@ struct TrainingContext {
   double base_lr;
   PhaseTimer& timer;
   FidelityProbe& probe;
+  StepTimes& step_times;
   InEpochTarget* in_epoch_target;  // null: targets are checked at epoch ends only
   RunCheckpoints* checkpoints;     // null: no checkpoints
   bool draw_bar;
@@ -174,13 +188,16 @@ EpochSteps train_epoch_steps(const TrainingContext& context, int64_t epoch, int6
     return outcome;
   };
   for (; batch < steps_per_epoch; ++batch, ++step) {
+    const auto step_start = Clock::now();
     StepInfo info{step, epoch, batch, steps_per_epoch, {}, {}};
     {
       auto scope = context.timer.scope(Phase::kData);
       info.sample_ids = workload.next_batch();
     }
     info.batch_loss = loss_keeping_buffers(workload.model(), [&workload] { return workload.batch_loss(); });
+    const auto probe_start = Clock::now();
     context.probe.before_step(info, [&workload] { return workload.forward(); });
+    const auto probe_end = Clock::now();
     const auto passes = forward_backward(
         workload.model(), optimizer, info, [&workload] { return workload.forward(); },
         [&workload](const torch::Tensor& logits) { return workload.sampled_target_loss(logits); }, context.timer);
@@ -197,6 +214,8 @@ EpochSteps train_epoch_steps(const TrainingContext& context, int64_t epoch, int6
       }
     }
     if (outcome.diverged) return stop();
+    context.step_times.add(std::chrono::duration<double>(Clock::now() - step_start - (probe_end - probe_start)).count(),
+                           optimizer.refreshed_curvature());
     context.probe.after_step(info);
     workload.accumulate(passes.logits, passes.per_sample_loss);
     if (context.in_epoch_target &&
@@ -219,10 +238,15 @@ EpochSteps train_epoch_steps(const TrainingContext& context, int64_t epoch, int6
   return outcome;
 }
 
-// The optimizer's report, phase times and host reads of a finished run (diverged or not).
-void record_run_costs(RunResult& result, const Optimizer& optimizer, const PhaseTimer& timer, int64_t steps,
-                      int64_t host_syncs) {
+// The optimizer's report, phase times, host reads, memory and step times of a finished run (diverged or not).
+void record_run_costs(RunResult& result, CaptureModel& model, const Optimizer& optimizer, const PhaseTimer& timer,
+                      int64_t steps, int64_t host_syncs, MemoryMeter& memory, const std::optional<MemoryEstimate>& estimate,
+                      const StepTimes& step_times) {
   result.optimizer_report = complete_phases(optimizer.report(), result.epochs);
+  memory.note_optimizer_state(optimizer);
+  result.memory = memory.to_json(parameter_bytes(model));
+  result.memory["estimate"] = estimate ? estimate->to_json() : nlohmann::json();
+  result.step_time_s = step_times.run_json();
   for (size_t p = 0; p < static_cast<size_t>(Phase::kCount) && timer.enabled(); ++p) {
     result.phase_times_s[phase_name(static_cast<Phase>(p))] = timer.seconds(static_cast<Phase>(p));
   }
@@ -246,15 +270,29 @@ std::string allocation_failure(const RunConfig& config, const std::string& phase
                      phase, config.model, config.model_options.dump(), config.batch_size, config.optimizer, detail);
 }
 
+// The run's memory estimate (nullopt where there is none: translation runs).
+using MemoryEstimator = std::function<std::optional<MemoryEstimate>()>;
+
 // The training loop of every workload. A non-finite training loss (or an optimizer's Diverged) ends the
-// run as "diverged", any other exception as "failed"; neither throws.
-RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_workload, const RunnerOptions& options) {
+// run as "diverged", any other exception as "failed"; neither throws. A run whose memory estimate
+// exceeds options.memory_limit is "failed" before training, with the estimate in its "memory" block.
+RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_workload,
+                         const MemoryEstimator& estimate_memory, const RunnerOptions& options) {
   RunResult result;
   result.config = config;
   result.meta = machine_meta(options.device);
-  std::string phase = "building the model";  // for allocation failures
+  std::string phase = "estimating memory";  // for allocation failures
   try {
     const torch::Device device(options.device);
+    const auto estimate = estimate_memory();
+    if (const auto refusal = estimate ? memory_refusal(*estimate, options.memory_limit, options.device) : std::nullopt) {
+      result.status = "failed";
+      result.error = fmt::format("run {}: {}", config.run_id(), *refusal);
+      result.memory = {{"estimate", estimate->to_json()}};
+      return result;
+    }
+    phase = "building the model";
+    MemoryMeter memory;  // before the model and the batch loader, whose tensors it counts
     torch::manual_seed(static_cast<uint64_t>(config.seed));
     auto workload = make_workload(result.meta);
     auto& model = workload->model();
@@ -263,6 +301,8 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
     phase = "training";
     const auto schedule = make_schedule(config.schedule, config.epochs, workload->nominal_batches_per_epoch());
     PhaseTimer timer(options.phase_timing, [&device] { synchronize(device); });
+    timer.observe_phases([&memory](Phase next) { memory.enter_phase(next); });
+    StepTimes step_times;
     const auto fidelity = fidelity_settings(config.fidelity, options.fidelity_every);
     FidelityProbe probe(fidelity, model, *optimizer, device);
     std::optional<InEpochTarget> in_epoch_target;
@@ -300,6 +340,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
                                   config.hparams.at("lr").get<double>(),
                                   timer,
                                   probe,
+                                  step_times,
                                   in_epoch_target ? &*in_epoch_target : nullptr,
                                   checkpoints ? &*checkpoints : nullptr,
                                   options.progress && ::isatty(STDERR_FILENO)};
@@ -349,6 +390,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       const int64_t steps_per_epoch = continuing ? resumed.steps_per_epoch : workload->start_epoch(epoch);
       synchronize(device);  // epoch times always wait for the device: queued kernels are not finished work
       const TimingProbe epoch_clock;
+      if (!continuing) step_times.start_epoch();  // a resumed epoch's series holds this piece's steps only
       TimingSample earlier_and_untimed;  // the earlier piece's seconds, less the checkpoints' written in this one
       if (continuing) earlier_and_untimed = {resumed.epoch_wall_s, resumed.epoch_cpu_s, 0};
       int64_t batch = continuing ? resumed.next_batch : 0;
@@ -414,6 +456,8 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       record.cpu_time_s = epoch_timing.cpu_s;
       record.load_average = epoch_timing.load_average;
       record.timing_suspect = epoch_timing.suspect_reason(result.meta["cpu_count"].get<unsigned>(), device.is_cpu());
+      record.step_time_s = step_times.epoch_json();
+      memory.note_optimizer_state(*optimizer);
       workload->finish_epoch(record);
       result.epochs.push_back(record);
       // Reached inside the epoch: steps count to that check; the clock is read at epoch ends only.
@@ -424,8 +468,9 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
         if (in_epoch_target) in_epoch_target->stop();
       }
       if (options.progress) {
-        std::cout << fmt::format("  {} [{}] epoch {}/{}: {} | {:.2f} s{}\n", config.run_id(), config.label(),
+        std::cout << fmt::format("  {} [{}] epoch {}/{}: {} | {:.2f} s | {}{}\n", config.run_id(), config.label(),
                                  record.epoch, config.epochs, workload->describe(record), epoch_time,
+                                 describe_memory(memory, record.step_time_s),
                                  record.timing_suspect.empty() ? "" : " (timing suspect: " + record.timing_suspect + ")")
                   << std::flush;
       }
@@ -450,7 +495,8 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       result.status = "completed";
       result.final_evaluation = workload->final_evaluation();
     }
-    record_run_costs(result, *optimizer, timer, step, resumed.host_syncs + counted_host_syncs());
+    record_run_costs(result, model, *optimizer, timer, step, resumed.host_syncs + counted_host_syncs(), memory,
+                     estimate, step_times);
     if (checkpoints) add_earlier_pieces(result, resumed);
   } catch (const std::bad_alloc& error) {
     result.status = "failed";
@@ -472,6 +518,9 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
   return train_workload(
       config,
       [&](nlohmann::json& meta) { return make_image_workload(config, dataset, options, meta); },
+      [&]() -> std::optional<MemoryEstimate> {
+        return estimate_run_memory(config, {dataset.image_shape(), dataset.num_classes});
+      },
       options);
 }
 
@@ -479,6 +528,7 @@ RunResult train_run(const RunConfig& config, const TranslationDataset& dataset, 
   return train_workload(
       config,
       [&](nlohmann::json& meta) { return make_translation_workload(config, dataset, options.device, meta); },
+      [] { return std::optional<MemoryEstimate>(); },  // the estimate covers image models only
       options);
 }
 

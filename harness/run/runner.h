@@ -11,6 +11,7 @@
 #include "datasets/translation.h"
 #include "harness/results/results.h"
 #include "harness/spec/checkpoint_settings.h"
+#include "harness/run/memory_estimate.h"
 #include "harness/spec/spec.h"
 
 namespace ngd {
@@ -31,6 +32,8 @@ struct RunnerOptions {
   // Checkpoints (harness/run/checkpoint.h): when set, a run resumes from its newest checkpoint in
   // out_dir and writes them as these settings say and on SIGTERM/SIGUSR1; nullopt: none.
   std::optional<CheckpointSettings> checkpoints;
+  // --memory-limit: an image run whose memory estimate exceeds it is "failed" before training.
+  MemoryLimit memory_limit;
 };
 
 // Trains one run on a loaded dataset and returns its record; writes nothing but checkpoints (with
