@@ -4,7 +4,7 @@ namespace ngd {
 
 CompressibleLayer CaptureModel::add_compressible_layer(const std::string& name, CompressibleLayer layer) {
   register_module(name, layer);
-  compressible_layers_.emplace_back(name, layer);
+  compressible_layers_.emplace_back(name, layer.ptr());
   capture_sources_.push_back({nullptr, layer.ptr()});
   for (const auto& part : layer->layer().capture_layers()) capture_layers_.push_back(part);
   return layer;

@@ -115,6 +115,10 @@ std::vector<int32_t> entropy_decode(const std::vector<uint8_t>& code) {
   if (alphabet_size > kMaxAlphabet || (alphabet_size == 0 && count > 0)) {
     throw std::runtime_error(fmt::format("entropy_decode: alphabet of {} symbols for {} symbols", alphabet_size, count));
   }
+  // Every Huffman-coded symbol takes at least one bit: a larger count is a corrupt header, not a size to allocate.
+  if (count > 8 * (code.size() - at) + 8) {
+    throw std::runtime_error(fmt::format("entropy_decode: {} symbols announced in {} bytes", count, code.size()));
+  }
   std::vector<int32_t> alphabet;
   for (uint64_t i = 0; i < alphabet_size; ++i) alphabet.push_back(static_cast<int32_t>(static_cast<uint32_t>(get(code, at, 4))));
   std::vector<uint8_t> indices(count);

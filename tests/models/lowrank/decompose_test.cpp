@@ -36,8 +36,8 @@ TEST(TruncatedSvd, OfAConvKernelGivesTheFactoredConvShapes) {
   ASSERT_EQ(factors.first.sizes(), (std::vector<int64_t>{2, 4, 3, 3}));
   ASSERT_EQ(factors.second.sizes(), (std::vector<int64_t>{6, 2, 1, 1}));
   const auto x = torch::randn({2, 4, 5, 5}, torch::kDouble);
-  const auto dense = torch::conv2d(x, weight, {}, 1, 1);
-  const auto factored = torch::conv2d(torch::conv2d(x, factors.first, {}, 1, 1), factors.second);
+  const auto dense = torch::conv2d(x, weight, {}, {1, 1}, {1, 1});
+  const auto factored = torch::conv2d(torch::conv2d(x, factors.first, {}, {1, 1}, {1, 1}), factors.second);
   EXPECT_LE(max_difference(factored, dense), kTolerance);
 }
 
