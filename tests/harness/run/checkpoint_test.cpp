@@ -66,15 +66,18 @@ json header_of(const std::string& path) {
   return json::parse(header);
 }
 
-// Everything of a result file that does not depend on the clock or the machine's load (the meta, times
-// and the optimizer's report, which may hold times), for bitwise comparison.
+// Everything of a result file that does not depend on the clock, the machine's load or the allocator
+// (the meta, times, step-time distributions, measured memory and the optimizer's report, which may hold
+// times), for bitwise comparison; scripts/compare-results.py drops the same fields.
 json numbers_of(json result) {
   for (auto& epoch : result["epochs"]) {
-    for (const char* clock : {"train_time_s", "cumulative_train_time_s", "cpu_time_s", "load_average", "timing_suspect"}) {
+    for (const char* clock :
+         {"train_time_s", "cumulative_train_time_s", "cpu_time_s", "load_average", "timing_suspect", "step_time_s"}) {
       epoch.erase(clock);
     }
   }
-  for (const char* clock : {"meta", "phase_times_s", "time_to_target_s", "timing_suspect", "optimizer_report"}) {
+  for (const char* clock :
+       {"meta", "phase_times_s", "time_to_target_s", "timing_suspect", "optimizer_report", "memory", "step_time_s"}) {
     result.erase(clock);
   }
   result["host_syncs"].erase("per_step");
@@ -84,6 +87,13 @@ json numbers_of(json result) {
 json numbers_of(const RunResult& result) { return numbers_of(to_json(result)); }
 
 // The tensors of two checkpoint files, equal bit for bit (names, shapes, values).
+// Equal element by element, NaN equal to NaN (FNGD keeps NaN where a sample has no coefficients yet).
+bool same_values(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.sizes() != b.sizes() || a.scalar_type() != b.scalar_type()) return false;
+  if (!a.is_floating_point()) return torch::equal(a, b);
+  return ((a == b) | (a.isnan() & b.isnan())).all().item<bool>();
+}
+
 void expect_same_tensors(const RunConfig& run, const std::string& first_dir, const std::string& second_dir,
                          const nlohmann::json& producer) {
   RunCheckpoints first(run, first_dir, every(1), producer, true), second(run, second_dir, every(1), producer, true);
@@ -94,7 +104,7 @@ void expect_same_tensors(const RunConfig& run, const std::string& first_dir, con
   ASSERT_EQ(a->tensors.size(), b->tensors.size());
   for (const auto& [name, tensor] : a->tensors) {
     ASSERT_TRUE(b->tensors.count(name)) << name;
-    EXPECT_TRUE(tensor.sizes() == b->tensors.at(name).sizes() && torch::equal(tensor, b->tensors.at(name))) << name;
+    EXPECT_TRUE(same_values(tensor, b->tensors.at(name))) << name;
   }
 }
 
