@@ -23,7 +23,7 @@ SPECS ?= $(SUITES)
 REPORT_DIR ?= results
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build cli test test-kernels test-asan test-verdicts fuzz bench bench-peers bench-timing-flags reproduce \
+.PHONY: all deps configure build cli test test-slurm test-kernels test-asan test-verdicts fuzz bench bench-peers bench-timing-flags reproduce \
         tables export clean
 
 all: build
@@ -45,6 +45,11 @@ cli: configure
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+# The Slurm test (CTest label slurm): brings up a one-node Slurm here (scripts/slurm-local.sh installs
+# slurmctld, slurmd, munge), runs a sweep as a job array with one task requeued half-way, tears it down.
+test-slurm: cli
+	cd $(BUILD_DIR) && NGDBENCH_SLURM_TEST=1 ctest -L slurm --output-on-failure
 
 # The outcomes of the tests the claims file names (claims of kind "test", docs/protocol.md#verdicts) as
 # results/test-verdicts.json, which `make tables` reads: CTest's JUnit file of those tests, and Google

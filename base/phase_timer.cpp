@@ -15,7 +15,11 @@ const char* phase_name(Phase phase) {
 }
 
 void PhaseTimer::switch_to(Phase phase) {
-  if (!enabled_) return;
+  if (observer_) observer_(phase);
+  if (!enabled_) {
+    current_ = phase;  // nested scopes resume the right phase for the observer
+    return;
+  }
   if (synchronize_) synchronize_();
   const auto now = Clock::now();
   if (current_ != Phase::kCount) {

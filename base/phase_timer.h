@@ -39,6 +39,9 @@ class PhaseTimer {
 
   Scope scope(Phase phase) { return Scope(*this, phase); }
   bool enabled() const { return enabled_; }
+  // Calls `observer` with the phase that starts at every switch (kCount: back outside the phases),
+  // enabled or not: memory accounting charges allocations to the phase running. No clock, no sync.
+  void observe_phases(std::function<void(Phase)> observer) { observer_ = std::move(observer); }
   double seconds(Phase phase) const { return seconds_[static_cast<size_t>(phase)]; }
 
  private:
@@ -46,6 +49,7 @@ class PhaseTimer {
 
   bool enabled_;
   std::function<void()> synchronize_;
+  std::function<void(Phase)> observer_;
   std::array<double, static_cast<size_t>(Phase::kCount)> seconds_{};
   Phase current_ = Phase::kCount;  // kCount: no phase running
   Clock::time_point since_ = Clock::now();

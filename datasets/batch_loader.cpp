@@ -1,5 +1,6 @@
 #include "datasets/batch_loader.h"
 
+#include <c10/util/ThreadLocalDebugInfo.h>
 #include <dlfcn.h>
 
 namespace ngd {
@@ -33,7 +34,14 @@ BatchLoader::BatchLoader(const ImageDataset& dataset, int64_t batch_size, uint64
       order_generator_(at::detail::createCPUGenerator(seed)),
       augmentation_generator_(at::detail::createCPUGenerator(seed + kAugmentationSeedOffset)),
       prefetch_(prefetch) {
-  if (prefetch_) worker_ = std::thread([this] { work(); });
+  // The worker runs under the training thread's LibTorch debug info: a memory reporter installed there
+  // (harness/run/memory.h) counts the worker's batches too.
+  if (prefetch_) {
+    worker_ = std::thread([this, debug_info = c10::ThreadLocalDebugInfo::current()] {
+      const c10::DebugInfoGuard inherit(debug_info);
+      work();
+    });
+  }
 }
 
 BatchLoader::~BatchLoader() {
@@ -46,12 +54,14 @@ BatchLoader::~BatchLoader() {
   worker_.join();
 }
 
+void BatchLoader::wait_until_idle() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait(lock, [this] { return !requested_.has_value(); });
+}
+
 void BatchLoader::start_epoch() {
-  if (prefetch_) {
-    // A batch prefetched past the end of the last epoch does not exist: nothing is pending here.
-    std::unique_lock<std::mutex> lock(mutex_);
-    changed_.wait(lock, [this] { return !requested_.has_value(); });
-  }
+  // A batch prefetched past the end of the last epoch does not exist: nothing is pending here.
+  if (prefetch_) wait_until_idle();
   if (data_order_ == DataOrder::kNone) {
     order_ = torch::arange(dataset_.train.size(), torch::kInt64);
   } else if (data_order_ == DataOrder::kReshuffle || !order_.defined()) {
@@ -79,7 +89,37 @@ torch::Tensor BatchLoader::to_device(const torch::Tensor& host) const {
   return host.pin_memory().to(device_, /*non_blocking=*/true);
 }
 
+LoaderPosition BatchLoader::position() {
+  // With prefetch the epoch's next batch may be made already, and the augmentation generator past it.
+  bool made_ahead = false;
+  if (prefetch_) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [this] { return !requested_.has_value(); });
+    made_ahead = ready_.has_value() || error_;
+  }
+  return {order_, next_index_, order_generator_.get_state(),
+          made_ahead ? augmentation_state_at_request_ : augmentation_generator_.get_state()};
+}
+
+void BatchLoader::resume(const LoaderPosition& position) {
+  TORCH_CHECK(position.next_index >= 0 && position.next_index <= batches_per_epoch_,
+              "BatchLoader::resume: batch ", position.next_index, " of an epoch of ", batches_per_epoch_);
+  if (prefetch_) {
+    wait_until_idle();
+    std::lock_guard<std::mutex> lock(mutex_);
+    ready_.reset();
+    error_ = nullptr;
+  }
+  order_ = position.order;
+  next_index_ = position.next_index;
+  order_generator_.set_state(position.order_generator);
+  augmentation_generator_.set_state(position.augmentation_generator);
+  if (prefetch_ && next_index_ < batches_per_epoch_) request(next_index_);
+}
+
 void BatchLoader::request(int64_t index) {
+  // The worker is idle here (nothing requested), so the generator can be read on this thread.
+  augmentation_state_at_request_ = augmentation_generator_.get_state();
   {
     std::lock_guard<std::mutex> lock(mutex_);
     requested_ = index;

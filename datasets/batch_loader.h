@@ -12,6 +12,15 @@
 
 namespace ngd {
 
+// Where a loader stands in its data order, for a checkpoint: resuming from it gives the same batches,
+// bit for bit, as going on would have.
+struct LoaderPosition {
+  torch::Tensor order;                   // the epoch's sample order (undefined before the first epoch)
+  int64_t next_index = 0;                // the epoch's next batch
+  torch::Tensor order_generator;         // generator states (Generator::get_state)
+  torch::Tensor augmentation_generator;  // as it was before the next batch was made (prefetch)
+};
+
 // One training batch, ready for the model.
 struct Batch {
   torch::Tensor images;      // float, normalised, on the device
@@ -38,10 +47,17 @@ class BatchLoader {
   void start_epoch();
   Batch next();
 
+  // Where the loader stands between two next() calls; a batch prefetched ahead does not count as made.
+  LoaderPosition position();
+  // Continues from `position` (taken from a loader of the same dataset, batch size, seed and order),
+  // in place of start_epoch: next() returns the batches going on from there would have returned.
+  void resume(const LoaderPosition& position);
+
  private:
   Batch make_batch(int64_t index);
   torch::Tensor to_device(const torch::Tensor& host) const;
   void request(int64_t index);
+  void wait_until_idle();
   void work();
 
   const ImageDataset& dataset_;
@@ -60,6 +76,9 @@ class BatchLoader {
   std::mutex mutex_;
   std::condition_variable changed_;
   std::optional<int64_t> requested_;
+  // The augmentation generator's state when the pending or ready batch was requested: position()'s,
+  // since that batch counts as not made yet.
+  torch::Tensor augmentation_state_at_request_;
   std::optional<Batch> ready_;
   std::exception_ptr error_;
   bool stopping_ = false;

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "optimizers/curvature/layer_statistics.h"
+#include "optimizers/optimizer_state.h"
 
 namespace ngd {
 namespace {
@@ -48,10 +49,40 @@ void Eva::step(const StepInfo& info, PhaseTimer& timer) {
   {
     torch::NoGradGuard no_grad;
     auto scope = timer.scope(Phase::kCurvature);
-    if (info.step % vector_interval_ == 0) update_vectors();
+    refreshed_ = info.step % vector_interval_ == 0;
+    if (refreshed_) update_vectors();
     precondition();
   }
   TorchOptimizer::step(info, timer);
+}
+
+OptimizerState Eva::state() const {
+  auto state = TorchOptimizer::state();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (!layers_[i].input_vector.defined()) continue;
+    state.push_back({fmt::format("eva/layer{}/input_vector", i), layers_[i].input_vector});
+    state.push_back({fmt::format("eva/layer{}/grad_vector", i), layers_[i].grad_vector});
+  }
+  return state;
+}
+
+void Eva::load_state(const OptimizerState& state) {
+  StateReader reader(state);
+  load_torch_part(reader);
+  // Every layer's vectors start on the same (first) step.
+  std::vector<std::string> names;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    names.insert(names.end(), {fmt::format("eva/layer{}/input_vector", i), fmt::format("eva/layer{}/grad_vector", i)});
+  }
+  const bool started = reader.contains_any(names);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    auto& layer = layers_[i];
+    const auto shape = gradient_matrix_shape(*layer.layer);
+    const auto options = layer.layer->weight().options();
+    layer.input_vector = started ? reader.tensor(fmt::format("eva/layer{}/input_vector", i), {shape[1]}, options) : torch::Tensor();
+    layer.grad_vector = started ? reader.tensor(fmt::format("eva/layer{}/grad_vector", i), {shape[0]}, options) : torch::Tensor();
+  }
+  reader.finish();
 }
 
 void Eva::update_vectors() {

@@ -24,6 +24,11 @@ class Eva : public TorchOptimizer {
   // d = the Sherman–Morrison preconditioned gradient (KL clip included) left in .grad; λ damps the
   // rank-one Kronecker approximation of F on F's scale.
   ProbeDirection probe_direction() const override { return {true, damping_}; }
+  // SGD's momentum, then per layer the running vectors ā, ḡ once the first capture has started them.
+  OptimizerState state() const override;
+  void load_state(const OptimizerState& state) override;
+  // True after the steps that took new statistics into the Kronecker vectors (every stat_interval-th).
+  bool refreshed_curvature() const override { return refreshed_; }
 
   // The running Kronecker vectors of capture layer `index` (Model::capture_layers() order).
   const torch::Tensor& input_vector(size_t index) const { return layers_.at(index).input_vector; }
@@ -45,6 +50,7 @@ class Eva : public TorchOptimizer {
   double kl_clip_;
   int64_t vector_interval_;
   double lr_;
+  bool refreshed_ = false;
 };
 
 OptimizerEntry eva_entry();

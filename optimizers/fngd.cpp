@@ -57,6 +57,23 @@ torch::Tensor CoefficientTable::lookup(const StepInfo& info) const {
   return values;
 }
 
+void CoefficientTable::append_state(OptimizerState& state, const std::string& prefix) const {
+  if (by_id_.defined()) state.push_back({prefix + "by_id", by_id_});
+  for (size_t k = 0; k < by_batch_.size(); ++k) {
+    if (by_batch_[k].defined()) state.push_back({fmt::format("{}batch{}", prefix, k), by_batch_[k]});
+  }
+}
+
+void CoefficientTable::load_state(StateReader& reader, const std::string& prefix, int64_t sets) {
+  const auto options = torch::TensorOptions().dtype(torch::kFloat64);
+  by_id_ = reader.contains(prefix + "by_id") ? reader.tensor(prefix + "by_id", {sets, -1}, options) : torch::Tensor();
+  by_batch_.clear();
+  for (const auto& [batch, name] : reader.numbered_names(prefix + "batch")) {
+    by_batch_.resize(static_cast<size_t>(batch) + 1);  // numbered_names ascends: the last is the largest
+    by_batch_[static_cast<size_t>(batch)] = reader.tensor(name, {sets, -1}, options);
+  }
+}
+
 Fngd::Fngd(CaptureModel& model, const Options& options)
     : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
       layers_(model.capture_layers()),
@@ -257,6 +274,7 @@ void Fngd::scale_uncaptured_gradients(const torch::Tensor& coefficients) {
 
 void Fngd::step(const StepInfo& info, PhaseTimer& timer) {
   torch::NoGradGuard no_grad;
+  refreshed_ = inverts(info);
   if (inverts(info) || recombines(info)) {
     auto scope = timer.scope(Phase::kCurvature);
     if (inverts(info)) {
@@ -266,6 +284,23 @@ void Fngd::step(const StepInfo& info, PhaseTimer& timer) {
     }
   }
   TorchOptimizer::step(info, timer);
+}
+
+OptimizerState Fngd::state() const {
+  auto state = TorchOptimizer::state();
+  damping_.append_state(state, "fngd/damping");
+  table_.append_state(state, "fngd/coefficients/");
+  state.push_back({"fngd/head_checked", state_integer(head_checked_ ? 1 : 0)});
+  return state;
+}
+
+void Fngd::load_state(const OptimizerState& state) {
+  StateReader reader(state);
+  load_torch_part(reader);
+  damping_.load_state(reader, "fngd/damping");
+  table_.load_state(reader, "fngd/coefficients/", per_layer_ ? static_cast<int64_t>(layers_.size()) : 1);
+  head_checked_ = reader.integer("fngd/head_checked") != 0;
+  reader.finish();
 }
 
 OptimizerEntry fngd_entry() {

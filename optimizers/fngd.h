@@ -19,6 +19,11 @@ class CoefficientTable {
   // The stored coefficients for the batch of `info`, on the CPU in float64; throws when there are none.
   torch::Tensor lookup(const StepInfo& info) const;
 
+  // The stored coefficients as state entries: "<prefix>by_id" (sets × ids), or "<prefix>batch<k>" per
+  // stored batch k; and back, `sets` rows each.
+  void append_state(OptimizerState& state, const std::string& prefix) const;
+  void load_state(StateReader& reader, const std::string& prefix, int64_t sets);
+
  private:
   bool by_sample_id_;
   torch::Tensor by_id_;                   // sets × (ids seen so far), NaN where none was stored
@@ -46,6 +51,13 @@ class Fngd : public TorchOptimizer {
   // {"reuse": per reusing epoch, the statistics of the coefficients its steps used, "last_reuse": the
   // last reusing step's} — for a diverged run, what preceded the divergence.
   nlohmann::json report() const override;
+
+  // SGD's momentum, λ, the stored coefficients and whether the logits layer was checked. The recorded
+  // statistics live for one step only: FNGD keeps no per-sample buffer between steps.
+  OptimizerState state() const override;
+  void load_state(const OptimizerState& state) override;
+  // True after the steps that solved for the coefficients (the first epoch's, and every refresh_epochs-th).
+  bool refreshed_curvature() const override { return refreshed_; }
 
   const WoodburyCounters& counters() const { return solver_.counters(); }
   // The coefficients the step of `info` uses (sets × batch size): one set shared by all layers, or
@@ -109,6 +121,7 @@ class Fngd : public TorchOptimizer {
   bool head_checked_ = false;           // whether the last capture layer was found to output the logits
   std::vector<ReuseStatistics> reuse_;  // one per reusing epoch
   ReuseStatistics last_reuse_;
+  bool refreshed_ = false;
 };
 
 OptimizerEntry fngd_entry();

@@ -9,6 +9,7 @@
 #include "base/device.h"
 #include "optimizers/curvature/layer_statistics.h"
 #include "optimizers/curvature/matrix_roots.h"
+#include "optimizers/optimizer_state.h"
 
 namespace ngd {
 namespace {
@@ -77,7 +78,8 @@ void Kfac::step(const StepInfo& info, PhaseTimer& timer) {
   {
     auto scope = timer.scope(Phase::kCurvature);
     if (info.step % factor_interval_ == 0) update_factors();
-    if (info.step % inverse_interval_ == 0) refresh_inverses();
+    refreshed_ = info.step % inverse_interval_ == 0;
+    if (refreshed_) refresh_inverses();
     precondition();
   }
   TorchOptimizer::step(info, timer);
@@ -176,6 +178,53 @@ void Kfac::precondition() {
   }
   ++counters_.preconditioned_steps;
   counters_.precondition_s += seconds_since(start);
+}
+
+OptimizerState Kfac::state() const {
+  auto state = TorchOptimizer::state();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const auto& layer = layers_[i];
+    const auto prefix = fmt::format("kfac/layer{}/", i);
+    if (layer.input_factor.defined()) {
+      state.push_back({prefix + "input_factor", layer.input_factor});
+      state.push_back({prefix + "grad_factor", layer.grad_factor});
+    }
+    if (layer.input_basis.defined()) {
+      state.push_back({prefix + "input_basis", layer.input_basis});
+      state.push_back({prefix + "grad_basis", layer.grad_basis});
+      if (inverse_method_ == InverseMethod::kEigen) state.push_back({prefix + "eigen_scale", layer.eigen_scale});
+    }
+  }
+  return state;
+}
+
+void Kfac::load_state(const OptimizerState& state) {
+  StateReader reader(state);
+  load_torch_part(reader);
+  // Every layer's factors are updated, and refreshed, on the same steps.
+  std::vector<std::string> factor_names, refresh_names;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const auto prefix = fmt::format("kfac/layer{}/", i);
+    factor_names.insert(factor_names.end(), {prefix + "input_factor", prefix + "grad_factor"});
+    refresh_names.insert(refresh_names.end(), {prefix + "input_basis", prefix + "grad_basis", prefix + "eigen_scale"});
+  }
+  const bool factors = reader.contains_any(factor_names);
+  const bool refreshed = reader.contains_any(refresh_names);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    auto& layer = layers_[i];
+    const auto prefix = fmt::format("kfac/layer{}/", i);
+    const auto shape = gradient_matrix_shape(*layer.layer);
+    const int64_t out = shape[0], in = shape[1];
+    const auto options = layer.layer->weight().options();
+    layer.input_factor = factors ? reader.tensor(prefix + "input_factor", {in, in}, options) : torch::Tensor();
+    layer.grad_factor = factors ? reader.tensor(prefix + "grad_factor", {out, out}, options) : torch::Tensor();
+    layer.input_basis = refreshed ? reader.tensor(prefix + "input_basis", {in, in}, options) : torch::Tensor();
+    layer.grad_basis = refreshed ? reader.tensor(prefix + "grad_basis", {out, out}, options) : torch::Tensor();
+    layer.eigen_scale = refreshed && inverse_method_ == InverseMethod::kEigen
+                            ? reader.tensor(prefix + "eigen_scale", {out, in}, options)
+                            : torch::Tensor();
+  }
+  reader.finish();
 }
 
 nlohmann::json Kfac::report() const {

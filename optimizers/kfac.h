@@ -35,6 +35,12 @@ class Kfac : public TorchOptimizer {
   // d includes the KL clip's scale; λ is added to the Kronecker factors' eigenvalue products, whose
   // product approximates F (docs/optimizers.md), so it damps on F's scale.
   ProbeDirection probe_direction() const override { return {true, damping_}; }
+  // SGD's momentum, then per layer the factors A, G and what a refresh made of them (eigen: the
+  // eigenbases and the reciprocal scale; inverse: the damped inverses), each once it exists.
+  OptimizerState state() const override;
+  void load_state(const OptimizerState& state) override;
+  // True after the steps that decomposed or inverted the factors (every inverse_interval-th, from step 0).
+  bool refreshed_curvature() const override { return refreshed_; }
 
   const KfacCounters& counters() const { return counters_; }
   // The running factors of capture layer `index` (in Model::capture_layers() order): A over the
@@ -74,6 +80,7 @@ class Kfac : public TorchOptimizer {
   int64_t inverse_interval_;
   double lr_;
   KfacCounters counters_;
+  bool refreshed_ = false;
 };
 
 OptimizerEntry kfac_entry();

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "models/model.h"
+#include "optimizers/optimizer_state.h"
 
 namespace ngd {
 namespace {
@@ -109,6 +110,22 @@ void Muon::step(const StepInfo&, PhaseTimer& timer) {
     }
   }
   if (adamw_) adamw_->step();
+}
+
+OptimizerState Muon::state() const {
+  OptimizerState state;
+  for (size_t i = 0; i < matrices_.size(); ++i) state.push_back({fmt::format("muon/matrix{}/momentum", i), matrices_[i].momentum});
+  if (adamw_) append_torch_state(state, *adamw_, "adamw");
+  return state;
+}
+
+void Muon::load_state(const OptimizerState& state) {
+  StateReader reader(state);
+  for (size_t i = 0; i < matrices_.size(); ++i) {
+    matrices_[i].momentum = reader.tensor_like(fmt::format("muon/matrix{}/momentum", i), matrices_[i].parameter);
+  }
+  if (adamw_) load_torch_state(reader, *adamw_, "adamw");
+  reader.finish();
 }
 
 OptimizerEntry muon_entry() {

@@ -35,6 +35,9 @@ class Muon : public Optimizer {
   // The orthogonalised momentum is no preconditioned gradient of this batch, and the step moves the
   // parameters itself (.grad stays raw): the fidelity probes leave Muon out.
   ProbeDirection probe_direction() const override { return {false, std::nullopt}; }
+  // The matrices' momenta and the AdamW parameters' LibTorch state.
+  OptimizerState state() const override;
+  void load_state(const OptimizerState& state) override;
 
   // The parameters Muon orthogonalises (the rest go to AdamW).
   std::vector<torch::Tensor> matrix_parameters() const;

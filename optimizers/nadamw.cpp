@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "optimizers/adamw.h"
+#include "optimizers/optimizer_state.h"
 
 namespace ngd {
 
@@ -34,6 +35,29 @@ void NAdamW::step(const StepInfo&, PhaseTimer&) {
     const auto denominator = state.second_moment.sqrt().div_(std::sqrt(1 - std::pow(beta2_, t))).add_(eps_);
     state.parameter.addcdiv_(look_ahead, denominator, -lr_ / (1 - std::pow(beta1_, t)));
   }
+}
+
+OptimizerState NAdamW::state() const {
+  OptimizerState state;
+  for (size_t i = 0; i < states_.size(); ++i) {
+    const auto prefix = fmt::format("nadamw/param{}/", i);
+    state.push_back({prefix + "first_moment", states_[i].first_moment});
+    state.push_back({prefix + "second_moment", states_[i].second_moment});
+    state.push_back({prefix + "steps", state_integer(states_[i].steps)});
+  }
+  return state;
+}
+
+void NAdamW::load_state(const OptimizerState& state) {
+  StateReader reader(state);
+  for (size_t i = 0; i < states_.size(); ++i) {
+    const auto prefix = fmt::format("nadamw/param{}/", i);
+    auto& parameter_state = states_[i];
+    parameter_state.first_moment = reader.tensor_like(prefix + "first_moment", parameter_state.parameter);
+    parameter_state.second_moment = reader.tensor_like(prefix + "second_moment", parameter_state.parameter);
+    parameter_state.steps = reader.integer(prefix + "steps");
+  }
+  reader.finish();
 }
 
 OptimizerEntry nadamw_entry() {

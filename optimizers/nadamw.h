@@ -21,6 +21,9 @@ class NAdamW : public Optimizer {
   // Like AdamW, its step mixes momentum into the preconditioner and moves the parameters itself,
   // leaving .grad raw: no preconditioned gradient of this batch for the fidelity probes.
   ProbeDirection probe_direction() const override { return {false, std::nullopt}; }
+  // Per parameter m, v and t.
+  OptimizerState state() const override;
+  void load_state(const OptimizerState& state) override;
 
  private:
   struct ParameterState {

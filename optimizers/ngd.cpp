@@ -51,6 +51,20 @@ void Ngd::step(const StepInfo& info, PhaseTimer& timer) {
     damping_.after_refresh(info);
   }
   TorchOptimizer::step(info, timer);
+  stepped_ = true;
+}
+
+OptimizerState Ngd::state() const {
+  auto state = TorchOptimizer::state();
+  damping_.append_state(state, "ngd/damping");
+  return state;
+}
+
+void Ngd::load_state(const OptimizerState& state) {
+  StateReader reader(state);
+  load_torch_part(reader);
+  damping_.load_state(reader, "ngd/damping");
+  reader.finish();
 }
 
 OptimizerEntry ngd_entry() {

@@ -24,6 +24,11 @@ class Ngd : public TorchOptimizer {
   Capture capture(const StepInfo& info) const override;
   void step(const StepInfo& info, PhaseTimer& timer) override;
   ProbeDirection probe_direction() const override { return {true, damping_.value()}; }
+  // SGD's momentum and λ: the per-sample gradients live for one step only.
+  OptimizerState state() const override;
+  void load_state(const OptimizerState& state) override;
+  // Every step solves afresh: true once a step has been taken.
+  bool refreshed_curvature() const override { return stepped_; }
 
   const WoodburyCounters& counters() const { return solver_.counters(); }
 
@@ -32,6 +37,7 @@ class Ngd : public TorchOptimizer {
   bool sampled_;
   WoodburySolver solver_;
   DampingSchedule damping_;
+  bool stepped_ = false;
 };
 
 OptimizerEntry ngd_entry();

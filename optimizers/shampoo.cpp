@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "optimizers/curvature/matrix_roots.h"
+#include "optimizers/optimizer_state.h"
 
 namespace ngd {
 namespace {
@@ -151,8 +152,46 @@ void Shampoo::step(const StepInfo&, PhaseTimer& timer) {
     if (weight_decay_ != 0) direction = direction + weight_decay_ * state.parameter;
     state.parameter.sub_(direction, lr_);
   }
+  refreshed_ = refresh;
   if (refresh) ++counters_.root_refreshes;
   if (grafted_only) ++counters_.grafted_steps;
+}
+
+OptimizerState Shampoo::state() const {
+  // The step count sets the bias corrections and which steps refresh; the other counters only report.
+  OptimizerState state{{"shampoo/steps", state_integer(counters_.steps)}};
+  for (size_t p = 0; p < parameters_.size(); ++p) {
+    const auto& parameter = parameters_[p];
+    const auto prefix = fmt::format("shampoo/param{}/", p);
+    parameter.factors.append_state(state, prefix);
+    for (size_t i = 0; i < parameter.left_roots.size(); ++i) {
+      if (parameter.left_roots[i].defined()) state.push_back({fmt::format("{}block{}/left_root", prefix, i), parameter.left_roots[i]});
+      if (parameter.right_roots[i].defined()) state.push_back({fmt::format("{}block{}/right_root", prefix, i), parameter.right_roots[i]});
+    }
+    state.push_back({prefix + "filtered_gradient", parameter.filtered_gradient});
+    state.push_back({prefix + "grafting_moment", parameter.grafting_moment});
+  }
+  return state;
+}
+
+void Shampoo::load_state(const OptimizerState& state) {
+  StateReader reader(state);
+  counters_.steps = reader.integer("shampoo/steps");
+  for (size_t p = 0; p < parameters_.size(); ++p) {
+    auto& parameter = parameters_[p];
+    const auto prefix = fmt::format("shampoo/param{}/", p);
+    parameter.factors.load_state(reader, prefix);
+    // The roots exist (as identities) from construction wherever a factor does.
+    for (size_t i = 0; i < parameter.left_roots.size(); ++i) {
+      auto& left = parameter.left_roots[i];
+      auto& right = parameter.right_roots[i];
+      if (left.defined()) left = reader.tensor_like(fmt::format("{}block{}/left_root", prefix, i), left);
+      if (right.defined()) right = reader.tensor_like(fmt::format("{}block{}/right_root", prefix, i), right);
+    }
+    parameter.filtered_gradient = reader.tensor_like(prefix + "filtered_gradient", parameter.parameter);
+    parameter.grafting_moment = reader.tensor_like(prefix + "grafting_moment", parameter.parameter);
+  }
+  reader.finish();
 }
 
 OptimizerEntry shampoo_entry() {

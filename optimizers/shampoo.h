@@ -28,6 +28,12 @@ class Shampoo : public Optimizer {
   // The step (filtered gradient, grafted norm) moves the parameters itself and leaves .grad raw: the
   // fidelity probes cannot read its direction, so they leave Shampoo out.
   ProbeDirection probe_direction() const override { return {false, std::nullopt}; }
+  // The step count, then per parameter its factors, their inverse roots, the filtered gradient and the
+  // grafting moment.
+  OptimizerState state() const override;
+  void load_state(const OptimizerState& state) override;
+  // True after the steps that recomputed the inverse roots.
+  bool refreshed_curvature() const override { return refreshed_; }
 
   const ShampooCounters& counters() const { return counters_; }
   // The factors of parameter `index` (in model.parameters() order).
@@ -55,6 +61,7 @@ class Shampoo : public Optimizer {
   double grafting_beta2_, grafting_epsilon_;
   double weight_decay_;
   ShampooCounters counters_;
+  bool refreshed_ = false;
 };
 
 OptimizerEntry shampoo_entry();

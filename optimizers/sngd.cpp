@@ -1,5 +1,7 @@
 #include "optimizers/sngd.h"
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cmath>
 
@@ -63,6 +65,7 @@ class Sngd : public TorchOptimizer {
       torch::NoGradGuard no_grad;
       std::vector<std::pair<LocalFisher*, torch::Tensor>> updates;
       torch::Tensor alignment;  // Σ ⟨update, gradient⟩ = the step's squared Fisher norm / lr²
+      refreshed_ = false;
       for (auto& fisher : layers_) {
         if (capture(info) != Capture::kNone) update_factors(fisher);
         if (info.step % inverse_interval_ == 0) refresh_inverses(fisher);
@@ -89,6 +92,51 @@ class Sngd : public TorchOptimizer {
     TorchOptimizer::set_learning_rate(lr);
   }
 
+  // SGD's momentum, then per layer each factor's running average and inverse, each once it exists.
+  OptimizerState state() const override {
+    auto state = TorchOptimizer::state();
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      for (const auto& [side, factor] : factors_of(layers_[i])) {
+        const auto prefix = fmt::format("sngd/layer{}/{}_", i, side);
+        if (factor->running.defined()) state.push_back({prefix + "running", factor->running});
+        if (factor->inverse.defined()) state.push_back({prefix + "inverse", factor->inverse});
+      }
+    }
+    return state;
+  }
+
+  void load_state(const OptimizerState& state) override {
+    StateReader reader(state);
+    load_torch_part(reader);
+    // Every layer's factors take in statistics on the same steps; a layer's inverses exist together (a
+    // failed first refresh leaves a layer without them).
+    std::vector<std::string> running_names;
+    std::vector<std::vector<std::string>> inverse_names(layers_.size());
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      for (const auto& [side, factor] : factors_of(layers_[i])) {
+        running_names.push_back(fmt::format("sngd/layer{}/{}_running", i, side));
+        inverse_names[i].push_back(fmt::format("sngd/layer{}/{}_inverse", i, side));
+      }
+    }
+    const bool started = reader.contains_any(running_names);
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      auto& fisher = layers_[i];
+      const auto shape = gradient_matrix_shape(*fisher.layer);
+      const auto options = fisher.layer->weight().options();
+      const bool inverted = reader.contains_any(inverse_names[i]);
+      for (const auto& [side, factor] : factors_of(fisher)) {
+        const int64_t dim = side == "input" ? shape[1] : shape[0];
+        const auto prefix = fmt::format("sngd/layer{}/{}_", i, side);
+        factor->running = started ? reader.tensor(prefix + "running", {dim, dim}, options) : torch::Tensor();
+        factor->inverse = inverted ? reader.tensor(prefix + "inverse", {dim, dim}, options) : torch::Tensor();
+      }
+    }
+    reader.finish();
+  }
+
+  // True after the steps that computed the factors' roots (every inverse_interval-th, once statistics exist).
+  bool refreshed_curvature() const override { return refreshed_; }
+
   nlohmann::json report() const override {
     return {{"root_method", root_method_},
             {"refreshes", counts_.refreshes},
@@ -108,8 +156,17 @@ class Sngd : public TorchOptimizer {
     if (output_factor_) blend_into(fisher.output.running, statistics.grad, stat_decay_);
   }
 
+  // The layer's factors by name, for its state: the input factor A, and G when the local Fisher has it.
+  template <typename Fisher>  // LocalFisher or const LocalFisher
+  auto factors_of(Fisher& fisher) const -> std::vector<std::pair<std::string, decltype(&fisher.input)>> {
+    std::vector<std::pair<std::string, decltype(&fisher.input)>> factors{{"input", &fisher.input}};
+    if (output_factor_) factors.emplace_back("output", &fisher.output);
+    return factors;
+  }
+
   void refresh_inverses(LocalFisher& fisher) {
     if (!fisher.input.running.defined()) return;  // no statistics yet
+    refreshed_ = true;
     std::vector<KroneckerFactor*> factors{&fisher.input};
     if (output_factor_) factors.push_back(&fisher.output);
     for (auto* factor : factors) {
@@ -163,6 +220,7 @@ class Sngd : public TorchOptimizer {
   double learning_rate_;
   std::vector<LocalFisher> layers_;
   RefreshCounts counts_;
+  bool refreshed_ = false;
 };
 
 }  // namespace

@@ -1,4 +1,6 @@
 // The official SNGD code's optimizer (Chaochao-Lin/SNGD, MLP.py): relative Fisher metrics per layer.
+#include <fmt/format.h>
+
 #include "base/device.h"
 #include "optimizers/curvature/layer_statistics.h"
 #include "optimizers/sngd.h"
@@ -55,14 +57,40 @@ class SngdRfim : public TorchOptimizer {
     TorchOptimizer::step(info, timer);
     auto scope = timer.scope(Phase::kCurvature);
     torch::NoGradGuard no_grad;
+    // The official loop counts iterations within an epoch, so the inverse refreshes at its batch 0, 100, ….
+    const int64_t counted = interval_per_epoch_ ? info.batch_index : info.step;
+    refreshed_ = counted % inverse_interval_ == 0;
     for (auto& layer : metrics_) {
       layer.metric = stat_decay_ * layer.metric + (1 - stat_decay_) * layer.batch_metric;
       layer.batch_metric.reset();
-      // The official loop counts iterations within an epoch, so the inverse refreshes at its batch 0, 100, ….
-      const int64_t counted = interval_per_epoch_ ? info.batch_index : info.step;
-      if (counted % inverse_interval_ == 0) refresh_inverse(layer);
+      if (refreshed_) refresh_inverse(layer);
     }
   }
+
+  // SGD's momentum, then per layer its metrics and their inverses (this step's batch metric is folded in
+  // within the step).
+  OptimizerState state() const override {
+    auto state = TorchOptimizer::state();
+    for (size_t i = 0; i < metrics_.size(); ++i) {
+      state.push_back({fmt::format("sngd-rfim/layer{}/metric", i), metrics_[i].metric});
+      state.push_back({fmt::format("sngd-rfim/layer{}/inverse", i), metrics_[i].inverse});
+    }
+    return state;
+  }
+
+  void load_state(const OptimizerState& state) override {
+    StateReader reader(state);
+    load_torch_part(reader);
+    for (size_t i = 0; i < metrics_.size(); ++i) {
+      auto& layer = metrics_[i];
+      layer.metric = reader.tensor_like(fmt::format("sngd-rfim/layer{}/metric", i), layer.metric);
+      layer.inverse = reader.tensor_like(fmt::format("sngd-rfim/layer{}/inverse", i), layer.inverse);
+    }
+    reader.finish();
+  }
+
+  // True after the steps that refreshed the inverses.
+  bool refreshed_curvature() const override { return refreshed_; }
 
   nlohmann::json report() const override {
     return {{"inverse_refreshes", refreshes_}, {"identity_fallbacks", fallbacks_}};
@@ -119,6 +147,7 @@ class SngdRfim : public TorchOptimizer {
   std::vector<LayerMetric> metrics_;
   int64_t refreshes_ = 0;
   int64_t fallbacks_ = 0;
+  bool refreshed_ = false;
 };
 
 }  // namespace

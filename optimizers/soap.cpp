@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "optimizers/curvature/matrix_roots.h"
+#include "optimizers/optimizer_state.h"
 
 namespace ngd {
 namespace {
@@ -87,6 +88,7 @@ void Soap::step(const StepInfo&, PhaseTimer& timer) {
   // Per parameter the direction Q_L (m / (√v + ε)) Q_Rᵀ, undefined where the parameter does not move.
   std::vector<torch::Tensor> directions(parameters_.size());
   bool refreshed = false;
+  bool started = false;  // a parameter's bases came from eigh this step
   {
     auto scope = timer.scope(Phase::kCurvature);
     for (size_t p = 0; p < parameters_.size(); ++p) {
@@ -95,6 +97,7 @@ void Soap::step(const StepInfo&, PhaseTimer& timer) {
       if (!gradient.defined()) continue;
       if (state.steps < 0) {
         start(state, gradient);
+        started = true;
         continue;
       }
       ++state.steps;
@@ -129,6 +132,55 @@ void Soap::step(const StepInfo&, PhaseTimer& timer) {
   }
   if (moved) ++counters_.adam_steps;
   if (refreshed) ++counters_.basis_refreshes;
+  refreshed_ = refreshed || started;
+}
+
+OptimizerState Soap::state() const {
+  OptimizerState state;
+  for (size_t p = 0; p < parameters_.size(); ++p) {
+    const auto& parameter = parameters_[p];
+    const auto prefix = fmt::format("soap/param{}/", p);
+    state.push_back({prefix + "steps", state_integer(parameter.steps)});
+    parameter.factors.append_state(state, prefix);
+    for (size_t i = 0; i < parameter.first_moments.size(); ++i) {
+      const auto block = fmt::format("{}block{}/", prefix, i);
+      if (parameter.left_bases[i].defined()) state.push_back({block + "left_basis", parameter.left_bases[i]});
+      if (parameter.right_bases[i].defined()) state.push_back({block + "right_basis", parameter.right_bases[i]});
+      state.push_back({block + "first_moment", parameter.first_moments[i]});
+      state.push_back({block + "second_moment", parameter.second_moments[i]});
+    }
+  }
+  return state;
+}
+
+void Soap::load_state(const OptimizerState& state) {
+  StateReader reader(state);
+  for (size_t p = 0; p < parameters_.size(); ++p) {
+    auto& parameter = parameters_[p];
+    const auto prefix = fmt::format("soap/param{}/", p);
+    parameter.steps = reader.integer(prefix + "steps");
+    parameter.factors.load_state(reader, prefix);
+    parameter.left_bases.clear();
+    parameter.right_bases.clear();
+    parameter.first_moments.clear();
+    parameter.second_moments.clear();
+    if (parameter.steps < 0) continue;  // not started: start() creates the rest
+    const auto options = parameter.parameter.options();
+    const auto& blocks = parameter.factors.blocks();
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      const auto& block = blocks[i];
+      const auto name = fmt::format("{}block{}/", prefix, i);
+      // A side has a basis exactly where it has a factor (start()).
+      parameter.left_bases.push_back(block.left.defined() ? reader.tensor(name + "left_basis", {block.rows, block.rows}, options)
+                                                          : torch::Tensor());
+      parameter.right_bases.push_back(block.right.defined()
+                                          ? reader.tensor(name + "right_basis", {block.columns, block.columns}, options)
+                                          : torch::Tensor());
+      parameter.first_moments.push_back(reader.tensor(name + "first_moment", {block.rows, block.columns}, options));
+      parameter.second_moments.push_back(reader.tensor(name + "second_moment", {block.rows, block.columns}, options));
+    }
+  }
+  reader.finish();
 }
 
 OptimizerEntry soap_entry() {

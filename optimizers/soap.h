@@ -27,6 +27,12 @@ class Soap : public Optimizer {
   // Adam in the eigenbasis mixes momentum into the preconditioner and moves the parameters itself
   // (.grad stays raw): the fidelity probes leave SOAP out.
   ProbeDirection probe_direction() const override { return {false, std::nullopt}; }
+  // Per parameter its Adam step count and factors, and once it has started, per block its bases and
+  // Adam's moments.
+  OptimizerState state() const override;
+  void load_state(const OptimizerState& state) override;
+  // True after the first step (bases from eigh) and the steps with a QR power-iteration refresh.
+  bool refreshed_curvature() const override { return refreshed_; }
 
   const SoapCounters& counters() const { return counters_; }
   // Parameter `index` (in model.parameters() order): its factors, and the bases of its (single) block,
@@ -53,6 +59,7 @@ class Soap : public Optimizer {
   double beta1_, beta2_, factor_beta_, epsilon_, weight_decay_;
   int64_t inverse_interval_;
   SoapCounters counters_;
+  bool refreshed_ = false;
 };
 
 OptimizerEntry soap_entry();

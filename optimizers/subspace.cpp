@@ -91,6 +91,7 @@ class SubspaceTraining : public Optimizer {
   }
 
   void step(const StepInfo& info, PhaseTimer& timer) final {
+    entered_subspace_ = false;
     if (info.epoch < sampling_epochs_) {
       if (info.epoch >= sample_start_epoch_ && takes_snapshot(info.batch_index, info.batches_per_epoch, snapshots_per_epoch_)) {
         take_snapshot(info);
@@ -100,6 +101,7 @@ class SubspaceTraining : public Optimizer {
     }
     if (!basis_.defined()) {
       enter_subspace(timer);
+      entered_subspace_ = true;
       // This step's gradient was taken at the end of sampling, not at the restart point: it is dropped.
       if (restart_from_start_) return;
     }
@@ -114,6 +116,52 @@ class SubspaceTraining : public Optimizer {
     schedule_factor_ = lr / lr_;
     for (auto& group : sampler_->param_groups()) group.options().set_lr(sampling_lr_ * schedule_factor_);
   }
+
+  // The sampling SGD's momentum, the snapshots and the restart point's buffers while sampling, then the
+  // basis and the subspace method's own state.
+  OptimizerState state() const final {
+    OptimizerState state;
+    append_torch_state(state, *sampler_, "dldr/sampling_sgd");
+    state.push_back({"dldr/snapshot_count", state_integer(snapshot_count_)});
+    for (size_t k = 0; k < snapshots_.size(); ++k) state.push_back({fmt::format("dldr/snapshot{}", k), snapshots_[k]});
+    if (start_buffers_) {
+      const auto& saved = start_buffers_->saved();
+      for (size_t k = 0; k < saved.size(); ++k) state.push_back({fmt::format("dldr/start_buffer{}", k), saved[k]});
+    }
+    if (basis_.defined()) {
+      state.push_back({"dldr/basis", basis_});
+      append_subspace_state(state);
+    }
+    return state;
+  }
+
+  void load_state(const OptimizerState& state) final {
+    StateReader reader(state);
+    load_torch_state(reader, *sampler_, "dldr/sampling_sgd");
+    const auto options = parameters_.front().options();
+    snapshot_count_ = reader.integer("dldr/snapshot_count");
+    basis_ = reader.contains("dldr/basis") ? reader.tensor("dldr/basis", {-1, parameter_count_}, options) : torch::Tensor();
+    // While sampling every snapshot taken is kept; the subspace phase keeps none.
+    snapshots_.clear();
+    for (int64_t k = 0; !basis_.defined() && k < snapshot_count_; ++k) {
+      snapshots_.push_back(reader.tensor(fmt::format("dldr/snapshot{}", k), {parameter_count_}, options));
+    }
+    start_buffers_.reset();
+    // The restart point is saved with the first snapshot (take_snapshot).
+    if (restart_from_start_ && !snapshots_.empty()) {
+      start_buffers_.emplace(model_);
+      auto& saved = start_buffers_->saved();
+      for (size_t k = 0; k < saved.size(); ++k) saved[k] = reader.tensor_like(fmt::format("dldr/start_buffer{}", k), saved[k]);
+    }
+    if (basis_.defined()) {
+      start_subspace();
+      load_subspace_state(reader);
+    }
+    reader.finish();
+  }
+
+  // True after the step that found the subspace (the PCA of the trajectory).
+  bool refreshed_curvature() const final { return entered_subspace_; }
 
   nlohmann::json report() const final {
     nlohmann::json report = {
@@ -134,6 +182,9 @@ class SubspaceTraining : public Optimizer {
   virtual void start_subspace() = 0;
   virtual void subspace_step(const StepInfo& info, PhaseTimer& timer) = 0;
   virtual void add_to_report(nlohmann::json&) const {}
+  // The subspace method's state (entered once the basis exists), and back after start_subspace().
+  virtual void append_subspace_state(OptimizerState& state) const = 0;
+  virtual void load_subspace_state(StateReader& reader) = 0;
 
   bool in_subspace() const { return basis_.defined(); }
   // The subspace phase's learning rate now: `lr` times the schedule's factor.
@@ -185,6 +236,8 @@ class SubspaceTraining : public Optimizer {
     }
     snapshots_.clear();
     snapshots_.shrink_to_fit();
+    // The sampling SGD never steps again: its momentum buffers are freed (and leave the state).
+    sampler_->state().clear();
     start_subspace();
     pca_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
@@ -207,6 +260,7 @@ class SubspaceTraining : public Optimizer {
   torch::Tensor basis_;
   std::vector<double> explained_variance_ratio_;
   double pca_seconds_ = 0;
+  bool entered_subspace_ = false;
 };
 
 // P-SGD: the gradient projected onto the subspace, g ← Pᵀ(P g), then torch momentum SGD (no weight
@@ -220,6 +274,9 @@ class ProjectedSgd : public SubspaceTraining {
   void start_subspace() override {
     sgd_ = make_torch_sgd(parameters_, torch_sgd_options(learning_rate(), momentum_, 0.0));
   }
+
+  void append_subspace_state(OptimizerState& state) const override { append_torch_state(state, *sgd_, "psgd/sgd"); }
+  void load_subspace_state(StateReader& reader) override { load_torch_state(reader, *sgd_, "psgd/sgd"); }
 
   void subspace_step(const StepInfo&, PhaseTimer&) override {
     set_gradient(basis().t().mv(projected_gradient()));
@@ -248,6 +305,8 @@ class ProjectedBfgs : public SubspaceTraining {
 
  private:
   void start_subspace() override { bfgs_ = Bfgs(basis().size(0), basis().options()); }
+  void append_subspace_state(OptimizerState& state) const override { bfgs_.append_state(state, "pbfgs/"); }
+  void load_subspace_state(StateReader& reader) override { bfgs_.load_state(reader, "pbfgs/"); }
 
   void subspace_step(const StepInfo& info, PhaseTimer& timer) override {
     const auto gradient = projected_gradient().to(torch::kDouble);
@@ -370,6 +429,22 @@ torch::Tensor Bfgs::direction(const torch::Tensor& gradient) {
   }
   last_gradient_ = g;
   return -inverse_hessian_.mv(g);
+}
+
+void Bfgs::append_state(OptimizerState& state, const std::string& prefix) const {
+  state.push_back({prefix + "inverse_hessian", inverse_hessian_});
+  if (last_gradient_.defined()) state.push_back({prefix + "last_gradient", last_gradient_});
+  if (last_step_.defined()) state.push_back({prefix + "last_step", last_step_});
+}
+
+void Bfgs::load_state(StateReader& reader, const std::string& prefix) {
+  inverse_hessian_ = reader.tensor_like(prefix + "inverse_hessian", inverse_hessian_);
+  const int64_t dim = inverse_hessian_.size(0);
+  const auto options = inverse_hessian_.options();
+  // A subspace step records both: the gradient in direction(), the step after its line search.
+  const bool stepped = reader.contains_any({prefix + "last_gradient", prefix + "last_step"});
+  last_gradient_ = stepped ? reader.tensor(prefix + "last_gradient", {dim}, options) : torch::Tensor();
+  last_step_ = stepped ? reader.tensor(prefix + "last_step", {dim}, options) : torch::Tensor();
 }
 
 OptimizerEntry psgd_entry() {

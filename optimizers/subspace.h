@@ -3,6 +3,7 @@
 #include <functional>
 
 #include "optimizers/optimizer.h"
+#include "optimizers/optimizer_state.h"
 
 namespace ngd {
 
@@ -55,6 +56,10 @@ class Bfgs {
 
   const torch::Tensor& inverse_hessian() const { return inverse_hessian_; }
   int64_t skipped_updates() const { return skipped_updates_; }
+
+  // B and the last gradient and step (once there are some) as state entries under `prefix`, and back.
+  void append_state(OptimizerState& state, const std::string& prefix) const;
+  void load_state(StateReader& reader, const std::string& prefix);
 
  private:
   torch::Tensor inverse_hessian_;

@@ -1,5 +1,7 @@
 #include "optimizers/tengrad.h"
 
+#include <fmt/format.h>
+
 #include "optimizers/curvature/layer_statistics.h"
 
 namespace ngd {
@@ -44,7 +46,8 @@ void Tengrad::step(const StepInfo& info, PhaseTimer& timer) {
   torch::NoGradGuard no_grad;
   {
     auto scope = timer.scope(Phase::kCurvature);
-    if (refreshes(info)) refresh(info);
+    refreshed_ = refreshes(info);
+    if (refreshed_) refresh(info);
     TORCH_CHECK(blocks_.size() == layers_.size(), "tengrad: no statistics yet (the first step must refresh)");
     for (size_t i = 0; i < layers_.size(); ++i) {
       auto& layer = *layers_[i];
@@ -52,6 +55,41 @@ void Tengrad::step(const StepInfo& info, PhaseTimer& timer) {
     }
   }
   TorchOptimizer::step(info, timer);
+}
+
+OptimizerState Tengrad::state() const {
+  auto state = TorchOptimizer::state();
+  damping_.append_state(state, "tengrad/damping");
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    const auto prefix = fmt::format("tengrad/layer{}/", i);
+    blocks_[i].gradients.append_state(state, prefix);
+    blocks_[i].factor.append_state(state, prefix);
+  }
+  return state;
+}
+
+void Tengrad::load_state(const OptimizerState& state) {
+  StateReader reader(state);
+  load_torch_part(reader);
+  damping_.load_state(reader, "tengrad/damping");
+  blocks_.clear();
+  // Every layer is refreshed on the same steps, the first at step 0.
+  std::vector<std::string> names;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    for (const char* field : {"per_sample_gradients", "inputs", "grad_outputs", "cholesky", "damping"}) {
+      names.push_back(fmt::format("tengrad/layer{}/{}", i, field));
+    }
+  }
+  if (reader.contains_any(names)) {
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      const auto prefix = fmt::format("tengrad/layer{}/", i);
+      auto gradients = solver_.sample_gradients_from_state(reader, prefix, *layers_[i]);
+      auto factor = DampedGram::from_state(reader, prefix, gradients.samples(),
+                                           layers_[i]->weight().options().dtype(solver_.solve_dtype()));
+      blocks_.push_back({std::move(gradients), std::move(factor)});
+    }
+  }
+  reader.finish();
 }
 
 OptimizerEntry tengrad_entry() {

@@ -21,6 +21,11 @@ class Tengrad : public TorchOptimizer {
   void step(const StepInfo& info, PhaseTimer& timer) override;
 
   ProbeDirection probe_direction() const override { return {true, damping_.value()}; }
+  // SGD's momentum, λ, and per layer the per-sample gradients and Cholesky factor of the last refresh.
+  OptimizerState state() const override;
+  void load_state(const OptimizerState& state) override;
+  // True after the steps that refreshed the per-sample gradients and their factorisation.
+  bool refreshed_curvature() const override { return refreshed_; }
 
   const WoodburyCounters& counters() const { return solver_.counters(); }
   double damping() const { return damping_.value(); }
@@ -39,6 +44,7 @@ class Tengrad : public TorchOptimizer {
   WoodburySolver solver_;
   DampingSchedule damping_;
   std::vector<Block> blocks_;  // one per layer, from the last refresh
+  bool refreshed_ = false;
 };
 
 OptimizerEntry tengrad_entry();

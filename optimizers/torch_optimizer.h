@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "optimizers/optimizer.h"
+#include "optimizers/optimizer_state.h"
 
 namespace ngd {
 
@@ -18,8 +19,15 @@ class TorchOptimizer : public Optimizer {
     for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
   }
 
+  // The LibTorch optimizer's per-parameter state (append_torch_state), under "sgd/" or "adamw/". A
+  // plugin with state of its own appends its entries to these and reads them after load_torch_part.
+  OptimizerState state() const override;
+  void load_state(const OptimizerState& state) override;
+
  protected:
   torch::optim::Optimizer& torch_optimizer() { return *optimizer_; }
+  // load_state's part for the LibTorch optimizer, from a reader the plugin finishes.
+  void load_torch_part(StateReader& reader);
 
  private:
   std::unique_ptr<torch::optim::Optimizer> optimizer_;

@@ -10,7 +10,7 @@ One folder per layer, bottom to top; a file may include its own folder and the f
 
 models/ and datasets/ are on one level and may not include each other. optimizers/curvature/ (the
 shared curvature kernels) is part of optimizers/ but includes no plugin: of optimizers/ outside it only
-the contract, optimizers/optimizer.h. A source file directly in harness/ belongs to no layer and is
+the contract, optimizers/optimizer.h, and its state helpers, optimizers/optimizer_state.h. A source file directly in harness/ belongs to no layer and is
 reported: every harness file lives in one of its four folders. Tests, benchmarks and tools sit above
 every layer and are not checked.
 """
@@ -33,7 +33,7 @@ LAYERS = [
 LEVEL = {layer: level for _, layer, level in LAYERS}
 CHECKED = ("base", "models", "datasets", "optimizers", "harness")
 CURVATURE = "optimizers/curvature/"
-CONTRACT = "optimizers/optimizer.h"
+CONTRACT = ("optimizers/optimizer.h", "optimizers/optimizer_state.h")
 # Includes that break a floor until the untangling that removes them lands: (file, include). Empty when
 # the tree is clean; each entry is a debt, listed in docs/harness.md#layers.
 TEMPORARY = set()
@@ -73,7 +73,7 @@ def violations(root):
             if target == "":
                 found.append(f"{path}:{number}: includes {header}, in none of harness/'s layer folders")
             elif target == own:
-                if path.startswith(CURVATURE) and not header.startswith(CURVATURE) and header != CONTRACT:
+                if path.startswith(CURVATURE) and not header.startswith(CURVATURE) and header not in CONTRACT:
                     found.append(f"{path}:{number}: curvature kernel includes {header}, a plugin's header")
             elif LEVEL[target] >= LEVEL[own]:
                 found.append(f"{path}:{number}: {own} includes {header} ({target}), "

@@ -21,6 +21,7 @@
 #include "harness/run/bleu.h"
 #include "harness/run/interrupt.h"
 #include "harness/run/machine.h"
+#include "harness/run/memory_estimate.h"
 #include "harness/run/runner.h"
 #include "harness/spec/schedule.h"
 #include "harness/spec/shard.h"
@@ -142,6 +143,7 @@ struct RunCommand {
   std::string device_flag;
   std::string shard_text;
   std::string scale;
+  std::string memory_limit = "available";
   int threads = 0;
   int64_t fidelity_every = -1;  // -1: the specs' own fidelity blocks
   int64_t max_trials = 0;       // 0: every entry's whole tuning budget
@@ -149,6 +151,12 @@ struct RunCommand {
   bool quiet = false;
   bool no_phase_timing = false;
   bool no_prefetch = false;
+  // Checkpoints: any of these turns them on, over the specs' "checkpoint" blocks (-1: the spec's value).
+  bool checkpoints = false;
+  int64_t checkpoint_every_steps = -1;
+  double checkpoint_every_minutes = -1;
+  bool checkpoint_at_epoch_end = false;
+  bool keep_checkpoints = false;
 };
 
 CLI::App* add_run_command(CLI::App& app, RunCommand& command) {
@@ -179,14 +187,42 @@ CLI::App* add_run_command(CLI::App& app, RunCommand& command) {
   run_command->add_option("--max-trials", command.max_trials,
                           "tuned entries train only their first N trials per study (a later run without it adds the rest)")
       ->check(CLI::PositiveNumber);
-  run_command->add_flag("--dry-run", command.dry_run, "print the expanded runs and exit");
+  run_command->add_option("--memory-limit", command.memory_limit,
+                          "refuse image runs whose memory estimate exceeds this before training: a size (8G, 512M), "
+                          "available (MemAvailable, CPU runs) or none")
+      ->capture_default_str();
+  run_command->add_flag("--dry-run", command.dry_run, "print the expanded runs with their memory estimates and exit");
   run_command->add_flag("--force", command.options.force, "rerun runs that already have a finished result");
   run_command->add_flag("--quiet", command.quiet, "no per-epoch lines");
   run_command->add_flag("--no-prefetch", command.no_prefetch, "prepare training batches on the training thread");
   run_command->add_option("--fidelity-every", command.fidelity_every,
                           "fidelity probes every N steps in every run, overriding specs' \"fidelity\" blocks (0: none)")
       ->check(CLI::NonNegativeNumber);
+  run_command->add_flag("--checkpoints", command.checkpoints,
+                        "resume runs from their checkpoints and write one on SIGTERM/SIGUSR1, then exit 75 (docs/checkpoints.md)");
+  run_command->add_option("--checkpoint-every-steps", command.checkpoint_every_steps,
+                          "a checkpoint every N steps (implies --checkpoints)")->check(CLI::PositiveNumber);
+  run_command->add_option("--checkpoint-every-minutes", command.checkpoint_every_minutes,
+                          "a checkpoint every M minutes of training (implies --checkpoints)")->check(CLI::PositiveNumber);
+  run_command->add_flag("--checkpoint-at-epoch-end", command.checkpoint_at_epoch_end,
+                        "a checkpoint after every epoch (implies --checkpoints)");
+  run_command->add_flag("--keep-checkpoints", command.keep_checkpoints,
+                        "keep a run's last checkpoint once its result is written (implies --checkpoints)");
   return run_command;
+}
+
+// A spec's checkpoint settings: its "checkpoint" block with the command line's flags over it; none when
+// neither asks for checkpoints.
+std::optional<ngd::CheckpointSettings> checkpoints_for(const ngd::Spec& spec, const RunCommand& command) {
+  const bool asked = command.checkpoints || command.checkpoint_every_steps > 0 || command.checkpoint_every_minutes > 0 ||
+                     command.checkpoint_at_epoch_end || command.keep_checkpoints;
+  if (!asked && !spec.checkpoint) return std::nullopt;
+  auto settings = spec.checkpoint.value_or(ngd::CheckpointSettings{});
+  if (command.checkpoint_every_steps > 0) settings.every_steps = command.checkpoint_every_steps;
+  if (command.checkpoint_every_minutes > 0) settings.every_minutes = command.checkpoint_every_minutes;
+  settings.at_epoch_end = settings.at_epoch_end || command.checkpoint_at_epoch_end;
+  settings.keep = settings.keep || command.keep_checkpoints;
+  return settings;
 }
 
 // The runner options and the shard the command line's flags ask for; false (said on stderr) on bad input.
@@ -197,6 +233,12 @@ bool apply_flags(RunCommand& command, std::optional<ngd::Shard>& shard) {
   options.phase_timing = !command.no_phase_timing;
   if (command.fidelity_every >= 0) options.fidelity_every = command.fidelity_every;
   if (command.max_trials > 0) options.max_trials = command.max_trials;
+  try {
+    options.memory_limit = ngd::parse_memory_limit(command.memory_limit);
+  } catch (const std::invalid_argument& error) {
+    std::cerr << "error: " << error.what() << "\n";
+    return false;
+  }
   if (!command.filter.empty()) {
     const auto filter = compile_filter(command.filter);
     if (!filter) return false;
@@ -213,8 +255,9 @@ bool apply_flags(RunCommand& command, std::optional<ngd::Shard>& shard) {
   return true;
 }
 
-// --dry-run: each spec's expanded runs, one line each.
-void print_runs(const std::vector<ngd::Spec>& specs, const std::string& device_flag) {
+// --dry-run: each spec's expanded runs, one line each, and under each its memory estimate.
+void print_runs(const std::vector<ngd::Spec>& specs, const std::string& device_flag, const ngd::RunnerOptions& options) {
+  ngd::DryRunEstimates estimates(options.data_roots, options.memory_limit);
   for (const auto& spec : specs) {
     const auto& runs = spec.runs;
     std::cout << fmt::format("{} ({}): {} runs on {}\n", spec.name, spec.path, runs.size(),
@@ -224,6 +267,7 @@ void print_runs(const std::vector<ngd::Spec>& specs, const std::string& device_f
                                               : fmt::format(" study={} trial={}", run.study, run.trial);
       std::cout << fmt::format("  {}/{}  {} seed={}{} hparams={} schedule={}\n", run.experiment, run.run_id(),
                                run.label(), run.seed, trial, run.hparams.dump(), run.schedule.dump());
+      std::cout << "    " << estimates.describe(run, device_for(spec, device_flag)) << "\n";
     }
   }
 }
@@ -264,7 +308,7 @@ int run(RunCommand command) {
   }
   options.data_roots = ngd::data_roots(command.data_root);
   if (command.dry_run) {
-    print_runs(specs, device_flag);
+    print_runs(specs, device_flag, options);
     return 0;
   }
   const int threads_in_use = ngd::configure_threads(command.threads);
@@ -273,6 +317,8 @@ int run(RunCommand command) {
   for (const auto& spec : specs) {
     if (spec.runs.empty()) continue;  // nothing of this spec in the filter or the shard
     options.device = device_for(spec, device_flag);
+    options.checkpoints = checkpoints_for(spec, command);
+    ngd::checkpoint_on_signal(options.checkpoints.has_value());
     std::cout << fmt::format("ngdbench: {}: {} runs on device {}\n", spec.name, spec.runs.size(), options.device);
     try {
       const long found_before = ngd::found_finished_runs();
@@ -319,6 +365,14 @@ CLI::App* add_slurm_command(CLI::App& app, SlurmCommand& command) {
   slurm_command->add_option("--filter", job.filter, "only runs matching this regex (as run --filter)");
   slurm_command->add_option("--data-root", job.data_root, "data root searched first, as the nodes see it");
   slurm_command->add_option("--script", command.script_path, "where to write the script (default: OUT/ngdbench.sbatch)");
+  slurm_command->add_flag("--requeue", job.requeue,
+                          "preemptible: tasks checkpoint on SIGTERM, are requeued and resume (docs/checkpoints.md#clusters)");
+  slurm_command->add_option("--signal-seconds", job.signal_seconds,
+                            "with --requeue: SIGTERM this many seconds before the time limit (--signal=B:TERM@S; default 300)")
+      ->check(CLI::PositiveNumber);
+  slurm_command->add_option("--checkpoint-every-minutes", job.checkpoint_every_minutes,
+                            "with --requeue: also a checkpoint every M minutes (for node failures)")
+      ->check(CLI::PositiveNumber);
   return slurm_command;
 }
 

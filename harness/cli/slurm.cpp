@@ -40,6 +40,10 @@ void check_slurm_job(const SlurmJob& job) {
   check(job.data_root, "--data-root");
   check(job.binary, "the ngdbench binary's path");
   check(job.workdir, "the working directory");
+  if (!job.requeue && (job.signal_seconds > 0 || job.checkpoint_every_minutes > 0)) {
+    throw std::invalid_argument(fmt::format("{}: only with --requeue (the tasks checkpoint only then)",
+                                            job.signal_seconds > 0 ? "--signal-seconds" : "--checkpoint-every-minutes"));
+  }
 }
 
 std::string slurm_script(const SlurmJob& job) {
@@ -56,6 +60,10 @@ std::string slurm_script(const SlurmJob& job) {
   script += fmt::format("#SBATCH --cpus-per-task={}\n", job.cpus_per_task);
   if (job.gpus_per_task > 0) script += fmt::format("#SBATCH --gpus-per-task={}\n", job.gpus_per_task);
   if (!job.time_limit.empty()) script += fmt::format("#SBATCH --time={}\n", shell_quote(job.time_limit));
+  if (job.requeue) {
+    script += "#SBATCH --requeue\n";
+    script += fmt::format("#SBATCH --signal=B:TERM@{}\n", job.signal_seconds > 0 ? job.signal_seconds : kDefaultSignalSeconds);
+  }
   script += fmt::format("#SBATCH --chdir={}\n", shell_quote(job.workdir));
   script += fmt::format("#SBATCH --output={}/%x-%A_%a.out\n", shell_quote(job.log_dir));
   script += "set -euo pipefail\n";
@@ -68,7 +76,21 @@ std::string slurm_script(const SlurmJob& job) {
   if (!job.scale.empty()) command += " --scale " + shell_quote(job.scale);
   if (!job.filter.empty()) command += " --filter " + shell_quote(job.filter);
   if (!job.data_root.empty()) command += " --data-root " + shell_quote(job.data_root);
-  script += "exec " + command + " --quiet\n";
+  if (!job.requeue) return script + "exec " + command + " --quiet\n";
+  command += " --checkpoints";
+  if (job.checkpoint_every_minutes > 0) command += fmt::format(" --checkpoint-every-minutes {}", job.checkpoint_every_minutes);
+  // --signal=B: sends SIGTERM to this shell, which passes it on and waits for the checkpoint; exit
+  // status 75 (a checkpoint written) requeues this task, which then resumes from it. A preemption
+  // requeues it by itself.
+  script += "set +e\n";
+  script += command + " --quiet &\n";
+  script += "child=$!\n";
+  script += "trap 'kill -TERM \"$child\" 2>/dev/null' TERM USR1\n";
+  script += "while true; do wait \"$child\"; status=$?; kill -0 \"$child\" 2>/dev/null || break; done\n";
+  script += "if [ \"$status\" -eq 75 ]; then\n";
+  script += "  scontrol requeue \"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\" || true  # already requeued: a preemption\n";
+  script += "fi\n";
+  script += "exit \"$status\"\n";
   return script;
 }
 

@@ -104,6 +104,7 @@ nlohmann::json to_json(const RunResult& result) {
     }
     if (!e.validation.is_null()) epoch.update(e.validation);
     if (!e.fidelity.is_null()) epoch["fidelity"] = e.fidelity;
+    if (!e.step_time_s.is_null()) epoch["step_time_s"] = e.step_time_s;
     epochs.push_back(std::move(epoch));
   }
   const auto& config = result.config;
@@ -145,6 +146,8 @@ nlohmann::json to_json(const RunResult& result) {
   if (!result.final_evaluation.is_null()) json["final"] = result.final_evaluation;
   if (!config.decoding.is_null()) json["decoding"] = config.decoding;
   if (!config.fidelity.is_null()) json["fidelity"] = config.fidelity;
+  if (!result.memory.is_null()) json["memory"] = result.memory;
+  if (!result.step_time_s.is_null()) json["step_time_s"] = result.step_time_s;
   return json;
 }
 

@@ -38,6 +38,8 @@ struct EpochRecord {
   bool per_epoch_test = true;
   // The fidelity probes' summary of this epoch (FidelityProbe::end_epoch); null when none ran.
   nlohmann::json fidelity;
+  // The epoch's step times (harness/run/step_times.h): {"steps", "p50", "p90", "p99", "max"}; null when none.
+  nlohmann::json step_time_s;
 };
 
 // An epoch's value of a target metric: train_loss, train_acc, val_loss, val_acc, test_loss, test_acc
@@ -59,6 +61,10 @@ struct RunResult {
   // Translation runs: {"test_bleu", "test_bleu_tokenized", "best_epoch", "checkpoint_metric"}, the
   // best-validation checkpoint scored on the test split after training; null for image runs.
   nlohmann::json final_evaluation;
+  // The run's memory (harness/run/memory.h, docs/harness.md#memory) and step times over all epochs with
+  // the refresh/ordinary split (harness/run/step_times.h); null when not measured (written without them).
+  nlohmann::json memory;
+  nlohmann::json step_time_s;
 };
 
 nlohmann::json to_json(const RunResult& result);

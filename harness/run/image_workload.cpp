@@ -100,6 +100,24 @@ class ImageWorkload : public Workload {
                        record.train_acc, validation, record.test_loss, record.test_acc);
   }
   nlohmann::json final_evaluation() override { return nullptr; }
+  NamedTensors state() override {
+    const auto position = loader_->position();
+    NamedTensors state{{"next_batch", torch::tensor(position.next_index)},
+                       {"order_generator", position.order_generator},
+                       {"augmentation_generator", position.augmentation_generator},
+                       {"loss_sum", loss_sum_},
+                       {"correct", correct_}};
+    if (position.order.defined()) state["order"] = position.order;
+    return state;
+  }
+  void load_state(const NamedTensors& state) override {
+    const auto order = state.find("order");
+    loader_->resume({order == state.end() ? torch::Tensor() : order->second,
+                     named_tensor(state, "next_batch").item<int64_t>(), named_tensor(state, "order_generator"),
+                     named_tensor(state, "augmentation_generator")});
+    loss_sum_ = named_tensor(state, "loss_sum").to(device_);
+    correct_ = named_tensor(state, "correct").to(device_);
+  }
 
  private:
   const RunConfig& config_;

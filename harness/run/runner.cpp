@@ -17,10 +17,14 @@
 #include "base/atomic_file.h"
 #include "base/device.h"
 #include "base/phase_timer.h"
+#include "harness/run/checkpoint.h"
 #include "harness/run/fidelity.h"
 #include "harness/run/image_workload.h"
 #include "harness/run/interrupt.h"
 #include "harness/run/machine.h"
+#include "harness/run/memory.h"
+#include "harness/run/memory_estimate.h"
+#include "harness/run/step_times.h"
 #include "harness/run/training_step.h"
 #include "harness/run/translation_workload.h"
 #include "harness/run/workload.h"
@@ -54,6 +58,16 @@ void draw_progress(const RunConfig& config, int64_t epoch, int64_t batch, int64_
 }
 
 using WorkloadFactory = std::function<std::unique_ptr<Workload>(nlohmann::json& meta)>;
+
+// The per-epoch progress line's memory and step-time part: the peaks so far (tensors on the CPU, on a
+// CUDA device when there are any, the resident set) and the epoch's median step.
+std::string describe_memory(const MemoryMeter& memory, const nlohmann::json& step_time_s) {
+  const auto resident = peak_resident_bytes();
+  const auto cuda = memory.peak_cuda_bytes();
+  return fmt::format("mem peak {} cpu tensors{}, {} rss | step p50 {}", format_bytes(memory.peak_allocated_bytes()),
+                     cuda ? ", " + format_bytes(*cuda) + " cuda" : "", resident ? format_bytes(*resident) : "?",
+                     step_time_s.is_null() ? "-" : fmt::format("{:.1f} ms", 1e3 * step_time_s["p50"].get<double>()));
+}
 
 // A train_loss target checked inside epochs (Target::check_every_steps): every N steps, the mean
 // per-sample loss of the last epoch's worth of steps. Each check reads one value back from the device;
@@ -98,8 +112,30 @@ class InEpochTarget {
   std::pair<double, double> take_seconds() {
     return {std::exchange(wall_s_, 0.0), std::exchange(cpu_s_, 0.0)};
   }
+  // The same seconds, left to take.
+  std::pair<double, double> seconds() const { return {wall_s_, cpu_s_}; }
   // The checks' host reads so far, which the run's host-sync count leaves out.
   int64_t host_syncs() const { return host_syncs_; }
+
+  // For a checkpoint: the window's losses and whether the checks have stopped.
+  NamedTensors state() const {
+    std::vector<torch::Tensor> sums;
+    std::vector<int64_t> counts;
+    for (const auto& [sum, count] : window_) {
+      sums.push_back(sum);
+      counts.push_back(count);
+    }
+    return {{"sums", sums.empty() ? torch::empty({0}, torch::kDouble) : torch::stack(sums)},
+            {"counts", torch::tensor(counts, torch::kInt64)},
+            {"stopped", torch::tensor(stopped_)}};
+  }
+  void load_state(const NamedTensors& state, const torch::Device& device) {
+    const auto sums = named_tensor(state, "sums").to(device);
+    const auto counts = named_tensor(state, "counts");
+    window_.clear();
+    for (int64_t i = 0; i < counts.numel(); ++i) window_.push_back({sums[i], counts[i].item<int64_t>()});
+    stopped_ = named_tensor(state, "stopped").item<bool>();
+  }
 
  private:
   struct StepLoss {
@@ -124,7 +160,9 @@ struct TrainingContext {
   double base_lr;
   PhaseTimer& timer;
   FidelityProbe& probe;
+  StepTimes& step_times;
   InEpochTarget* in_epoch_target;  // null: targets are checked at epoch ends only
+  RunCheckpoints* checkpoints;     // null: no checkpoints
   bool draw_bar;
 };
 
@@ -136,26 +174,30 @@ struct EpochSteps {
   std::optional<int64_t> target_step;  // the steps taken when an in-epoch check first reached the target
 };
 
-// Takes the steps of `epoch`, advancing `step` (the run's step count, the diverging step included).
-EpochSteps train_epoch_steps(const TrainingContext& context, int64_t epoch, int64_t steps_per_epoch, int64_t& step) {
+// Takes the steps of `epoch` from batch `batch` on, advancing `batch` and `step` (the run's step count,
+// the diverging step included), until the epoch's steps are done, a divergence, or a checkpoint due
+// inside the epoch (`batch` is then the next one). `outcome` is the epoch's outcome so far.
+EpochSteps train_epoch_steps(const TrainingContext& context, int64_t epoch, int64_t steps_per_epoch, int64_t& batch,
+                             int64_t& step, EpochSteps outcome) {
   auto& workload = context.workload;
   auto& optimizer = context.optimizer;
-  EpochSteps outcome;
-  outcome.lr = context.base_lr;
   auto last_draw = Clock::now();
   const auto stop = [&outcome, &step] {
     outcome.diverged = true;
     ++step;
     return outcome;
   };
-  for (int64_t batch = 0; batch < steps_per_epoch; ++batch, ++step) {
+  for (; batch < steps_per_epoch; ++batch, ++step) {
+    const auto step_start = Clock::now();
     StepInfo info{step, epoch, batch, steps_per_epoch, {}, {}};
     {
       auto scope = context.timer.scope(Phase::kData);
       info.sample_ids = workload.next_batch();
     }
     info.batch_loss = loss_keeping_buffers(workload.model(), [&workload] { return workload.batch_loss(); });
+    const auto probe_start = Clock::now();
     context.probe.before_step(info, [&workload] { return workload.forward(); });
+    const auto probe_end = Clock::now();
     const auto passes = forward_backward(
         workload.model(), optimizer, info, [&workload] { return workload.forward(); },
         [&workload](const torch::Tensor& logits) { return workload.sampled_target_loss(logits); }, context.timer);
@@ -172,6 +214,8 @@ EpochSteps train_epoch_steps(const TrainingContext& context, int64_t epoch, int6
       }
     }
     if (outcome.diverged) return stop();
+    context.step_times.add(std::chrono::duration<double>(Clock::now() - step_start - (probe_end - probe_start)).count(),
+                           optimizer.refreshed_curvature());
     context.probe.after_step(info);
     workload.accumulate(passes.logits, passes.per_sample_loss);
     if (context.in_epoch_target &&
@@ -185,14 +229,24 @@ EpochSteps train_epoch_steps(const TrainingContext& context, int64_t epoch, int6
       draw_progress(context.config, epoch, batch + 1, steps_per_epoch);
       last_draw = Clock::now();
     }
+    if (context.checkpoints && batch + 1 < steps_per_epoch && context.checkpoints->due_mid_epoch(step + 1)) {
+      ++batch;
+      ++step;
+      return outcome;
+    }
   }
   return outcome;
 }
 
-// The optimizer's report, phase times and host reads of a finished run (diverged or not).
-void record_run_costs(RunResult& result, const Optimizer& optimizer, const PhaseTimer& timer, int64_t steps,
-                      int64_t host_syncs) {
+// The optimizer's report, phase times, host reads, memory and step times of a finished run (diverged or not).
+void record_run_costs(RunResult& result, CaptureModel& model, const Optimizer& optimizer, const PhaseTimer& timer,
+                      int64_t steps, int64_t host_syncs, MemoryMeter& memory, const std::optional<MemoryEstimate>& estimate,
+                      const StepTimes& step_times) {
   result.optimizer_report = complete_phases(optimizer.report(), result.epochs);
+  memory.note_optimizer_state(optimizer);
+  result.memory = memory.to_json(parameter_bytes(model));
+  result.memory["estimate"] = estimate ? estimate->to_json() : nlohmann::json();
+  result.step_time_s = step_times.run_json();
   for (size_t p = 0; p < static_cast<size_t>(Phase::kCount) && timer.enabled(); ++p) {
     result.phase_times_s[phase_name(static_cast<Phase>(p))] = timer.seconds(static_cast<Phase>(p));
   }
@@ -216,15 +270,29 @@ std::string allocation_failure(const RunConfig& config, const std::string& phase
                      phase, config.model, config.model_options.dump(), config.batch_size, config.optimizer, detail);
 }
 
+// The run's memory estimate (nullopt where there is none: translation runs).
+using MemoryEstimator = std::function<std::optional<MemoryEstimate>()>;
+
 // The training loop of every workload. A non-finite training loss (or an optimizer's Diverged) ends the
-// run as "diverged", any other exception as "failed"; neither throws.
-RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_workload, const RunnerOptions& options) {
+// run as "diverged", any other exception as "failed"; neither throws. A run whose memory estimate
+// exceeds options.memory_limit is "failed" before training, with the estimate in its "memory" block.
+RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_workload,
+                         const MemoryEstimator& estimate_memory, const RunnerOptions& options) {
   RunResult result;
   result.config = config;
   result.meta = machine_meta(options.device);
-  std::string phase = "building the model";  // for allocation failures
+  std::string phase = "estimating memory";  // for allocation failures
   try {
     const torch::Device device(options.device);
+    const auto estimate = estimate_memory();
+    if (const auto refusal = estimate ? memory_refusal(*estimate, options.memory_limit, options.device) : std::nullopt) {
+      result.status = "failed";
+      result.error = fmt::format("run {}: {}", config.run_id(), *refusal);
+      result.memory = {{"estimate", estimate->to_json()}};
+      return result;
+    }
+    phase = "building the model";
+    MemoryMeter memory;  // before the model and the batch loader, whose tensors it counts
     torch::manual_seed(static_cast<uint64_t>(config.seed));
     auto workload = make_workload(result.meta);
     auto& model = workload->model();
@@ -233,12 +301,37 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
     phase = "training";
     const auto schedule = make_schedule(config.schedule, config.epochs, workload->nominal_batches_per_epoch());
     PhaseTimer timer(options.phase_timing, [&device] { synchronize(device); });
+    timer.observe_phases([&memory](Phase next) { memory.enter_phase(next); });
+    StepTimes step_times;
     const auto fidelity = fidelity_settings(config.fidelity, options.fidelity_every);
     FidelityProbe probe(fidelity, model, *optimizer, device);
     std::optional<InEpochTarget> in_epoch_target;
     if (config.target && config.target->check_every_steps > 0) {
       in_epoch_target.emplace(*config.target, workload->nominal_batches_per_epoch());
     }
+    const CheckpointedParts parts{model, *optimizer, *workload, device};
+    std::optional<RunCheckpoints> checkpoints;
+    RunPosition resumed;  // where this piece of the run starts: a checkpoint's position, or the start
+    std::optional<Checkpoint> checkpoint;
+    if (options.checkpoints) {
+      // The probes' per-epoch measurements are not checkpointed: with probes, at epoch ends only.
+      checkpoints.emplace(config, options.out_dir, *options.checkpoints, checkpoint_producer(result.meta),
+                          fidelity.every_steps == 0);
+      phase = "resuming from a checkpoint";
+      checkpoint = checkpoints->newest();
+    }
+    if (checkpoint) {
+      restore_parts(*checkpoint, parts);
+      if (in_epoch_target) in_epoch_target->load_state(tensors_under(checkpoint->tensors, "in_epoch_target/"), device);
+      resumed = checkpoint->position;
+      ++resumed.resumes;
+      result.epochs = std::move(checkpoint->epochs);
+      result.time_to_target_s = checkpoint->time_to_target_s;
+      result.epochs_to_target = checkpoint->epochs_to_target;
+      result.steps_to_target = checkpoint->steps_to_target;
+      checkpoint.reset();
+    }
+    phase = "training";
     const TrainingContext context{config,
                                   device,
                                   *workload,
@@ -247,7 +340,9 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
                                   config.hparams.at("lr").get<double>(),
                                   timer,
                                   probe,
+                                  step_times,
                                   in_epoch_target ? &*in_epoch_target : nullptr,
+                                  checkpoints ? &*checkpoints : nullptr,
                                   options.progress && ::isatty(STDERR_FILENO)};
     // The settings the probes ran with (the CLI may override the spec's, or turn them off).
     result.config.fidelity = fidelity.every_steps > 0
@@ -255,14 +350,79 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
                                  : nlohmann::json();
     int64_t probe_host_syncs = 0;
     const int64_t host_syncs_before = host_sync_count();
-    int64_t step = 0;
-    double cumulative_time = 0;
-    for (int64_t epoch = 0; epoch < config.epochs; ++epoch) {
+    // Host reads inside this piece's training steps (the probes' and the in-epoch checks' left out).
+    const auto counted_host_syncs = [&] {
+      return host_sync_count() - host_syncs_before - probe_host_syncs -
+             (in_epoch_target ? in_epoch_target->host_syncs() : 0);
+    };
+    int64_t step = resumed.step;
+    double cumulative_time = resumed.cumulative_time_s;
+    // Writes a checkpoint at `position` (epoch and batch set), completed with the run's progress so far;
+    // returns its path, or "" when it could not be written (said on stderr: training goes on).
+    const auto write_checkpoint = [&](RunPosition position) {
+      position.step = step;
+      position.cumulative_time_s = cumulative_time;
+      position.host_syncs = resumed.host_syncs + counted_host_syncs();
+      position.resumes = resumed.resumes;
+      for (size_t p = 0; p < static_cast<size_t>(Phase::kCount) && timer.enabled(); ++p) {
+        const auto name = phase_name(static_cast<Phase>(p));
+        position.phase_times_s[name] = timer.seconds(static_cast<Phase>(p)) + resumed.phase_times_s.value(name, 0.0);
+      }
+      Checkpoint written{position, result.epochs, result.time_to_target_s, result.epochs_to_target,
+                         result.steps_to_target, {}, {}, {}};
+      capture_parts(parts, written);
+      if (in_epoch_target) {
+        for (const auto& [name, tensor] : in_epoch_target->state()) written.tensors["in_epoch_target/" + name] = tensor;
+      }
+      try {
+        return checkpoints->write(written);
+      } catch (const std::runtime_error& error) {
+        std::cerr << fmt::format("warning: run {}: no checkpoint written: {}\n", config.run_id(), error.what());
+        return std::string();
+      }
+    };
+    std::optional<std::string> stopped_at;  // the checkpoint a signal stopped the run at ("": none could be written)
+    for (int64_t epoch = resumed.epoch; epoch < config.epochs && !stopped_at; ++epoch) {
       model.train();
-      const int64_t steps_per_epoch = workload->start_epoch(epoch);
+      // Resumed inside this epoch: its batches go on where the checkpoint was, and its clock adds the
+      // earlier piece's.
+      const bool continuing = epoch == resumed.epoch && resumed.next_batch > 0;
+      const int64_t steps_per_epoch = continuing ? resumed.steps_per_epoch : workload->start_epoch(epoch);
       synchronize(device);  // epoch times always wait for the device: queued kernels are not finished work
       const TimingProbe epoch_clock;
-      const auto steps = train_epoch_steps(context, epoch, steps_per_epoch, step);
+      if (!continuing) step_times.start_epoch();  // a resumed epoch's series holds this piece's steps only
+      TimingSample earlier_and_untimed;  // the earlier piece's seconds, less the checkpoints' written in this one
+      if (continuing) earlier_and_untimed = {resumed.epoch_wall_s, resumed.epoch_cpu_s, 0};
+      int64_t batch = continuing ? resumed.next_batch : 0;
+      EpochSteps steps;
+      steps.lr = continuing ? resumed.learning_rate : context.base_lr;
+      if (continuing) steps.target_step = resumed.target_step;
+      while (true) {
+        steps = train_epoch_steps(context, epoch, steps_per_epoch, batch, step, steps);
+        if (steps.diverged || batch == steps_per_epoch) break;
+        synchronize(device);  // a checkpoint is due inside the epoch
+        const auto so_far = epoch_clock.finish();
+        const TimingProbe writing;
+        const auto [check_wall_s, check_cpu_s] =
+            in_epoch_target ? in_epoch_target->seconds() : std::pair<double, double>{0, 0};
+        RunPosition position;
+        position.epoch = epoch;
+        position.next_batch = batch;
+        position.steps_per_epoch = steps_per_epoch;
+        position.learning_rate = steps.lr;
+        position.target_step = steps.target_step;
+        position.epoch_wall_s = so_far.wall_s - check_wall_s + earlier_and_untimed.wall_s;
+        position.epoch_cpu_s = so_far.cpu_s - check_cpu_s + earlier_and_untimed.cpu_s;
+        const auto path = write_checkpoint(position);
+        const auto spent = writing.finish();
+        earlier_and_untimed.wall_s -= spent.wall_s;
+        earlier_and_untimed.cpu_s -= spent.cpu_s;
+        if (checkpoint_requested()) {
+          stopped_at = path;
+          break;
+        }
+      }
+      if (stopped_at) break;
       synchronize(device);
       const auto probes = probe.end_epoch();  // untimed, like evaluation
       probe_host_syncs += probes.host_syncs;
@@ -274,6 +434,8 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
         epoch_timing.wall_s -= check_wall_s;
         epoch_timing.cpu_s -= check_cpu_s;
       }
+      epoch_timing.wall_s += earlier_and_untimed.wall_s;
+      epoch_timing.cpu_s += earlier_and_untimed.cpu_s;
       const double epoch_time = epoch_timing.wall_s;
       if (context.draw_bar) std::cerr << "\r" << std::string(80, ' ') << "\r";
       cumulative_time += epoch_time;
@@ -294,6 +456,8 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       record.cpu_time_s = epoch_timing.cpu_s;
       record.load_average = epoch_timing.load_average;
       record.timing_suspect = epoch_timing.suspect_reason(result.meta["cpu_count"].get<unsigned>(), device.is_cpu());
+      record.step_time_s = step_times.epoch_json();
+      memory.note_optimizer_state(*optimizer);
       workload->finish_epoch(record);
       result.epochs.push_back(record);
       // Reached inside the epoch: steps count to that check; the clock is read at epoch ends only.
@@ -304,8 +468,9 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
         if (in_epoch_target) in_epoch_target->stop();
       }
       if (options.progress) {
-        std::cout << fmt::format("  {} [{}] epoch {}/{}: {} | {:.2f} s{}\n", config.run_id(), config.label(),
+        std::cout << fmt::format("  {} [{}] epoch {}/{}: {} | {:.2f} s | {}{}\n", config.run_id(), config.label(),
                                  record.epoch, config.epochs, workload->describe(record), epoch_time,
+                                 describe_memory(memory, record.step_time_s),
                                  record.timing_suspect.empty() ? "" : " (timing suspect: " + record.timing_suspect + ")")
                   << std::flush;
       }
@@ -315,13 +480,24 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
         result.error = fmt::format("non-finite {} after epoch {}", held_out_name, epoch + 1);
         break;
       }
+      if (checkpoints && epoch + 1 < config.epochs && checkpoints->due_at_epoch_end(step)) {
+        RunPosition position;
+        position.epoch = epoch + 1;
+        const auto path = write_checkpoint(position);
+        if (checkpoint_requested()) stopped_at = path;
+      }
     }
-    if (result.status.empty()) {
+    if (stopped_at) {
+      result.status = "checkpointed";
+      result.error = stopped_at->empty() ? fmt::format("run {}: no checkpoint could be written at step {}", config.run_id(), step)
+                                         : fmt::format("the checkpoint {} (step {})", *stopped_at, step);
+    } else if (result.status.empty()) {
       result.status = "completed";
       result.final_evaluation = workload->final_evaluation();
     }
-    const int64_t untimed_syncs = probe_host_syncs + (in_epoch_target ? in_epoch_target->host_syncs() : 0);
-    record_run_costs(result, *optimizer, timer, step, host_sync_count() - host_syncs_before - untimed_syncs);
+    record_run_costs(result, model, *optimizer, timer, step, resumed.host_syncs + counted_host_syncs(), memory,
+                     estimate, step_times);
+    if (checkpoints) add_earlier_pieces(result, resumed);
   } catch (const std::bad_alloc& error) {
     result.status = "failed";
     result.error = allocation_failure(config, phase, error.what());
@@ -342,6 +518,9 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
   return train_workload(
       config,
       [&](nlohmann::json& meta) { return make_image_workload(config, dataset, options, meta); },
+      [&]() -> std::optional<MemoryEstimate> {
+        return estimate_run_memory(config, {dataset.image_shape(), dataset.num_classes});
+      },
       options);
 }
 
@@ -349,6 +528,7 @@ RunResult train_run(const RunConfig& config, const TranslationDataset& dataset, 
   return train_workload(
       config,
       [&](nlohmann::json& meta) { return make_translation_workload(config, dataset, options.device, meta); },
+      [] { return std::optional<MemoryEstimate>(); },  // the estimate covers image models only
       options);
 }
 
@@ -375,6 +555,7 @@ std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& opti
   std::optional<TranslationDataset> translations;
   std::vector<nlohmann::json> results;
   for (size_t i = 0; i < runs.size(); ++i) {
+    if (options.checkpoints && checkpoint_requested()) exit_checkpointed("the runs before this one");
     const auto& run = runs[i];
     const auto progress = fmt::format("[{}/{}] {}/{} ({}, seed {})", i + 1, runs.size(), run.experiment,
                                       run.run_id(), run.label(), run.seed);
@@ -398,9 +579,13 @@ std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& opti
       // folder stops the sweep, not a finished run.
       check_writable_folder((std::filesystem::path(options.out_dir) / run.experiment).string());
     }
+    if (options.force) remove_checkpoints(options.out_dir, run);  // a forced rerun starts afresh
     if (options.progress) std::cout << progress << "\n" << std::flush;
-    auto result = to_json(translation ? train_run(run, *translations, options) : train_run(run, *images, options));
+    const auto trained = translation ? train_run(run, *translations, options) : train_run(run, *images, options);
+    if (trained.status == "checkpointed") exit_checkpointed(trained.error);
+    auto result = to_json(trained);
     write_file_atomically(result_path(options.out_dir, run), result.dump(2) + "\n");
+    if (options.checkpoints && !options.checkpoints->keep) remove_checkpoints(options.out_dir, run);
     count_saved_run(true);
     if (result["status"] != "completed") {
       std::cout << fmt::format("  {}: {}: {}\n", run.run_id(), result["status"].get<std::string>(),

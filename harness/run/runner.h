@@ -10,6 +10,8 @@
 #include "datasets/dataset.h"
 #include "datasets/translation.h"
 #include "harness/results/results.h"
+#include "harness/spec/checkpoint_settings.h"
+#include "harness/run/memory_estimate.h"
 #include "harness/spec/spec.h"
 
 namespace ngd {
@@ -27,11 +29,18 @@ struct RunnerOptions {
   // --max-trials: tuned entries train only their first N trials per study. Halton draws are a
   // sequence, so these are the full budget's first trials: a later run without the cap resumes them.
   std::optional<int64_t> max_trials;
+  // Checkpoints (harness/run/checkpoint.h): when set, a run resumes from its newest checkpoint in
+  // out_dir and writes them as these settings say and on SIGTERM/SIGUSR1; nullopt: none.
+  std::optional<CheckpointSettings> checkpoints;
+  // --memory-limit: an image run whose memory estimate exceeds it is "failed" before training.
+  MemoryLimit memory_limit;
 };
 
-// Trains one run on a loaded dataset and returns its record; writes nothing. A non-finite training
-// loss ends the run as "diverged", an exception as "failed"; neither throws. Both workloads share one
-// training loop (see harness/run/workload.h).
+// Trains one run on a loaded dataset and returns its record; writes nothing but checkpoints (with
+// options.checkpoints: it resumes from the run's newest one, and a run stopped for a checkpoint
+// returns status "checkpointed"). A non-finite training loss ends the run as "diverged", an exception
+// (a refused checkpoint too) as "failed"; neither throws. Both workloads share one training loop (see
+// harness/run/workload.h).
 RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const RunnerOptions& options);
 RunResult train_run(const RunConfig& config, const TranslationDataset& dataset, const RunnerOptions& options);
 
@@ -40,6 +49,8 @@ std::vector<RunConfig> selected_runs(const Spec& spec, const RunnerOptions& opti
 
 // Runs every selected run of `spec` that has no finished result yet (all with `force`), writing each
 // result atomically as it ends; returns the results of all selected runs, old and new, in spec order.
+// With checkpoints, a run's checkpoints are removed once its result is written (unless kept) and before
+// a forced rerun, and a run stopped for a checkpoint ends the process (exit_checkpointed).
 std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& options);
 
 }  // namespace ngd

@@ -170,6 +170,49 @@ class TranslationWorkload : public Workload {
             {"checkpoint_metric", "val_bleu"}};
   }
 
+  NamedTensors state() override {
+    std::vector<int64_t> sentences, sizes;
+    for (const auto& batch : batches_) {
+      sentences.insert(sentences.end(), batch.begin(), batch.end());
+      sizes.push_back(static_cast<int64_t>(batch.size()));
+    }
+    NamedTensors state{{"generator", generator_.get_state()},
+                       {"batch_sentences", torch::tensor(sentences, torch::kInt64)},
+                       {"batch_sizes", torch::tensor(sizes, torch::kInt64)},
+                       {"next_batch", torch::tensor(static_cast<int64_t>(next_))},
+                       {"loss_sum", loss_sum_},
+                       {"correct", correct_},
+                       {"tokens", torch::tensor(tokens_)},
+                       {"best_bleu", torch::tensor(best_bleu_, torch::kDouble)},
+                       {"best_epoch", torch::tensor(best_epoch_)}};
+    for (size_t i = 0; i < checkpoint_.size(); ++i) state["best_weights." + std::to_string(i)] = checkpoint_[i];
+    return state;
+  }
+
+  void load_state(const NamedTensors& state) override {
+    generator_.set_state(named_tensor(state, "generator"));
+    const auto sentences = named_tensor(state, "batch_sentences").contiguous();
+    const auto sizes = named_tensor(state, "batch_sizes").contiguous();
+    batches_.clear();
+    int64_t start = 0;
+    for (int64_t b = 0; b < sizes.numel(); ++b) {
+      const int64_t size = sizes[b].item<int64_t>();
+      const auto* first = sentences.data_ptr<int64_t>() + start;
+      batches_.emplace_back(first, first + size);
+      start += size;
+    }
+    next_ = static_cast<size_t>(named_tensor(state, "next_batch").item<int64_t>());
+    loss_sum_ = named_tensor(state, "loss_sum").to(device_);
+    correct_ = named_tensor(state, "correct").to(device_);
+    tokens_ = named_tensor(state, "tokens").item<int64_t>();
+    best_bleu_ = named_tensor(state, "best_bleu").item<double>();
+    best_epoch_ = named_tensor(state, "best_epoch").item<int64_t>();
+    checkpoint_.clear();
+    for (size_t i = 0; state.count("best_weights." + std::to_string(i)); ++i) {
+      checkpoint_.push_back(state.at("best_weights." + std::to_string(i)).to(device_));
+    }
+  }
+
  private:
   void keep_checkpoint() {
     torch::NoGradGuard no_grad;

@@ -4,7 +4,9 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -12,6 +14,16 @@
 #include "models/model.h"
 
 namespace ngd {
+
+// Tensors by name: a part of a checkpoint (harness/run/checkpoint.h).
+using NamedTensors = std::map<std::string, torch::Tensor>;
+
+// `state`'s tensor `name`; throws std::runtime_error naming what is missing.
+inline const torch::Tensor& named_tensor(const NamedTensors& state, const std::string& name) {
+  const auto it = state.find(name);
+  if (it == state.end()) throw std::runtime_error("the checkpoint holds no '" + name + "'");
+  return it->second;
+}
 
 // One workload's side of training (image classification, translation): its model, batches, losses
 // and evaluation. The runner's loop owns the step sequence (capture decision, recording, forward,
@@ -48,6 +60,14 @@ class Workload {
   virtual std::string describe(const EpochRecord& record) const = 0;
   // After the last epoch, untimed: the result's "final" object (null for none).
   virtual nlohmann::json final_evaluation() = 0;
+
+  // For a checkpoint, between two steps (or after an epoch's record): everything besides the model
+  // that the rest of the run depends on (the data order's position and generators, the epoch's running
+  // sums, what is kept across epochs). CPU or device tensors.
+  virtual NamedTensors state() = 0;
+  // Restores a state() of a workload built from the same run and dataset: the next next_batch() is
+  // the one that followed when it was taken (or start_epoch() begins the epoch that followed).
+  virtual void load_state(const NamedTensors& state) = 0;
 };
 
 }  // namespace ngd

@@ -24,7 +24,8 @@ constexpr int64_t kDefaultTranslationEvalBatchSize = 100;
 
 const std::vector<std::string> kTopLevelKeys = {"name", "description", "notes", "dataset", "model", "epochs",
                                                 "batch_size", "eval_batch_size", "seeds", "target", "optimizers",
-                                                "scales", "device", "decoding", "fidelity", "data_order"};
+                                                "scales", "device", "decoding", "fidelity", "data_order",
+                                                "checkpoint"};
 
 void check_keys(const nlohmann::json& object, const std::vector<std::string>& valid, const std::string& path) {
   for (const auto& [key, value] : object.items()) {
@@ -212,7 +213,7 @@ void check_distinct(const std::vector<RunConfig>& configurations, const std::vec
   }
 }
 
-// The spec's own fields: name (its results folder), description, device and notes.
+// The spec's own fields: name (its results folder), description, device, checkpoints and notes.
 void parse_spec_header(const nlohmann::json& spec, Spec& result) {
   result.name = text(require(spec, "name", ""), "name");
   if (const auto problem = folder_name_problem(result.name)) {
@@ -226,6 +227,9 @@ void parse_spec_header(const nlohmann::json& spec, Spec& result) {
     } catch (const std::runtime_error& error) {
       throw SpecError("device", error.what());
     }
+  }
+  if (auto it = spec.find("checkpoint"); it != spec.end() && !it->is_null()) {
+    result.checkpoint = checkpoint_settings(resolve_options(*it, checkpoint_options(), "checkpoint", "checkpoint"));
   }
   if (auto it = spec.find("notes"); it != spec.end()) {
     const bool list_of_strings =

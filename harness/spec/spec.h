@@ -8,6 +8,7 @@
 
 #include "datasets/data_order.h"
 #include "datasets/dataset.h"
+#include "harness/spec/checkpoint_settings.h"
 
 namespace ngd {
 
@@ -85,6 +86,7 @@ struct Spec {
   std::string scale;
   std::string description;
   std::string device;  // "cpu", "cuda" or "cuda:N" as the spec asks; "" = not given. Not part of a run's identity.
+  std::optional<CheckpointSettings> checkpoint;  // the spec's "checkpoint" block; nullopt: none. Not part of a run's identity.
   std::vector<RunConfig> runs;  // the expanded grid: seed-major (study), then optimizer, then grid point or trial
 };
 

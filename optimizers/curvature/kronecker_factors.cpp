@@ -58,6 +58,21 @@ torch::Tensor KroneckerFactors::merge(const std::vector<torch::Tensor>& pieces) 
   return torch::cat(block_rows, 0);
 }
 
+void KroneckerFactors::append_state(OptimizerState& state, const std::string& prefix) const {
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    if (blocks_[i].left.defined()) state.push_back({fmt::format("{}block{}/left", prefix, i), blocks_[i].left});
+    if (blocks_[i].right.defined()) state.push_back({fmt::format("{}block{}/right", prefix, i), blocks_[i].right});
+  }
+}
+
+void KroneckerFactors::load_state(StateReader& reader, const std::string& prefix) {
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    auto& block = blocks_[i];
+    if (block.left.defined()) block.left = reader.tensor_like(fmt::format("{}block{}/left", prefix, i), block.left);
+    if (block.right.defined()) block.right = reader.tensor_like(fmt::format("{}block{}/right", prefix, i), block.right);
+  }
+}
+
 void KroneckerFactors::accumulate(const torch::Tensor& gradient_matrix, double decay, double weight) {
   const auto pieces = split(gradient_matrix);
   for (size_t i = 0; i < blocks_.size(); ++i) {

@@ -2,7 +2,10 @@
 
 #include <torch/torch.h>
 
+#include <string>
 #include <vector>
+
+#include "optimizers/optimizer_state.h"
 
 namespace ngd {
 
@@ -45,6 +48,10 @@ class KroneckerFactors {
   void accumulate(const torch::Tensor& gradient_matrix, double decay, double weight);
 
   const std::vector<Block>& blocks() const { return blocks_; }
+
+  // The factors as state entries "<prefix>block<b>/left" and ".../right" (sides with a factor), and back.
+  void append_state(OptimizerState& state, const std::string& prefix) const;
+  void load_state(StateReader& reader, const std::string& prefix);
   // Whether the column side counts as a dimension of the parameter (false for vectors).
   bool is_matrix() const { return is_matrix_; }
 

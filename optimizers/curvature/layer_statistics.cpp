@@ -100,6 +100,11 @@ torch::Tensor gradient_matrix(CaptureLayer& layer) {
   return layer.has_bias() ? torch::cat({matrix, layer.bias().grad().unsqueeze(1)}, 1) : matrix;
 }
 
+std::vector<int64_t> gradient_matrix_shape(CaptureLayer& layer) {
+  const auto& weight = layer.weight();
+  return {weight.size(0), weight.numel() / weight.size(0) + (layer.has_bias() ? 1 : 0)};
+}
+
 void set_gradient_matrix(CaptureLayer& layer, const torch::Tensor& matrix) {
   auto& weight = layer.weight();
   const int64_t columns = weight.numel() / weight.size(0);

@@ -32,6 +32,9 @@ torch::Tensor grad_output_rows(CaptureLayer& layer);
 // The layer's parameter gradient as one matrix [∇W.view(out, -1) | ∇b] (out × in[+1]).
 torch::Tensor gradient_matrix(CaptureLayer& layer);
 
+// The shape {out, in[+1]} of gradient_matrix(), without a gradient: what a restored state is checked against.
+std::vector<int64_t> gradient_matrix_shape(CaptureLayer& layer);
+
 // Writes a matrix laid out like gradient_matrix() into the weight's and bias's .grad.
 void set_gradient_matrix(CaptureLayer& layer, const torch::Tensor& matrix);
 

@@ -131,6 +131,43 @@ torch::Tensor SampleGradients::combine(const torch::Tensor& coefficients) const 
   return weighted.t().mm(inputs_.reshape({-1, in}));
 }
 
+void SampleGradients::append_state(OptimizerState& state, const std::string& prefix) const {
+  if (dense()) {
+    state.push_back({prefix + "per_sample_gradients", dense_});
+    return;
+  }
+  state.push_back({prefix + "inputs", inputs_});
+  state.push_back({prefix + "grad_outputs", grad_outputs_});
+}
+
+SampleGradients SampleGradients::from_state(StateReader& reader, const std::string& prefix, CaptureLayer& layer,
+                                            int64_t max_block_elements) {
+  const auto shape = gradient_matrix_shape(layer);
+  const int64_t out = shape[0], in = shape[1];
+  const auto options = layer.weight().options();
+  SampleGradients gradients;
+  gradients.max_block_elements_ = max_block_elements;
+  if (reader.contains(prefix + "per_sample_gradients")) {
+    gradients.dense_ = reader.tensor(prefix + "per_sample_gradients", {-1, out, in}, options);
+    return gradients;
+  }
+  // Samples and positions are the recorded batch's: the output-gradient rows must match the input rows.
+  gradients.inputs_ = reader.tensor(prefix + "inputs", {-1, -1, in}, options);
+  gradients.grad_outputs_ =
+      reader.tensor(prefix + "grad_outputs", {gradients.inputs_.size(0), gradients.inputs_.size(1), out}, options);
+  return gradients;
+}
+
+void DampedGram::append_state(OptimizerState& state, const std::string& prefix) const {
+  state.push_back({prefix + "cholesky", cholesky});
+  state.push_back({prefix + "damping", state_real(damping)});
+}
+
+DampedGram DampedGram::from_state(StateReader& reader, const std::string& prefix, int64_t samples,
+                                  const torch::TensorOptions& options) {
+  return {reader.tensor(prefix + "cholesky", {samples, samples}, options), reader.real(prefix + "damping")};
+}
+
 std::vector<OptionInfo> woodbury_hyperparameters() {
   return {
       {"gram_form", "auto",
@@ -150,6 +187,11 @@ WoodburySettings woodbury_settings(const Options& options) {
 
 SampleGradients WoodburySolver::sample_gradients(CaptureLayer& layer, double loss_scale) const {
   return SampleGradients::from_layer(layer, loss_scale, settings_.gram_form, settings_.max_block_elements);
+}
+
+SampleGradients WoodburySolver::sample_gradients_from_state(StateReader& reader, const std::string& prefix,
+                                                            CaptureLayer& layer) const {
+  return SampleGradients::from_state(reader, prefix, layer, settings_.max_block_elements);
 }
 
 torch::Tensor WoodburySolver::gram(const SampleGradients& gradients) {
@@ -254,6 +296,12 @@ void DampingSchedule::after_refresh(const StepInfo& info) {
     damping_ = (1 - alpha_) * damping_ + alpha_ * target_;
   }
 }
+
+void DampingSchedule::append_state(OptimizerState& state, const std::string& name) const {
+  state.push_back({name, state_real(damping_)});
+}
+
+void DampingSchedule::load_state(StateReader& reader, const std::string& name) { damping_ = reader.real(name); }
 
 std::vector<OptionInfo> damping_hyperparameters(double default_damping, const std::string& update) {
   return {

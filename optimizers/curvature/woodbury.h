@@ -8,6 +8,7 @@
 #include "base/options.h"
 #include "models/capture_layers.h"
 #include "optimizers/optimizer.h"
+#include "optimizers/optimizer_state.h"
 
 namespace ngd {
 
@@ -43,6 +44,12 @@ class SampleGradients {
   torch::Tensor project(const torch::Tensor& matrix) const;       // (⟨u_i, V⟩)_i, n
   torch::Tensor combine(const torch::Tensor& coefficients) const;  // Σ_i c_i u_i, out × in[+1]
 
+  // As state entries under `prefix`: "per_sample_gradients" (dense), or "inputs" and "grad_outputs".
+  void append_state(OptimizerState& state, const std::string& prefix) const;
+  // What append_state wrote for capture layer `layer`, in its form.
+  static SampleGradients from_state(StateReader& reader, const std::string& prefix, CaptureLayer& layer,
+                                    int64_t max_block_elements);
+
  private:
   torch::Tensor inputs_;        // factored: A, n × S × in[+1]
   torch::Tensor grad_outputs_;  // factored: G, n × S × out
@@ -63,6 +70,11 @@ GramForm cheaper_exact_form(int64_t samples, int64_t positions, int64_t in, int6
 struct DampedGram {
   torch::Tensor cholesky;  // lower triangular, in the solve dtype
   double damping = 0;      // λ actually used (raised when K + nλI was not positive definite)
+
+  // As state entries "<prefix>cholesky" and "<prefix>damping", and back (n × n, n = `samples`).
+  void append_state(OptimizerState& state, const std::string& prefix) const;
+  static DampedGram from_state(StateReader& reader, const std::string& prefix, int64_t samples,
+                               const torch::TensorOptions& options);
 };
 
 // What a WoodburySolver has computed, for tests and for the cost accounting in docs.
@@ -92,6 +104,10 @@ class WoodburySolver {
   // The per-sample gradients recorded by `layer` for a loss whose recorded output gradients are
   // per-sample gradients times 1/loss_scale.
   SampleGradients sample_gradients(CaptureLayer& layer, double loss_scale) const;
+  // Per-sample gradients of `layer` kept in a state (SampleGradients::append_state).
+  SampleGradients sample_gradients_from_state(StateReader& reader, const std::string& prefix, CaptureLayer& layer) const;
+  // The dtype of the factorisations and solves.
+  torch::Dtype solve_dtype() const { return settings_.solve_dtype; }
   torch::Tensor gram(const SampleGradients& gradients);
 
   // Factorises K + nλI (n = K's size). When it is not positive definite, λ is raised tenfold (from a
@@ -129,6 +145,9 @@ class DampingSchedule {
   double value() const { return damping_; }
   // Called after a refresh has used value(): the next refresh uses the moved value.
   void after_refresh(const StepInfo& info);
+  // λ now, as the state entry `name`, and back.
+  void append_state(OptimizerState& state, const std::string& name) const;
+  void load_state(StateReader& reader, const std::string& name);
 
  private:
   double damping_;

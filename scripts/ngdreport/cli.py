@@ -13,7 +13,7 @@ and writes into --out (default: the parent of RESULTS_DIR):
   verdicts.json            every claim's verdict, grouped by paper, per entry and experiment with its
                            value and interval (the export's verdicts table holds the same)
   tables/<name>.md, .tex   each experiment's table (Markdown, LaTeX booktabs); <name> = experiment@scale
-  plots/<name>[-train-loss|-fidelity].png, .svg, plots/profiles@<scale>.png, .svg
+  plots/<name>[-train-loss|-fidelity|-memory|-step-times].png, .svg, plots/profiles@<scale>.png, .svg
                            one figure per question (figures.py; one style per optimizer, styles.py)
 
 Table rows are configurations (optimizer + grid values or drawn trial); each cell is the median over

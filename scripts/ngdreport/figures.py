@@ -7,6 +7,9 @@ across all of them):
   <name>-train-loss.png / .svg the training loss, drawn the same way
   <name>-fidelity.png / .svg   with fidelity probes: cosine to the exact natural gradient and γ ratio
                                against epochs
+  <name>-memory.png / .svg     with memory accounting: time to target against peak tensor memory, one
+                               point per optimizer (its chosen configuration)
+  <name>-step-times.png / .svg with step times: the distribution of step times per optimizer, log scale
   profiles@<scale>.png / .svg  performance profiles by time to target
 
 Legends sit in a column of their own beside the axes; PNG for the Markdown report, SVG for the HTML one."""
@@ -14,7 +17,7 @@ import math
 import statistics
 
 from . import protocol
-from .model import epoch_fidelity, fidelity_keys, selections
+from .model import epoch_fidelity, fidelity_keys, peak_tensor_bytes, selections
 
 DPI = 110
 # Inches: a data panel's width and the legend column's, and a row's height.
@@ -225,6 +228,103 @@ def fidelity_figure(results, metric, name, keys, path, styles):
     return figure
 
 
+def memory_points(results, metric):
+    """[(optimizer, median peak tensor bytes, median time to target)] of each optimizer's chosen
+    configuration: the medians over its studies' chosen runs (a run that never reached the target counts
+    ∞); optimizers whose chosen runs recorded no memory are left out."""
+    points = []
+    for name, selection in selections(results, metric).items():
+        peaks = [p for p in (peak_tensor_bytes(r) for r in selection.chosen.values()) if p is not None]
+        if peaks:
+            points.append((name, protocol.median(peaks), selection.time()))
+    return points
+
+
+def memory_figure(results, metric, name, path, styles):
+    """Time to target against peak tensor memory; optimizers that never reach the target are listed in the
+    legend, not drawn."""
+    from matplotlib.lines import Line2D
+
+    points = memory_points(results, metric)
+    figure, (axis,), legend_axis = new_figure(
+        1, f"{name}: time to target against peak memory\n(each optimizer's chosen configuration: medians over "
+           f"studies; memory: peak tensor bytes, CUDA's on a GPU)", width=PANEL_WIDTH * 1.3)
+    handles, labels, xs, ys = [], [], [], []
+    for optimizer, peak, seconds in points:
+        handles.append(Line2D([], [], **styles.line_kwargs(optimizer)))
+        if math.isinf(seconds):
+            labels.append(f"{optimizer}  never reached the target ({peak / 2 ** 20:.1f} MiB)")
+            continue
+        kwargs = styles.line_kwargs(optimizer)
+        kwargs.update(linestyle="none", markersize=9)
+        axis.plot([peak / 2 ** 20], [seconds], label=optimizer, zorder=3, **kwargs)
+        labels.append(optimizer)
+        xs.append(peak / 2 ** 20)
+        ys.append(seconds)
+    axis.set_xlabel("peak tensor memory, MiB")
+    axis.set_ylabel("time to target, s (median over studies)")
+    log_if_wide(axis, xs, "x")
+    log_if_wide(axis, ys, "y")
+    axis.grid(alpha=0.3, which="both")
+    legend_axis.legend(handles, labels, loc="upper left", bbox_to_anchor=(0, 1), borderaxespad=0, frameon=False,
+                       fontsize=8.5, handlelength=3.2)
+    if path:
+        save(figure, path)
+    return figure
+
+
+def step_time_stats(results, metric):
+    """Per optimizer with step times, matplotlib's box statistics of one run: among its chosen runs the
+    one with the median p50 (the lower middle one for an even count), so every box is a real run's. Box:
+    p25–p75 around the median, whiskers min to p99, the point beyond them the slowest step. Also the
+    run's refresh and ordinary means ((steps, mean) each)."""
+    stats = []
+    for name, selection in selections(results, metric).items():
+        timed = sorted((r for r in selection.chosen.values() if (r.get("step_time_s") or {}).get("p50") is not None),
+                       key=lambda r: r["step_time_s"]["p50"])
+        if not timed:
+            continue
+        times = timed[(len(timed) - 1) // 2]["step_time_s"]
+        stats.append({"label": name, "whislo": times["min"], "q1": times["p25"], "med": times["p50"],
+                      "q3": times["p75"], "whishi": times["p99"], "fliers": [times["max"]],
+                      "refresh": times.get("refresh") or {}, "ordinary": times.get("ordinary") or {}})
+    return stats
+
+
+def step_time_figure(results, metric, name, path, styles):
+    """Box per optimizer of a chosen run's step times (step_time_stats), log scale; refresh steps' mean as a
+    filled triangle, ordinary steps' as an open one."""
+    from matplotlib.lines import Line2D
+
+    stats = step_time_stats(results, metric)
+    figure, (axis,), legend_axis = new_figure(
+        1, f"{name}: step times per optimizer\n(one chosen run each, the median one by p50; box p25–p75, "
+           f"whiskers min–p99, dot: slowest step; triangles: mean of refresh and ordinary steps)",
+        width=max(PANEL_WIDTH, 0.7 * len(stats) + 1.5))
+    boxes = axis.bxp([{k: v for k, v in box.items() if k not in ("refresh", "ordinary")} for box in stats],
+                     showfliers=True, patch_artist=True)
+    for index, box in enumerate(stats):
+        style = styles[box["label"]]
+        boxes["boxes"][index].set(facecolor=style.color, alpha=0.35, edgecolor=style.color)
+        boxes["medians"][index].set(color=style.color, linewidth=2)
+        boxes["fliers"][index].set(marker="o", markerfacecolor=style.color, markeredgecolor=style.color)
+        for kind, filled in (("refresh", True), ("ordinary", False)):
+            if box[kind].get("steps") and box[kind].get("mean") is not None:
+                axis.plot([index + 1.3], [box[kind]["mean"]], marker="^", linestyle="none", color=style.color,
+                          markerfacecolor=style.color if filled else "white", markersize=7, label="_mean")
+    axis.set_yscale("log")
+    axis.set_ylabel("step time, s (log scale)")
+    axis.tick_params(axis="x", labelrotation=30)
+    axis.grid(alpha=0.3, which="both", axis="y")
+    handles = [Line2D([], [], marker="^", linestyle="none", color="0.3", markerfacecolor="0.3"),
+               Line2D([], [], marker="^", linestyle="none", color="0.3", markerfacecolor="white")]
+    legend_axis.legend(handles, ["mean of refresh steps", "mean of ordinary steps"], loc="upper left",
+                       bbox_to_anchor=(0, 1), borderaxespad=0, frameon=False, fontsize=8.5)
+    if path:
+        save(figure, path)
+    return figure
+
+
 def experiment_figures(results, metric, name, folder, styles):
     """Writes the experiment's figures into `folder`; returns [(file stem, alt text)] of what it wrote."""
     written = []
@@ -242,6 +342,12 @@ def experiment_figures(results, metric, name, folder, styles):
     if keys:
         fidelity_figure(results, metric, name, keys, f"{folder}/{name}-fidelity.png", styles)
         written.append((f"{name}-fidelity", f"{name}: fidelity to the exact natural gradient"))
+    if memory_points(results, metric):
+        memory_figure(results, metric, name, f"{folder}/{name}-memory.png", styles)
+        written.append((f"{name}-memory", f"{name}: time to target against peak memory"))
+    if step_time_stats(results, metric):
+        step_time_figure(results, metric, name, f"{folder}/{name}-step-times.png", styles)
+        written.append((f"{name}-step-times", f"{name}: step times per optimizer"))
     return written
 
 

@@ -30,6 +30,23 @@ def epoch_fidelity(epoch, key):
     return ((epoch.get("fidelity") or {}).get(key) or {}).get("mean")
 
 
+def memory_value(run, *keys):
+    """A value of the run's "memory" block (docs/harness.md#memory), e.g. ("estimate", "total_bytes"); None
+    in results written without memory accounting."""
+    value = run.get("memory")
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def peak_tensor_bytes(run):
+    """The run's peak tensor memory: the CUDA device's on a GPU, else LibTorch's CPU tensors; None without
+    memory accounting. The resident set (peak_rss_bytes) also holds the dataset and the libraries, the same
+    for every optimizer."""
+    cuda = memory_value(run, "cuda_peak_bytes")
+    return cuda if cuda is not None else memory_value(run, "peak_allocated_bytes")
+
+
 def is_translation(results):
     return any(r["workload"] == "translation" for r in results)
 

@@ -4,7 +4,7 @@ import math
 from collections import OrderedDict
 
 from . import protocol
-from .model import FIDELITY_COLUMNS, rows_of, selections
+from .model import FIDELITY_COLUMNS, memory_value, peak_tensor_bytes, rows_of, selections
 
 
 def spread(values, digits):
@@ -209,7 +209,27 @@ def machine_summary(experiments):
 
 def chosen_summary_header(metric):
     return ["optimizer", "chosen configuration (studies)", "time to target s: median [min–max] over studies",
-            "studies reaching it", "speedup vs SGD", f"final {metric.name}: median [min–max]"]
+            "studies reaching it", "speedup vs SGD", f"final {metric.name}: median [min–max]", MEMORY_COLUMN]
+
+
+# Medians over the chosen runs that recorded them (docs/harness.md#memory): the resident set's peak, the
+# tensors' peak (the CUDA device's on a GPU) with the estimate made before training, the optimizer's state.
+MEMORY_COLUMN = "memory MiB: peak RSS · peak tensors (estimate) · optimizer state"
+
+
+def mebibytes(values):
+    values = [v for v in values if v is not None]
+    return f"{protocol.median(values) / 2 ** 20:.1f}" if values else "—"
+
+
+def memory_cell(runs):
+    """MEMORY_COLUMN's text for `runs`; "—" when none recorded its memory (results from before the accounting)."""
+    if not any(isinstance(run.get("memory"), dict) for run in runs):
+        return "—"
+    return (f"{mebibytes(memory_value(r, 'peak_rss_bytes') for r in runs)} · "
+            f"{mebibytes(peak_tensor_bytes(r) for r in runs)} "
+            f"({mebibytes(memory_value(r, 'estimate', 'total_bytes') for r in runs)}) · "
+            f"{mebibytes(memory_value(r, 'optimizer_state_bytes') for r in runs)}")
 
 
 def chosen_summary_rows(results, metric):
@@ -227,7 +247,8 @@ def chosen_summary_rows(results, metric):
         cells.append([name, "; ".join(f"{label} ({count})" for label, count in labels.items()),
                       over_studies(times, 1), f"{reached}/{len(times)}",
                       ratio_text(sgd.time(), selection.time()) if sgd else "n/a",
-                      spread(selection.chosen_values(metric.final), 2 if metric.translation else 3)])
+                      spread(selection.chosen_values(metric.final), 2 if metric.translation else 3),
+                      memory_cell(list(selection.chosen.values()))])
     return cells
 
 

@@ -195,16 +195,27 @@ class Columns(unittest.TestCase):
     def test_new_fields_become_columns_without_code(self):
         with open(EXPORT_MODULE) as file:
             source = file.read()
-        for name in ("peak_bytes", "optimizer_state_bytes", "step_time", "p90"):
+        for name in ("peak_rss_bytes", "peak_allocated_bytes", "optimizer_state_bytes", "estimate", "step_time",
+                     "p90", "refresh"):
             self.assertNotIn(name, source)  # the exporter knows nothing of these fields
         row = self.db.execute("SELECT * FROM runs WHERE run_id = 'tengrad-0e0a0064-s0'").fetchone()
-        self.assertEqual(row["memory_peak_bytes"], 12000000)
+        self.assertEqual(row["memory_peak_rss_bytes"], 12000000)
+        self.assertEqual(row["memory_peak_allocated_bytes"], 6000000)
+        self.assertEqual(row["memory_phases_backward_peak_allocated_bytes"], 6000000)
+        self.assertEqual(row["memory_cuda_peak_bytes"], None)
         self.assertEqual(row["memory_optimizer_state_bytes"], 64000)
+        self.assertEqual(row["memory_estimate_total_bytes"], 7500000)
+        self.assertEqual(row["memory_estimate_dominant"], "activations")
         self.assertEqual(row["step_time_s_p90"], 0.08)
+        self.assertEqual(row["step_time_s_refresh_steps"], 4)
+        self.assertEqual(row["step_time_s_ordinary_mean"], 0.064)
+        epoch = self.db.execute("SELECT e.* FROM epochs e JOIN runs r USING (run) WHERE r.run_id = 'tengrad-0e0a0064-s0' "
+                                "AND e.epoch = 2").fetchone()
+        self.assertEqual((epoch["step_time_s_steps"], epoch["step_time_s_p99"]), (20, 0.16))
         self.assertEqual(row["optimizer_report_inverse_refreshes"], None)
         kfac = self.db.execute("SELECT * FROM runs WHERE run_id = 'kfac-kf3c0002-s1'").fetchone()
         self.assertEqual(kfac["optimizer_report_inverse_refresh_s"], 0.75)
-        self.assertEqual(kfac["memory_peak_bytes"], None)
+        self.assertEqual(kfac["memory_peak_rss_bytes"], None)
 
     def test_divergence_epoch_and_step(self):
         rows = {r["run_id"]: (r["diverged_epoch"], r["diverged_step"]) for r in
@@ -328,10 +339,10 @@ class Queries(unittest.TestCase):
     def test_peak_memory_against_batch_size(self):
         # The failed batch-256 run has no memory block; sgd is not TENGraD.
         self.assertEqual(self.run_query("peak memory against batch size for TENGraD"), [
-            ("3c1f", 128, 2, 50000000, 52000000, 4000000),
-            ("mlp", 32, 1, 10000000, 10000000, 32000),
-            ("mlp", 64, 2, 12000000, 12500000, 64000),
-            ("mlp", 128, 2, 15000000, 16000000, 128000),
+            ("3c1f", 128, 2, 50000000, 52000000, 26000000, 4000000, 32500000),
+            ("mlp", 32, 1, 10000000, 10000000, 5000000, 32000, 6250000),
+            ("mlp", 64, 2, 12000000, 12500000, 6250000, 64000, 7812500),
+            ("mlp", 128, 2, 15000000, 16000000, 8000000, 128000, 10000000),
         ])
 
     def test_diverged_runs_and_their_step(self):

@@ -153,13 +153,14 @@ TEST(Runner, InvalidOptimizerSettingIsRecordedAsFailed) {
 
 // A model too large to allocate fails the run with a message that names the run, what it was doing, the
 // model's settings and LibTorch's own message (here a tensor whose size in bytes overflows int64, which
-// LibTorch refuses before allocating; an allocator's refusal is reported the same way).
+// LibTorch refuses before allocating; an allocator's refusal is reported the same way). The memory
+// estimate, which comes first and builds the model's parameters to count them, is where it fails.
 TEST(Runner, ModelTooLargeToAllocateNamesTheRunAndItsSettings) {
   const auto dataset = testing::synthetic_fashion_mnist(64, 32);
   const auto run = tiny_run({{"model", {{"name", "mlp"}, {"hidden", {int64_t{1} << 62}}}}});
   const auto result = train_run(run, dataset, quiet_options());
   EXPECT_EQ(result.status, "failed");
-  for (const auto& part : {"run " + run.run_id() + ": out of memory building the model", std::string("\"hidden\""),
+  for (const auto& part : {"run " + run.run_id() + ": out of memory estimating memory", std::string("\"hidden\""),
                            std::string("Storage size calculation overflowed")}) {
     EXPECT_NE(result.error.find(part), std::string::npos) << result.error;
   }
