@@ -4,8 +4,8 @@
 # (scripts/compare-results.py: bit for bit, clocks and machine data aside).
 #   scripts/kill-resume-check.sh NGDBENCH SPEC [KILLS] [-- RUN ARGS...]
 # RUN ARGS go to both `ngdbench run` calls (e.g. --filter, --scale, --data-root); the killed sweep adds
-# --checkpoint-every-steps ${CHECKPOINT_EVERY_STEPS:-20}. The kills fall uniformly in the middle 80 % of
-# the uninterrupted sweep's wall time, measured first; RANDOM_SEED fixes them. Work in $WORK (default: a
+# --checkpoint-every-steps ${CHECKPOINT_EVERY_STEPS:-20}. Each kill falls uniformly in the middle 80 % of a
+# (KILLS + 1)-th of the uninterrupted sweep's wall time, measured first; RANDOM_SEED fixes them. Work in $WORK (default: a
 # new temporary folder, removed unless KEEP=1). Exit status 0 when the numbers match and a run resumed.
 set -euo pipefail
 NGDBENCH="$1"; SPEC="$2"; shift 2
@@ -23,8 +23,9 @@ wall=$(/usr/bin/python3 -c "print(round(($(date +%s%N) - $start) / 1e9, 2))")
 echo "uninterrupted sweep: ${wall} s"
 
 for kill in $(seq "$KILLS"); do
-  # A moment in the middle 80 % of the whole sweep's time (each piece resumes, so it runs at most that long).
-  delay=$(/usr/bin/python3 -c "print(round($wall * (0.1 + 0.8 * $RANDOM / 32767), 2))")
+  # A moment in the middle 80 % of a (KILLS + 1)-th of the whole sweep's time: each piece resumes where
+  # the last checkpoint was, so KILLS pieces of that length leave work for every kill to interrupt.
+  delay=$(/usr/bin/python3 -c "print(round($wall / ($KILLS + 1) * (0.1 + 0.8 * $RANDOM / 32767), 2))")
   "$NGDBENCH" run "$SPEC" --out "$WORK/killed" --quiet --checkpoint-every-steps "${CHECKPOINT_EVERY_STEPS:-20}" "$@" \
     >/dev/null 2>&1 &
   pid=$!
