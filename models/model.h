@@ -11,6 +11,7 @@
 #include "base/workload_kind.h"
 #include "models/capture_layers.h"
 #include "models/factored_layer.h"
+#include "models/lowrank/compressible_layer.h"
 
 namespace ngd {
 
@@ -20,6 +21,10 @@ class CaptureModel : public torch::nn::Module {
  public:
   // The Linear/Conv2d layers natural-gradient optimizers may precondition, in forward order.
   const std::vector<std::shared_ptr<CaptureLayer>>& capture_layers() const { return capture_layers_; }
+  // The maps registered through add_compressible_layer, with their names, in forward order.
+  const std::vector<std::pair<std::string, CompressibleLayer>>& compressible_layers() const { return compressible_layers_; }
+  // Lists capture_layers() anew after compression replaced compressible layers' parts.
+  void relist_capture_layers();
 
  protected:
   // Registers a capture layer as a submodule and lists it in capture_layers().
@@ -27,8 +32,12 @@ class CaptureModel : public torch::nn::Module {
   Holder add_capture_layer(const std::string& name, Holder layer) {
     register_module(name, layer);
     capture_layers_.push_back(layer.ptr());
+    capture_sources_.push_back({layer.ptr(), nullptr});
     return layer;
   }
+
+  // Registers a compressible map (models/lowrank/compressible_layer.h) and lists its capture layers.
+  CompressibleLayer add_compressible_layer(const std::string& name, CompressibleLayer layer);
 
   // Registers the parts of a dense or factorised layer: "NAME", or "NAME_v" and "NAME_u".
   template <class Layer>
@@ -43,7 +52,14 @@ class CaptureModel : public torch::nn::Module {
   }
 
  private:
+  // What capture_layers() lists, in registration order: a capture layer, or a compressible map's.
+  struct CaptureSource {
+    std::shared_ptr<CaptureLayer> layer;
+    std::shared_ptr<CompressibleLayerImpl> compressible;
+  };
   std::vector<std::shared_ptr<CaptureLayer>> capture_layers_;
+  std::vector<CaptureSource> capture_sources_;
+  std::vector<std::pair<std::string, CompressibleLayer>> compressible_layers_;
 };
 
 // An image classifier (the image workload's models).
