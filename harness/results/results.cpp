@@ -145,6 +145,8 @@ nlohmann::json to_json(const RunResult& result) {
   if (!result.final_evaluation.is_null()) json["final"] = result.final_evaluation;
   if (!config.decoding.is_null()) json["decoding"] = config.decoding;
   if (!config.fidelity.is_null()) json["fidelity"] = config.fidelity;
+  if (!result.model_cost.is_null()) json["model_cost"] = result.model_cost;
+  if (!result.compression.is_null()) json["compression"] = result.compression;
   return json;
 }
 

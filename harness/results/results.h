@@ -59,6 +59,11 @@ struct RunResult {
   // Translation runs: {"test_bleu", "test_bleu_tokenized", "best_epoch", "checkpoint_metric"}, the
   // best-validation checkpoint scored on the test split after training; null for image runs.
   nlohmann::json final_evaluation;
+  // Image runs: what the model the run ends with costs (harness/run/compression_stage.h,
+  // model_cost_record); null for translation runs and runs that did not complete.
+  nlohmann::json model_cost;
+  // Runs with a "compression" block: the compression stage's record (CompressionStage::finish).
+  nlohmann::json compression;
 };
 
 nlohmann::json to_json(const RunResult& result);

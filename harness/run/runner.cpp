@@ -17,6 +17,7 @@
 #include "base/atomic_file.h"
 #include "base/device.h"
 #include "base/phase_timer.h"
+#include "harness/run/compression_stage.h"
 #include "harness/run/fidelity.h"
 #include "harness/run/image_workload.h"
 #include "harness/run/interrupt.h"
@@ -190,9 +191,9 @@ EpochSteps train_epoch_steps(const TrainingContext& context, int64_t epoch, int6
 }
 
 // The optimizer's report, phase times and host reads of a finished run (diverged or not).
-void record_run_costs(RunResult& result, const Optimizer& optimizer, const PhaseTimer& timer, int64_t steps,
+void record_run_costs(RunResult& result, nlohmann::json optimizer_report, const PhaseTimer& timer, int64_t steps,
                       int64_t host_syncs) {
-  result.optimizer_report = complete_phases(optimizer.report(), result.epochs);
+  result.optimizer_report = complete_phases(std::move(optimizer_report), result.epochs);
   for (size_t p = 0; p < static_cast<size_t>(Phase::kCount) && timer.enabled(); ++p) {
     result.phase_times_s[phase_name(static_cast<Phase>(p))] = timer.seconds(static_cast<Phase>(p));
   }
@@ -217,8 +218,10 @@ std::string allocation_failure(const RunConfig& config, const std::string& phase
 }
 
 // The training loop of every workload. A non-finite training loss (or an optimizer's Diverged) ends the
-// run as "diverged", any other exception as "failed"; neither throws.
-RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_workload, const RunnerOptions& options) {
+// run as "diverged", any other exception as "failed"; neither throws. `image_shape`: an image run's
+// (C, H, W), for its model's cost; empty for translation runs.
+RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_workload, const RunnerOptions& options,
+                         const std::vector<int64_t>& image_shape) {
   RunResult result;
   result.config = config;
   result.meta = machine_meta(options.device);
@@ -227,19 +230,25 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
     const torch::Device device(options.device);
     torch::manual_seed(static_cast<uint64_t>(config.seed));
     auto workload = make_workload(result.meta);
+    std::optional<CompressionStage> compression;
+    if (!config.compression.is_null()) {
+      workload = regularized_workload(std::move(workload), compression_settings(config.compression));
+      compression.emplace(config, *workload, device);
+    }
     auto& model = workload->model();
     phase = "building the optimizer";
     auto optimizer = make_optimizer(config.optimizer, model, config.hparams);
     phase = "training";
     const auto schedule = make_schedule(config.schedule, config.epochs, workload->nominal_batches_per_epoch());
     PhaseTimer timer(options.phase_timing, [&device] { synchronize(device); });
-    const auto fidelity = fidelity_settings(config.fidelity, options.fidelity_every);
+    // Probes follow one optimizer on one model: none in a compression run, whose layers are replaced.
+    const auto fidelity = compression ? FidelitySettings{} : fidelity_settings(config.fidelity, options.fidelity_every);
     FidelityProbe probe(fidelity, model, *optimizer, device);
     std::optional<InEpochTarget> in_epoch_target;
     if (config.target && config.target->check_every_steps > 0) {
       in_epoch_target.emplace(*config.target, workload->nominal_batches_per_epoch());
     }
-    const TrainingContext context{config,
+    TrainingContext context{config,
                                   device,
                                   *workload,
                                   *optimizer,
@@ -257,12 +266,26 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
     const int64_t host_syncs_before = host_sync_count();
     int64_t step = 0;
     double cumulative_time = 0;
-    for (int64_t epoch = 0; epoch < config.epochs; ++epoch) {
+    const int64_t total_epochs = config.epochs + (compression ? compression->fine_tune_epochs() : 0);
+    std::unique_ptr<Optimizer> fine_tune_optimizer;
+    std::optional<LearningRateSchedule> fine_tune_schedule;
+    std::optional<TrainingContext> fine_tune_context;
+    for (int64_t epoch = 0; epoch < total_epochs; ++epoch) {
+      if (compression && epoch == config.epochs) {
+        fine_tune_optimizer = compression->compress(result.epochs.back());
+        fine_tune_schedule = make_schedule(resolve_schedule({{"name", "constant"}}, "compression.fine_tune"),
+                                           compression->fine_tune_epochs(), workload->nominal_batches_per_epoch());
+        fine_tune_context.emplace(TrainingContext{config, device, *workload, *fine_tune_optimizer, *fine_tune_schedule,
+                                                  compression->settings().fine_tune_hparams.at("lr").get<double>(),
+                                                  timer, probe, in_epoch_target ? &*in_epoch_target : nullptr,
+                                                  context.draw_bar});
+      }
+      const auto& active = fine_tune_context ? *fine_tune_context : context;
       model.train();
       const int64_t steps_per_epoch = workload->start_epoch(epoch);
       synchronize(device);  // epoch times always wait for the device: queued kernels are not finished work
       const TimingProbe epoch_clock;
-      const auto steps = train_epoch_steps(context, epoch, steps_per_epoch, step);
+      const auto steps = train_epoch_steps(active, epoch, steps_per_epoch, step);
       synchronize(device);
       const auto probes = probe.end_epoch();  // untimed, like evaluation
       probe_host_syncs += probes.host_syncs;
@@ -305,7 +328,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       }
       if (options.progress) {
         std::cout << fmt::format("  {} [{}] epoch {}/{}: {} | {:.2f} s{}\n", config.run_id(), config.label(),
-                                 record.epoch, config.epochs, workload->describe(record), epoch_time,
+                                 record.epoch, total_epochs, workload->describe(record), epoch_time,
                                  record.timing_suspect.empty() ? "" : " (timing suspect: " + record.timing_suspect + ")")
                   << std::flush;
       }
@@ -319,9 +342,20 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
     if (result.status.empty()) {
       result.status = "completed";
       result.final_evaluation = workload->final_evaluation();
+      if (compression) {
+        if (!fine_tune_optimizer) fine_tune_optimizer = compression->compress(result.epochs.back());  // 0 epochs
+        const bool fine_tuned = compression->fine_tune_epochs() > 0;
+        result.compression = compression->finish(fine_tuned ? &result.epochs.back() : nullptr,
+                                                 fine_tune_optimizer->report());
+      }
+      if (!image_shape.empty()) {
+        result.model_cost =
+            model_cost_record(dynamic_cast<Model&>(model), image_shape, config.eval_batch_size, device);
+      }
     }
     const int64_t untimed_syncs = probe_host_syncs + (in_epoch_target ? in_epoch_target->host_syncs() : 0);
-    record_run_costs(result, *optimizer, timer, step, host_sync_count() - host_syncs_before - untimed_syncs);
+    record_run_costs(result, compression ? with_fine_tune_phase(optimizer->report(), config.epochs) : optimizer->report(),
+                     timer, step, host_sync_count() - host_syncs_before - untimed_syncs);
   } catch (const std::bad_alloc& error) {
     result.status = "failed";
     result.error = allocation_failure(config, phase, error.what());
@@ -342,14 +376,14 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
   return train_workload(
       config,
       [&](nlohmann::json& meta) { return make_image_workload(config, dataset, options, meta); },
-      options);
+      options, dataset.image_shape());
 }
 
 RunResult train_run(const RunConfig& config, const TranslationDataset& dataset, const RunnerOptions& options) {
   return train_workload(
       config,
       [&](nlohmann::json& meta) { return make_translation_workload(config, dataset, options.device, meta); },
-      options);
+      options, {});
 }
 
 std::vector<RunConfig> selected_runs(const Spec& spec, const RunnerOptions& options) {
