@@ -2,6 +2,25 @@
 
 namespace ngd {
 
+CompressibleLayer CaptureModel::add_compressible_layer(const std::string& name, CompressibleLayer layer) {
+  register_module(name, layer);
+  compressible_layers_.emplace_back(name, layer.ptr());
+  capture_sources_.push_back({nullptr, layer.ptr()});
+  for (const auto& part : layer->layer().capture_layers()) capture_layers_.push_back(part);
+  return layer;
+}
+
+void CaptureModel::relist_capture_layers() {
+  capture_layers_.clear();
+  for (const auto& source : capture_sources_) {
+    if (source.layer) {
+      capture_layers_.push_back(source.layer);
+    } else {
+      for (const auto& part : source.compressible->layer().capture_layers()) capture_layers_.push_back(part);
+    }
+  }
+}
+
 int64_t trainable_parameter_count(CaptureModel& model) {
   int64_t count = 0;
   for (const auto& parameter : model.parameters()) count += parameter.numel();

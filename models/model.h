@@ -22,7 +22,9 @@ class CaptureModel : public torch::nn::Module {
   // The Linear/Conv2d layers natural-gradient optimizers may precondition, in forward order.
   const std::vector<std::shared_ptr<CaptureLayer>>& capture_layers() const { return capture_layers_; }
   // The maps registered through add_compressible_layer, with their names, in forward order.
-  const std::vector<std::pair<std::string, CompressibleLayer>>& compressible_layers() const { return compressible_layers_; }
+  const std::vector<std::pair<std::string, std::shared_ptr<CompressibleLayerImpl>>>& compressible_layers() const {
+    return compressible_layers_;
+  }
   // Lists capture_layers() anew after compression replaced compressible layers' parts.
   void relist_capture_layers();
 
@@ -59,7 +61,7 @@ class CaptureModel : public torch::nn::Module {
   };
   std::vector<std::shared_ptr<CaptureLayer>> capture_layers_;
   std::vector<CaptureSource> capture_sources_;
-  std::vector<std::pair<std::string, CompressibleLayer>> compressible_layers_;
+  std::vector<std::pair<std::string, std::shared_ptr<CompressibleLayerImpl>>> compressible_layers_;
 };
 
 // An image classifier (the image workload's models).
