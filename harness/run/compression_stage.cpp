@@ -41,7 +41,7 @@ int64_t dense_equivalent_parameters(CaptureModel& model) {
   int64_t count = parameter_count(model);
   for (const auto& [name, layer] : model.compressible_layers()) {
     const auto& shape = layer->shape();
-    count += shape.dense_weights() + (shape.bias ? shape.out : 0) - parameter_count(*layer.ptr());
+    count += shape.dense_weights() + (shape.bias ? shape.out : 0) - parameter_count(*layer);
   }
   return count;
 }
@@ -126,7 +126,7 @@ std::unique_ptr<Optimizer> CompressionStage::compress(const EpochRecord& trained
   {
     torch::NoGradGuard no_grad;
     for (const auto& [name, layer] : layers) {
-      singular_values.push_back(layer_singular_values(*layer.ptr()).to(torch::kCPU, torch::kDouble));
+      singular_values.push_back(layer_singular_values(*layer).to(torch::kCPU, torch::kDouble));
       shapes.push_back(layer->shape());
     }
   }

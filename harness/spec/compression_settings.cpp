@@ -43,8 +43,8 @@ std::vector<OptionInfo> top_level_options() {
 std::vector<OptionInfo> rank_rule_options() {
   return {{"kind", "energy", "the rank rule", names_of(rank_rule_registry())},
           {"value", 0.99,
-           "ratio: fraction of full rank; energy: kept share of Σσ²; budget: compressed/dense parameters; "
-           "effective_rank: multiple of the effective rank",
+           "ratio: fraction of full rank; energy: kept share of Σσ²; budget: compressed/dense matrix-format weights; "
+           "effective_rank: unused",
            {},
            above(0)}};
 }

@@ -36,7 +36,10 @@ def method_of(run):
         else:
             method = f"{block['rank_rule']['kind']}-rule"
         return method + pipeline_suffix(block.get("pipeline") or {})
-    return ((identity.get("model") or {}).get("options") or {}).get("low_rank_format", "dense")
+    options = (identity.get("model") or {}).get("options") or {}
+    if not options.get("rank") and not options.get("rank_ratio"):
+        return "dense"  # a format at no rank builds every map dense
+    return options.get("low_rank_format", "dense")
 
 
 def pipeline_suffix(pipeline):

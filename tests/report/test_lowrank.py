@@ -61,7 +61,10 @@ class Fronts(unittest.TestCase):
         self.assertEqual(lowrank.method_of(RESULTS[0]), "effective_rank-reg")
         pre_train = dict(RESULTS[0], identity={"compression": {"mode": "pre_train", "rank_rule": {"kind": "budget"}}})
         self.assertEqual(lowrank.method_of(pre_train), "budget-rule")
-        self.assertEqual(lowrank.method_of({"identity": {"model": {"options": {"low_rank_format": "tt"}}}}), "tt")
+        self.assertEqual(lowrank.method_of({"identity": {"model": {"options": {"low_rank_format": "tt", "rank": 4}}}}),
+                         "tt")
+        self.assertEqual(lowrank.method_of({"identity": {"model": {"options": {"low_rank_format": "matrix",
+                                                                               "rank": 0, "rank_ratio": 0.0}}}}), "dense")
         self.assertEqual(lowrank.method_of({"identity": {"model": {"options": {"hidden": [8]}}}}), "dense")
         piped = {"identity": {"compression": {"mode": "pre_train", "rank_rule": {"kind": "budget"},
                                               "pipeline": {"prune_fraction": 0.5, "quantize_bits": 4,
@@ -124,7 +127,7 @@ def preset_run(configuration, optimizer, study, time, ratio, variance=None):
     del run["compression"]
     run.update(variant=f"{configuration}-{optimizer}", optimizer=optimizer, config_hash=f"{configuration}-{optimizer}",
                label=f"{configuration}-{optimizer}", time_to_target_s=time,
-               identity={"model": {"options": {"low_rank_format": configuration}}},
+               identity={"model": {"options": {"low_rank_format": configuration, "rank": 4}}},
                optimizer_report={"explained_variance_ratio": variance} if variance else {})
     return run
 
