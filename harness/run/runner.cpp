@@ -248,7 +248,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
     if (config.target && config.target->check_every_steps > 0) {
       in_epoch_target.emplace(*config.target, workload->nominal_batches_per_epoch());
     }
-    TrainingContext context{config,
+    const TrainingContext context{config,
                                   device,
                                   *workload,
                                   *optimizer,
