@@ -152,7 +152,7 @@ class FixedLossWorkload : public Workload {
 double effective_rank_sum(CaptureModel& model) {
   double sum = 0;
   for (const auto& [name, layer] : model.compressible_layers()) {
-    const auto sigma = torch::linalg::svdvals(layer->layer().dense_weight().detach().to(torch::kDouble));
+    const auto sigma = torch::linalg_svdvals(layer->layer().dense_weight().detach().to(torch::kDouble));
     const auto p = sigma / sigma.sum();
     sum += std::exp(-(p * torch::log(p)).sum().item<double>());
   }
