@@ -90,6 +90,9 @@ class RegularizedWorkload : public Workload {
   }
   std::string describe(const EpochRecord& record) const override { return inner_->describe(record); }
   nlohmann::json final_evaluation() override { return inner_->final_evaluation(); }
+  // Not checkpointed (the runner writes no checkpoints in a compression run); kept whole for the contract.
+  NamedTensors state() override { return inner_->state(); }
+  void load_state(const NamedTensors& state) override { inner_->load_state(state); }
 
  private:
   std::unique_ptr<Workload> inner_;

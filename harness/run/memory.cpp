@@ -100,12 +100,6 @@ int64_t tensor_bytes(const torch::Tensor& tensor) {
   return tensor.defined() ? tensor.numel() * static_cast<int64_t>(tensor.element_size()) : 0;
 }
 
-int64_t state_bytes(const OptimizerState& state) {
-  int64_t bytes = 0;
-  for (const auto& entry : state) bytes += tensor_bytes(entry.value);
-  return bytes;
-}
-
 int64_t parameter_bytes(torch::nn::Module& module) {
   int64_t bytes = 0;
   for (const auto& parameter : module.parameters()) bytes += tensor_bytes(parameter);

@@ -11,14 +11,13 @@
 
 #include "base/phase_timer.h"
 #include "optimizers/optimizer.h"
+#include "optimizers/optimizer_state.h"  // state_bytes
 
 namespace ngd {
 
 // Bytes of a tensor's elements: numel × element size (0 for an undefined tensor). A view counts its own
 // elements, not the storage it shares.
 int64_t tensor_bytes(const torch::Tensor& tensor);
-// Σ tensor_bytes over an optimizer's state() entries: what the optimizer carries between steps.
-int64_t state_bytes(const OptimizerState& state);
 // Σ tensor_bytes over a module's parameters.
 int64_t parameter_bytes(torch::nn::Module& module);
 

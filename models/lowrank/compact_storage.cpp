@@ -126,7 +126,8 @@ std::vector<int32_t> entropy_decode(const std::vector<uint8_t>& code) {
   if (inflateInit(&stream) != Z_OK) throw std::runtime_error("entropy_decode: inflateInit failed");
   stream.next_in = const_cast<uint8_t*>(code.data() + at);
   stream.avail_in = static_cast<uInt>(code.size() - at);
-  stream.next_out = indices.data();
+  uint8_t no_symbols = 0;  // zlib refuses a null output buffer, which an empty vector's data() may be
+  stream.next_out = indices.empty() ? &no_symbols : indices.data();
   stream.avail_out = static_cast<uInt>(indices.size());
   const int status = inflate(&stream, Z_FINISH);
   const bool complete = status == Z_STREAM_END && stream.avail_out == 0;

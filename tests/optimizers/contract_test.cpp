@@ -340,7 +340,16 @@ bool may_not_matter(const std::string& entry, const OptimizerState& state) {
   // In the subspace phase the snapshot count only reports (while sampling it says how many snapshots
   // the state holds).
   const bool in_subspace = std::any_of(state.begin(), state.end(), [](const StateEntry& e) { return e.name == "dldr/basis"; });
-  return entry == "dldr/snapshot_count" && in_subspace;
+  if (entry == "dldr/snapshot_count" && in_subspace) return true;
+  // In a 1-dimensional subspace the next BFGS update after a secant pair (s, y) sets H = s/y whatever H
+  // was: (1 − ρys)² H + ρs² with ρ = 1/(ys).
+  const auto hessian = std::find_if(state.begin(), state.end(), [&](const StateEntry& e) { return e.name == entry; });
+  const bool has_secant_pair = std::any_of(state.begin(), state.end(), [](const StateEntry& e) {
+    const std::string suffix = "last_step";
+    return e.name.size() >= suffix.size() && e.name.compare(e.name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  });
+  return entry.size() >= 15 && entry.compare(entry.size() - 15, 15, "inverse_hessian") == 0 &&
+         hessian->value.numel() == 1 && has_secant_pair;
 }
 
 // What a run of one optimizer on one model in one dtype needs: the settings and the two batches.
@@ -528,11 +537,25 @@ TEST_P(OptimizerContract, LoadStateNamesAMissingAnExtraAndAMisShapedEntry) {
   for (const auto& entry : saved) EXPECT_TRUE(names.insert(entry.name).second) << entry.name << " twice";
   EXPECT_EQ(load_error(setup, saved), "");
 
-  for (const size_t removed : {size_t{0}, saved.size() - 1}) {
-    auto state = saved;
-    state.erase(state.begin() + static_cast<std::ptrdiff_t>(removed));
-    const auto error = load_error(setup, state);
-    EXPECT_NE(error.find("'" + saved[removed].name + "' is missing"), std::string::npos) << error;
+  // A parameter without a momentum buffer is one LibTorch's SGD has not stepped yet (it creates that
+  // state on a parameter's first step, and never for a parameter without a gradient): its absence is a
+  // valid state, so the entries removed here are the first and last of the others.
+  std::vector<size_t> removable;
+  for (size_t i = 0; i < saved.size(); ++i) {
+    const auto& entry_name = saved[i].name;
+    const std::string lazily_created = "momentum_buffer";
+    const bool lazy = entry_name.size() >= lazily_created.size() &&
+                      entry_name.compare(entry_name.size() - lazily_created.size(), lazily_created.size(),
+                                         lazily_created) == 0;
+    if (!lazy) removable.push_back(i);
+  }
+  if (!removable.empty()) {
+    for (const size_t removed : {removable.front(), removable.back()}) {
+      auto state = saved;
+      state.erase(state.begin() + static_cast<std::ptrdiff_t>(removed));
+      const auto error = load_error(setup, state);
+      EXPECT_NE(error.find("'" + saved[removed].name + "' is missing"), std::string::npos) << error;
+    }
   }
 
   auto extra = saved;

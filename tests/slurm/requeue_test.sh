@@ -78,39 +78,5 @@ for _ in $(seq 1200); do
 done
 [ -z "$(squeue -h -j "$job" -o '%i' 2>/dev/null)" ] || { echo "FAIL: the job array did not finish in 20 minutes"; exit 1; }
 
-/usr/bin/python3 - "$WORK/local/slurm-sweep" "$WORK/cluster/slurm-sweep" <<'PY'
-import glob, json, os, sys
-local_dir, cluster_dir = sys.argv[1:]
-CLOCK = ("train_time_s", "cumulative_train_time_s", "cpu_time_s", "load_average", "timing_suspect")
-def numbers(path):
-    with open(path) as f:
-        result = json.load(f)
-    for epoch in result["epochs"]:
-        for key in CLOCK:
-            epoch.pop(key, None)
-    for key in ("meta", "phase_times_s", "time_to_target_s", "timing_suspect", "optimizer_report"):
-        result.pop(key, None)
-    result["host_syncs"].pop("per_step", None)
-    return result
-local = {os.path.basename(p): p for p in glob.glob(os.path.join(local_dir, "*.json"))}
-cluster = {os.path.basename(p): p for p in glob.glob(os.path.join(cluster_dir, "*.json"))}
-failures = []
-if len(local) != 8:
-    failures.append(f"the local sweep wrote {len(local)} results, not 8")
-if sorted(local) != sorted(cluster):
-    failures.append(f"missing on the cluster: {sorted(set(local) - set(cluster))}; extra: {sorted(set(cluster) - set(local))}")
-for name in sorted(set(local) & set(cluster)):
-    if numbers(local[name]) != numbers(cluster[name]):
-        failures.append(f"{name}: the cluster's numbers differ from the local run's")
-left = glob.glob(os.path.join(cluster_dir, "*.ckpt")) + glob.glob(os.path.join(cluster_dir, "*.tmp.*"))
-if left:
-    failures.append(f"left behind: {left}")
-resumed = [name for name, path in cluster.items() if json.load(open(path))["meta"].get("resumes", 0) > 0]
-if not resumed:
-    failures.append("no result says it resumed (the requeue did not stop a run half-way)")
-for failure in failures:
-    print("FAIL:", failure)
-if failures:
-    sys.exit(1)
-print(f"ok: {len(cluster)} results equal the local run's bit for bit; resumed: {', '.join(resumed)}")
-PY
+/usr/bin/python3 "$SOURCE_DIR/scripts/compare-results.py" "$WORK/local/slurm-sweep" "$WORK/cluster/slurm-sweep" \
+  --count 8 --resumed

@@ -66,18 +66,22 @@ json header_of(const std::string& path) {
   return json::parse(header);
 }
 
-// Everything of a result file that does not depend on the clock or the machine's load (the meta, times
-// and the optimizer's report, which may hold times), for bitwise comparison.
+// Everything of a result file that does not depend on the clock, the machine's load or the allocator
+// (the meta, times, step-time distributions, measured memory and the optimizer's report, which may hold
+// times), for bitwise comparison; scripts/compare-results.py drops the same fields.
 json numbers_of(json result) {
   for (auto& epoch : result["epochs"]) {
-    for (const char* clock : {"train_time_s", "cumulative_train_time_s", "cpu_time_s", "load_average", "timing_suspect"}) {
+    for (const char* clock :
+         {"train_time_s", "cumulative_train_time_s", "cpu_time_s", "load_average", "timing_suspect", "step_time_s"}) {
       epoch.erase(clock);
     }
   }
-  for (const char* clock : {"meta", "phase_times_s", "time_to_target_s", "timing_suspect", "optimizer_report"}) {
+  for (const char* clock :
+       {"meta", "phase_times_s", "time_to_target_s", "timing_suspect", "optimizer_report", "memory", "step_time_s"}) {
     result.erase(clock);
   }
   result["host_syncs"].erase("per_step");
+  if (result.contains("model_cost")) result["model_cost"].erase("inference_s_per_eval_batch");
   return result;
 }
 

@@ -36,7 +36,8 @@ TEST(CompressionSpec, BlockIsResolvedWithDefaultsIntoTheIdentity) {
       {{"compression", {{"mode", "pre_train"}, {"rank_rule", {{"kind", "budget"}, {"value", 0.25}}},
                         {"fine_tune", {{"epochs", 1}, {"hparams", {{"lr", 0.01}}}}}}}}));
   EXPECT_NE(run.config_hash(), plain.config_hash());
-  const auto& block = run.identity().at("compression");
+  const auto identity = run.identity();  // a temporary would leave `block` dangling
+  const auto& block = identity.at("compression");
   EXPECT_EQ(block, run.compression);
   EXPECT_EQ(block["format"], "matrix");
   EXPECT_EQ(block["rank_rule"], json({{"kind", "budget"}, {"value", 0.25}}));
@@ -55,16 +56,17 @@ TEST(CompressionSpec, BlockIsResolvedWithDefaultsIntoTheIdentity) {
 }
 
 TEST(CompressionSpec, CompressionAwareBlockCarriesItsMeasureAndWeight) {
-  const auto run = first_run(tiny_with_entry(
-      {{"compression",
-        {{"mode", "compression_aware"}, {"regularizer", {{"measure", "hoyer_square"}, {"weight", 0.003}}}}}}}));
+  const auto aware = [](double weight) {
+    const json regularizer = {{"measure", "hoyer_square"}, {"weight", weight}};
+    const json block = {{"mode", "compression_aware"}, {"regularizer", regularizer}};
+    return first_run(tiny_with_entry({{"compression", block}}));
+  };
+  const auto run = aware(0.003);
   const auto settings = compression_settings(run.compression);
   EXPECT_EQ(settings.measure, "hoyer_square");
   EXPECT_EQ(settings.regularizer_weight, 0.003);
   // A different weight is a different configuration.
-  const auto heavier = first_run(tiny_with_entry(
-      {{"compression",
-        {{"mode", "compression_aware"}, {"regularizer", {{"measure", "hoyer_square"}, {"weight", 0.03}}}}}}}));
+  const auto heavier = aware(0.03);
   EXPECT_NE(heavier.config_hash(), run.config_hash());
 }
 
