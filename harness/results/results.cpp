@@ -148,6 +148,8 @@ nlohmann::json to_json(const RunResult& result) {
   if (!config.fidelity.is_null()) json["fidelity"] = config.fidelity;
   if (!result.memory.is_null()) json["memory"] = result.memory;
   if (!result.step_time_s.is_null()) json["step_time_s"] = result.step_time_s;
+  if (!result.model_cost.is_null()) json["model_cost"] = result.model_cost;
+  if (!result.compression.is_null()) json["compression"] = result.compression;
   return json;
 }
 

@@ -65,6 +65,11 @@ struct RunResult {
   // the refresh/ordinary split (harness/run/step_times.h); null when not measured (written without them).
   nlohmann::json memory;
   nlohmann::json step_time_s;
+  // Image runs: what the model the run ends with costs (harness/run/compression_stage.h,
+  // model_cost_record); null for translation runs and runs that did not complete.
+  nlohmann::json model_cost;
+  // Runs with a "compression" block: the compression stage's record (CompressionStage::finish).
+  nlohmann::json compression;
 };
 
 nlohmann::json to_json(const RunResult& result);

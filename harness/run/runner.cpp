@@ -18,6 +18,7 @@
 #include "base/device.h"
 #include "base/phase_timer.h"
 #include "harness/run/checkpoint.h"
+#include "harness/run/compression_stage.h"
 #include "harness/run/fidelity.h"
 #include "harness/run/image_workload.h"
 #include "harness/run/interrupt.h"
@@ -239,10 +240,11 @@ EpochSteps train_epoch_steps(const TrainingContext& context, int64_t epoch, int6
 }
 
 // The optimizer's report, phase times, host reads, memory and step times of a finished run (diverged or not).
-void record_run_costs(RunResult& result, CaptureModel& model, const Optimizer& optimizer, const PhaseTimer& timer,
-                      int64_t steps, int64_t host_syncs, MemoryMeter& memory, const std::optional<MemoryEstimate>& estimate,
-                      const StepTimes& step_times) {
-  result.optimizer_report = complete_phases(optimizer.report(), result.epochs);
+// `optimizer`: the one the run ends with (a compression run's fine-tuning optimizer), whose state is counted.
+void record_run_costs(RunResult& result, nlohmann::json optimizer_report, CaptureModel& model, const Optimizer& optimizer,
+                      const PhaseTimer& timer, int64_t steps, int64_t host_syncs, MemoryMeter& memory,
+                      const std::optional<MemoryEstimate>& estimate, const StepTimes& step_times) {
+  result.optimizer_report = complete_phases(std::move(optimizer_report), result.epochs);
   memory.note_optimizer_state(optimizer);
   result.memory = memory.to_json(parameter_bytes(model));
   result.memory["estimate"] = estimate ? estimate->to_json() : nlohmann::json();
@@ -276,8 +278,10 @@ using MemoryEstimator = std::function<std::optional<MemoryEstimate>()>;
 // The training loop of every workload. A non-finite training loss (or an optimizer's Diverged) ends the
 // run as "diverged", any other exception as "failed"; neither throws. A run whose memory estimate
 // exceeds options.memory_limit is "failed" before training, with the estimate in its "memory" block.
+// `image_shape`: an image run's (C, H, W), for its model's cost; empty for translation runs.
 RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_workload,
-                         const MemoryEstimator& estimate_memory, const RunnerOptions& options) {
+                         const MemoryEstimator& estimate_memory, const RunnerOptions& options,
+                         const std::vector<int64_t>& image_shape) {
   RunResult result;
   result.config = config;
   result.meta = machine_meta(options.device);
@@ -295,6 +299,11 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
     MemoryMeter memory;  // before the model and the batch loader, whose tensors it counts
     torch::manual_seed(static_cast<uint64_t>(config.seed));
     auto workload = make_workload(result.meta);
+    std::optional<CompressionStage> compression;
+    if (!config.compression.is_null()) {
+      workload = regularized_workload(std::move(workload), compression_settings(config.compression));
+      compression.emplace(config, *workload, device);
+    }
     auto& model = workload->model();
     phase = "building the optimizer";
     auto optimizer = make_optimizer(config.optimizer, model, config.hparams);
@@ -303,7 +312,8 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
     PhaseTimer timer(options.phase_timing, [&device] { synchronize(device); });
     timer.observe_phases([&memory](Phase next) { memory.enter_phase(next); });
     StepTimes step_times;
-    const auto fidelity = fidelity_settings(config.fidelity, options.fidelity_every);
+    // Probes follow one optimizer on one model: none in a compression run, whose layers are replaced.
+    const auto fidelity = compression ? FidelitySettings{} : fidelity_settings(config.fidelity, options.fidelity_every);
     FidelityProbe probe(fidelity, model, *optimizer, device);
     std::optional<InEpochTarget> in_epoch_target;
     if (config.target && config.target->check_every_steps > 0) {
@@ -313,7 +323,8 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
     std::optional<RunCheckpoints> checkpoints;
     RunPosition resumed;  // where this piece of the run starts: a checkpoint's position, or the start
     std::optional<Checkpoint> checkpoint;
-    if (options.checkpoints) {
+    // A compression run replaces layers midway, which a checkpoint does not record: it runs through.
+    if (options.checkpoints && !compression) {
       // The probes' per-epoch measurements are not checkpointed: with probes, at epoch ends only.
       checkpoints.emplace(config, options.out_dir, *options.checkpoints, checkpoint_producer(result.meta),
                           fidelity.every_steps == 0);
@@ -382,7 +393,21 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       }
     };
     std::optional<std::string> stopped_at;  // the checkpoint a signal stopped the run at ("": none could be written)
-    for (int64_t epoch = resumed.epoch; epoch < config.epochs && !stopped_at; ++epoch) {
+    const int64_t total_epochs = config.epochs + (compression ? compression->fine_tune_epochs() : 0);
+    std::unique_ptr<Optimizer> fine_tune_optimizer;
+    std::optional<LearningRateSchedule> fine_tune_schedule;
+    std::optional<TrainingContext> fine_tune_context;
+    for (int64_t epoch = resumed.epoch; epoch < total_epochs && !stopped_at; ++epoch) {
+      if (compression && epoch == config.epochs) {
+        fine_tune_optimizer = compression->compress(result.epochs.back());
+        fine_tune_schedule = make_schedule(resolve_schedule({{"name", "constant"}}, "compression.fine_tune"),
+                                           compression->fine_tune_epochs(), workload->nominal_batches_per_epoch());
+        fine_tune_context.emplace(TrainingContext{config, device, *workload, *fine_tune_optimizer, *fine_tune_schedule,
+                                                  compression->settings().fine_tune_hparams.at("lr").get<double>(),
+                                                  timer, probe, step_times, in_epoch_target ? &*in_epoch_target : nullptr,
+                                                  nullptr, context.draw_bar});
+      }
+      const auto& active = fine_tune_context ? *fine_tune_context : context;
       model.train();
       // Resumed inside this epoch: its batches go on where the checkpoint was, and its clock adds the
       // earlier piece's.
@@ -395,10 +420,10 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       if (continuing) earlier_and_untimed = {resumed.epoch_wall_s, resumed.epoch_cpu_s, 0};
       int64_t batch = continuing ? resumed.next_batch : 0;
       EpochSteps steps;
-      steps.lr = continuing ? resumed.learning_rate : context.base_lr;
+      steps.lr = continuing ? resumed.learning_rate : active.base_lr;
       if (continuing) steps.target_step = resumed.target_step;
       while (true) {
-        steps = train_epoch_steps(context, epoch, steps_per_epoch, batch, step, steps);
+        steps = train_epoch_steps(active, epoch, steps_per_epoch, batch, step, steps);
         if (steps.diverged || batch == steps_per_epoch) break;
         synchronize(device);  // a checkpoint is due inside the epoch
         const auto so_far = epoch_clock.finish();
@@ -469,7 +494,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
       }
       if (options.progress) {
         std::cout << fmt::format("  {} [{}] epoch {}/{}: {} | {:.2f} s | {}{}\n", config.run_id(), config.label(),
-                                 record.epoch, config.epochs, workload->describe(record), epoch_time,
+                                 record.epoch, total_epochs, workload->describe(record), epoch_time,
                                  describe_memory(memory, record.step_time_s),
                                  record.timing_suspect.empty() ? "" : " (timing suspect: " + record.timing_suspect + ")")
                   << std::flush;
@@ -494,9 +519,20 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
     } else if (result.status.empty()) {
       result.status = "completed";
       result.final_evaluation = workload->final_evaluation();
+      if (compression) {
+        if (!fine_tune_optimizer) fine_tune_optimizer = compression->compress(result.epochs.back());  // 0 epochs
+        const bool fine_tuned = compression->fine_tune_epochs() > 0;
+        result.compression = compression->finish(fine_tuned ? &result.epochs.back() : nullptr,
+                                                 fine_tune_optimizer->report());
+      }
+      if (!image_shape.empty()) {
+        result.model_cost =
+            model_cost_record(dynamic_cast<Model&>(model), image_shape, config.eval_batch_size, device);
+      }
     }
-    record_run_costs(result, model, *optimizer, timer, step, resumed.host_syncs + counted_host_syncs(), memory,
-                     estimate, step_times);
+    record_run_costs(result, compression ? with_fine_tune_phase(optimizer->report(), config.epochs) : optimizer->report(),
+                     model, fine_tune_optimizer ? *fine_tune_optimizer : *optimizer, timer, step,
+                     resumed.host_syncs + counted_host_syncs(), memory, estimate, step_times);
     if (checkpoints) add_earlier_pieces(result, resumed);
   } catch (const std::bad_alloc& error) {
     result.status = "failed";
@@ -521,7 +557,7 @@ RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const 
       [&]() -> std::optional<MemoryEstimate> {
         return estimate_run_memory(config, {dataset.image_shape(), dataset.num_classes});
       },
-      options);
+      options, dataset.image_shape());
 }
 
 RunResult train_run(const RunConfig& config, const TranslationDataset& dataset, const RunnerOptions& options) {
@@ -529,7 +565,7 @@ RunResult train_run(const RunConfig& config, const TranslationDataset& dataset, 
       config,
       [&](nlohmann::json& meta) { return make_translation_workload(config, dataset, options.device, meta); },
       [] { return std::optional<MemoryEstimate>(); },  // the estimate covers image models only
-      options);
+      options, {});
 }
 
 std::vector<RunConfig> selected_runs(const Spec& spec, const RunnerOptions& options) {

@@ -7,6 +7,7 @@
 #include "base/device.h"
 #include "base/spec_error.h"
 #include "base/stable_hash.h"
+#include "harness/spec/compression_settings.h"
 #include "harness/spec/fidelity_settings.h"
 #include "harness/spec/schedule.h"
 #include "harness/spec/spec_input.h"
@@ -315,6 +316,29 @@ std::vector<int64_t> parse_seeds(const nlohmann::json& spec) {
   return seed_values;
 }
 
+// An entry's own model options ("model": overrides of the spec's, e.g. a pre-set low_rank_format and
+// rank per entry) and its "compression" block; both enter the runs' identity only when given.
+void parse_entry_model_and_compression(const nlohmann::json& optimizer, RunConfig& config, const std::string& path) {
+  if (auto it = optimizer.find("model"); it != optimizer.end()) {
+    if (!it->is_object()) throw SpecError(path + ".model", "expected an object of model options, got " + shown(*it));
+    if (it->contains("name")) throw SpecError(path + ".model.name", "an entry may change the model's options, not the model");
+    auto options = config.model_options;
+    options.update(*it);
+    config.model_options = resolve_options(options, find_entry(model_registry(), config.model)->options,
+                                           "model '" + config.model + "'", path + ".model");
+  }
+  if (auto it = optimizer.find("compression"); it != optimizer.end()) {
+    if (config.workload != WorkloadKind::kImage) {
+      throw SpecError(path + ".compression", "compression runs are image runs (the Transformer's low rank is pre-set: "
+                                             "model options)");
+    }
+    if (!config.fidelity.is_null()) {
+      throw SpecError(path + ".compression", "fidelity probes follow one optimizer on one model: not with compression");
+    }
+    config.compression = resolve_compression(*it, path + ".compression");
+  }
+}
+
 // One optimizer entry: its configuration without settings, and its grid points or tuning plan.
 struct EntryPlan {
   RunConfig base;
@@ -325,7 +349,7 @@ struct EntryPlan {
 EntryPlan parse_optimizer_entry(const nlohmann::json& optimizer, const RunConfig& base, size_t seed_count,
                                 const std::string& path) {
   if (!optimizer.is_object()) throw SpecError(path, "expected an object, got " + shown(optimizer));
-  check_keys(optimizer, {"name", "variant", "hparams", "schedule", "tuning"}, path);
+  check_keys(optimizer, {"name", "variant", "hparams", "schedule", "tuning", "model", "compression"}, path);
   const auto& entry = named_entry(optimizer_registry(), optimizer, path, "optimizer");
   EntryPlan plan{base, {}, std::nullopt};
   plan.base.optimizer = entry.name;
@@ -337,6 +361,7 @@ EntryPlan parse_optimizer_entry(const nlohmann::json& optimizer, const RunConfig
   }
   plan.base.schedule = optimizer.contains("schedule") ? resolve_schedule(optimizer["schedule"], path + ".schedule")
                                                       : resolve_schedule({{"name", "constant"}}, path + ".schedule");
+  parse_entry_model_and_compression(optimizer, plan.base, path);
   const auto hparams = optimizer.contains("hparams") ? optimizer["hparams"] : nlohmann::json::object();
   plan.grid = expand_hparams(entry, hparams, path + ".hparams");
   if (optimizer.contains("tuning")) {
@@ -462,6 +487,7 @@ nlohmann::json RunConfig::identity() const {
           {"hparams", hparams},
           {"schedule", schedule}};
   if (!decoding.is_null()) identity["decoding"] = decoding;
+  if (!compression.is_null()) identity["compression"] = compression;
   // Only a non-default order enters the identity: runs from before the setting keep their hashes.
   if (data_order != DataOrder::kReshuffle) identity["data_order"] = data_order_name(data_order);
   // Image runs carve their validation set from the training split (null = the default size).

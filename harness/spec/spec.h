@@ -66,6 +66,8 @@ struct RunConfig {
   // The resolved "fidelity" block (harness/spec/fidelity_settings.h); null: no probes. Not part of
   // identity(): probes do not change a run's numbers.
   nlohmann::json fidelity;
+  // The entry's resolved "compression" block (harness/spec/compression_settings.h); null: none.
+  nlohmann::json compression;
 
   // Everything that determines the run's numbers except the seed; two runs with equal identity and
   // seed are the same run.

@@ -1,5 +1,6 @@
 """The papers' claims next to our measurements (docs/protocol.md, Verdicts): every kind of measure
-(speedup, final_difference, equivalence, cost, share, test, not_measurable), a verdict per experiment
+(speedup, final_difference, equivalence, cost, share, test, not_measurable; the low-rank survey's
+compression_difference and balance in lowrank.py), a verdict per experiment
 with its interval at the interval's exact level, one per entry of the claims file (its experiments
 together), one per claim (the entries that share its `claim` id), grouped by paper; and what the
 report's verdicts together may get wrong by chance."""
@@ -7,7 +8,7 @@ import math
 import re
 from collections import Counter, OrderedDict, namedtuple
 
-from . import protocol
+from . import lowrank, protocol
 from .model import selections
 
 # Verdicts. The first three are decided by an interval (or by tests); the others say why there is none.
@@ -55,6 +56,8 @@ def claim_comparison(measure):
         return "—"
     if kind == "test":
         return "tests: " + ", ".join(measure.get("tests", []))
+    if kind in lowrank.MEASURES:
+        return lowrank.comparison(measure)
     if kind == "share":
         inner = dict(measure.get("per_experiment", {}), optimizer=measure["optimizer"], reference=measure["reference"])
         return f"{claim_comparison(inner)} in at least {percent(measure.get('min_share', 0.5))} of the experiments"
@@ -106,7 +109,10 @@ def cost_per_study(runs, measure):
 def measure_experiment(results, metric, measure):
     """(value, interval, text, verdict, note) of a speedup, final_difference, equivalence or cost measure
     on one experiment's results. Speedups and differences compare the chosen trial per study; costs all
-    completed runs. The interval is the protocol's rank interval at its exact level."""
+    completed runs. The interval is the protocol's rank interval at its exact level. The low-rank kinds
+    (compression_difference, balance) are measured by lowrank.py."""
+    if measure["kind"] in lowrank.MEASURES:
+        return lowrank.MEASURES[measure["kind"]](results, metric, measure)
     chosen = selections(results, metric)
     missing = [name for name in (measure["optimizer"], measure["reference"]) if name not in chosen]
     if missing:

@@ -34,6 +34,7 @@ import os
 import sys
 
 from . import claims as verdicts
+from . import lowrank
 from .claims import CLAIM_HEADER, chance_note
 from .figures import experiment_figures, plot_profiles
 from .load import checkout_file, load_results
@@ -167,6 +168,8 @@ def experiment_blocks(experiment, scale, results, metric, entries, out, styles, 
     if plots:
         for stem, alt in experiment_figures(results, metric, name, os.path.join(out, "plots"), styles):
             blocks.append(("img", alt, f"plots/{stem}.png", f"plots/{stem}.svg"))
+    if lowrank.is_lowrank(results):
+        blocks += lowrank.report_blocks(results, name, os.path.join(out, "plots"), plots)
     blocks += [("p", budget_note(results, metric)), ("table", selection_header(metric), selection_rows(results, metric))]
     phase_header, phase_cells = phase_rows(results, metric)
     if phase_header:

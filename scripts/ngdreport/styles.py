@@ -31,6 +31,27 @@ BASE_STYLES = OrderedDict([
     ("signsgd", Style("#fb9a99", "x", "-", True)),
 ])
 
+# The low-rank suites' compression methods (scripts/ngdreport/lowrank.py, method_of), drawn in their
+# Pareto figures instead of optimizers: the spectral measures as regularizers (solid), the rank rules
+# (dash-dot), the pre-set formats (dashed). Every (colour, marker) differs among them.
+METHOD_STYLES = OrderedDict([
+    ("l1-reg", Style("#e41a1c", "o", "-", True)),
+    ("hoyer-reg", Style("#377eb8", "s", "-", True)),
+    ("hoyer_square-reg", Style("#4daf4a", "^", "-", True)),
+    ("effective_rank-reg", Style("#984ea3", "D", "-", True)),
+    ("budget-rule", Style("#ff7f00", "v", "-.", True)),
+    ("ratio-rule", Style("#a65628", "<", "-.", True)),
+    ("energy-rule", Style("#f781bf", ">", "-.", True)),
+    ("effective_rank-rule", Style("#6a3d9a", "*", "-.", False)),
+    ("dense", Style("#000000", "P", "--", False)),
+    ("matrix", Style("#1b9e77", "h", "--", True)),
+    ("tt", Style("#d95f02", "X", "--", True)),
+    ("tucker2", Style("#7570b3", "d", "--", True)),
+])
+
+# What a variant may be a shade of: an optimizer, or a compression method (its storage pipelines).
+FIXED_STYLES = OrderedDict(list(BASE_STYLES.items()) + list(METHOD_STYLES.items()))
+
 # Variants of one base, in name order: a lighter, a darker, a much lighter shade; each with its own
 # broken line and a hollow marker.
 VARIANT_SHADES = ((0.45, "--"), (-0.45, ":"), (0.7, "-."), (-0.7, (0, (5, 1, 1, 1))))
@@ -58,7 +79,9 @@ class Styles:
         for name, base in sorted(bases.items()):
             if name in BASE_STYLES:
                 self.styles[name] = BASE_STYLES[name]
-            elif base in BASE_STYLES and base != name:
+            elif name in METHOD_STYLES:
+                self.styles[name] = METHOD_STYLES[name]
+            elif base in FIXED_STYLES and base != name:
                 variants.setdefault(base, []).append(name)
             else:
                 unknown.append(name)
@@ -66,8 +89,8 @@ class Styles:
             for index, name in enumerate(names):
                 amount, linestyle = VARIANT_SHADES[index % len(VARIANT_SHADES)]
                 round_ = index // len(VARIANT_SHADES)  # a fifth variant of one base: half the shade, and so on
-                color = shade(BASE_STYLES[base].color, amount / (1 + round_))
-                self.styles[name] = Style(color, BASE_STYLES[base].marker, linestyle, round_ % 2 == 1)
+                color = shade(FIXED_STYLES[base].color, amount / (1 + round_))
+                self.styles[name] = Style(color, FIXED_STYLES[base].marker, linestyle, round_ % 2 == 1)
         for index, name in enumerate(unknown):
             grey = 0.25 + 0.5 * ((index * 0.381966) % 1)  # golden-ratio steps through the greys
             self.styles[name] = Style(shade("#000000", grey), UNKNOWN_MARKERS[index % len(UNKNOWN_MARKERS)],

@@ -81,6 +81,7 @@ json numbers_of(json result) {
     result.erase(clock);
   }
   result["host_syncs"].erase("per_step");
+  if (result.contains("model_cost")) result["model_cost"].erase("inference_s_per_eval_batch");
   return result;
 }
 
