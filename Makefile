@@ -16,7 +16,7 @@ THREADS ?= 0
 TRIALS ?=
 # The paper suites: one folder per paper under experiments/.
 SUITES := $(sort $(wildcard experiments/fngd/*.json experiments/tengrad/*.json experiments/sngd/*.json \
-                            experiments/dldr/*.json))
+                            experiments/dldr/*.json experiments/lowrank/*.json))
 # Specs `make reproduce` runs.
 SPECS ?= $(SUITES)
 # Where `make tables` writes report.md, report.html, tables/, plots/, results.sqlite and csv/.

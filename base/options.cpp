@@ -173,6 +173,15 @@ void check_option_value(const OptionInfo& info, const nlohmann::json& value, con
   }
 }
 
+nlohmann::json identity_options(const nlohmann::json& resolved, const std::vector<OptionInfo>& known) {
+  auto identity = resolved;
+  for (const auto& info : known) {
+    const auto it = identity.find(info.name);
+    if (!info.identity_at_default && it != identity.end() && *it == info.default_value) identity.erase(it);
+  }
+  return identity;
+}
+
 nlohmann::json resolve_options(const nlohmann::json& given, const std::vector<OptionInfo>& known,
                                const std::string& owner, const std::string& json_path) {
   if (!given.is_object()) throw SpecError(json_path, "expected an object, got " + shown(given));

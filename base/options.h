@@ -42,6 +42,9 @@ struct OptionInfo {
   std::string help;
   std::vector<std::string> choices = {};  // for string settings: the accepted values; empty = any
   Range range = {};                       // for numeric settings: the accepted values; unbounded = any
+  // false for a setting added after results existed: at its default it stays out of a run's identity,
+  // so those results keep their config hashes (see identity_options).
+  bool identity_at_default = true;
 };
 
 // Settings after validation, every declared name present (defaults filled in).
@@ -72,6 +75,10 @@ void check_option_value(const OptionInfo& info, const nlohmann::json& value, con
 // A name is translated only where `known` declares its current name and not the old one.
 nlohmann::json with_current_names(const nlohmann::json& given, const std::vector<OptionInfo>& known,
                                   const std::string& json_path);
+
+// `resolved` (resolve_options' output) without the settings that `known` declares
+// identity_at_default = false while they hold their default: what a run's identity records.
+nlohmann::json identity_options(const nlohmann::json& resolved, const std::vector<OptionInfo>& known);
 
 // Validates `given` (an object) against `known` and returns it with defaults filled in (old names
 // accepted through with_current_names). `owner` names

@@ -4,15 +4,15 @@
 
 namespace ngd {
 
-// Fully connected ReLU network on flattened images. With `rank` > 0 every layer where it saves weights
-// is factorised through that rank (see FactoredLayer); 0 = dense.
+// Fully connected ReLU network on flattened images; its layers are compressible maps in the format and
+// at the rank of `low_rank` (dense by default; a map where the rank saves no weights stays dense).
 class Mlp : public Model {
  public:
-  Mlp(const std::vector<int64_t>& hidden, int64_t rank, const ModelInput& input);
+  Mlp(const std::vector<int64_t>& hidden, const LowRankSettings& low_rank, const ModelInput& input);
   torch::Tensor forward(const torch::Tensor& input) override;
 
  private:
-  std::vector<FactoredLayer<CaptureLinear>> layers_;
+  std::vector<CompressibleLayer> layers_;
 };
 
 }  // namespace ngd

@@ -2,7 +2,9 @@
 
 namespace ngd {
 
-CompressibleLayer CaptureModel::add_compressible_layer(const std::string& name, CompressibleLayer layer) {
+CompressibleLayer CaptureModel::add_compressible_layer(const std::string& name, const LayerShape& shape,
+                                                       const LowRankSettings& low_rank) {
+  auto layer = make_compressible_layer(shape, low_rank);
   register_module(name, layer);
   compressible_layers_.emplace_back(name, layer.ptr());
   capture_sources_.push_back({nullptr, layer.ptr()});

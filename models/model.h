@@ -10,7 +10,6 @@
 #include "base/options.h"
 #include "base/workload_kind.h"
 #include "models/capture_layers.h"
-#include "models/factored_layer.h"
 #include "models/lowrank/compressible_layer.h"
 
 namespace ngd {
@@ -38,20 +37,10 @@ class CaptureModel : public torch::nn::Module {
     return layer;
   }
 
-  // Registers a compressible map (models/lowrank/compressible_layer.h) and lists its capture layers.
-  CompressibleLayer add_compressible_layer(const std::string& name, CompressibleLayer layer);
-
-  // Registers the parts of a dense or factorised layer: "NAME", or "NAME_v" and "NAME_u".
-  template <class Layer>
-  FactoredLayer<Layer> add_factored_layer(const std::string& name, FactoredLayer<Layer> layer) {
-    if (layer.parts.size() == 1) {
-      add_capture_layer(name, layer.parts[0]);
-    } else {
-      add_capture_layer(name + "_v", layer.parts[0]);
-      add_capture_layer(name + "_u", layer.parts[1]);
-    }
-    return layer;
-  }
+  // Builds the map of `shape` in the settings' format (make_compressible_layer), registers it and lists
+  // its capture layers.
+  CompressibleLayer add_compressible_layer(const std::string& name, const LayerShape& shape,
+                                           const LowRankSettings& low_rank);
 
  private:
   // What capture_layers() lists, in registration order: a capture layer, or a compressible map's.

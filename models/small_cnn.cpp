@@ -2,12 +2,14 @@
 
 namespace ngd {
 
-SmallCnn::SmallCnn(int64_t channels, int64_t hidden, const ModelInput& input) {
+SmallCnn::SmallCnn(int64_t channels, int64_t hidden, const LowRankSettings& low_rank, const ModelInput& input) {
   const int64_t pooled = (input.image_shape[1] / 4) * (input.image_shape[2] / 4);
-  conv1_ = add_capture_layer("conv1", CaptureConv2d(torch::nn::Conv2dOptions(input.image_shape[0], channels, 3).padding(1)));
-  conv2_ = add_capture_layer("conv2", CaptureConv2d(torch::nn::Conv2dOptions(channels, 2 * channels, 3).padding(1)));
-  fc1_ = add_capture_layer("fc1", CaptureLinear(2 * channels * pooled, hidden));
-  fc2_ = add_capture_layer("fc2", CaptureLinear(hidden, input.num_classes));
+  conv1_ = add_compressible_layer(
+      "conv1", LayerShape::conv2d(torch::nn::Conv2dOptions(input.image_shape[0], channels, 3).padding(1)), low_rank);
+  conv2_ = add_compressible_layer(
+      "conv2", LayerShape::conv2d(torch::nn::Conv2dOptions(channels, 2 * channels, 3).padding(1)), low_rank);
+  fc1_ = add_compressible_layer("fc1", LayerShape::linear(2 * channels * pooled, hidden, /*bias=*/true), low_rank);
+  fc2_ = add_compressible_layer("fc2", LayerShape::linear(hidden, input.num_classes, /*bias=*/true), low_rank);
 }
 
 torch::Tensor SmallCnn::forward(const torch::Tensor& input) {

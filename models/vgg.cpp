@@ -10,7 +10,7 @@ const std::vector<int64_t> kVgg16Layers = {64, 64, 0, 128, 128, 0, 256, 256, 256
 
 }  // namespace
 
-Vgg16Bn::Vgg16Bn(const ModelInput& input) {
+Vgg16Bn::Vgg16Bn(const LowRankSettings& low_rank, const ModelInput& input) {
   int64_t channels = input.image_shape[0];
   for (const int64_t width : kVgg16Layers) {
     if (width == 0) {
@@ -18,14 +18,14 @@ Vgg16Bn::Vgg16Bn(const ModelInput& input) {
       continue;
     }
     const auto index = layers_.size() + 1;
-    auto conv = add_capture_layer(fmt::format("conv{}", index),
-                                  CaptureConv2d(torch::nn::Conv2dOptions(channels, width, 3).padding(1)));
+    auto conv = add_compressible_layer(fmt::format("conv{}", index),
+                                       LayerShape::conv2d(torch::nn::Conv2dOptions(channels, width, 3).padding(1)), low_rank);
     auto bn = register_module(fmt::format("bn{}", index), torch::nn::BatchNorm2d(width));
     layers_.emplace_back(conv, bn);
     pool_after_.push_back(false);
     channels = width;
   }
-  fc_ = add_capture_layer("fc", CaptureLinear(channels, input.num_classes));
+  fc_ = add_compressible_layer("fc", LayerShape::linear(channels, input.num_classes, /*bias=*/true), low_rank);
 }
 
 torch::Tensor Vgg16Bn::forward(const torch::Tensor& input) {

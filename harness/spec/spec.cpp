@@ -475,11 +475,12 @@ std::vector<OptionInfo> decoding_options() {
 }
 
 nlohmann::json RunConfig::identity() const {
+  const auto* model_entry = find_entry(model_registry(), model);
   auto identity = nlohmann::json{{"dataset", {{"name", dataset.name},
                        {"train_subset", dataset.train_subset ? nlohmann::json(*dataset.train_subset) : nlohmann::json()},
                        {"test_subset", dataset.test_subset ? nlohmann::json(*dataset.test_subset) : nlohmann::json()},
                        {"options", dataset.options}}},
-          {"model", {{"name", model}, {"options", model_options}}},
+          {"model", {{"name", model}, {"options", model_entry ? identity_options(model_options, model_entry->options) : model_options}}},
           {"epochs", epochs},
           {"batch_size", batch_size},
           {"eval_batch_size", eval_batch_size},

@@ -33,14 +33,18 @@ void CompressibleLayerImpl::replace(std::string format, std::shared_ptr<Tensoriz
 std::vector<OptionInfo> low_rank_options() {
   std::vector<std::string> formats;
   for (const auto& format : low_rank_format_registry()) formats.push_back(format.name);
-  return {{"low_rank_format", "matrix",
-           "format of each compressible Linear/Conv2d when rank or rank_ratio is set: matrix (W = U·V), tt "
-           "(tensor train), tucker2 (convolutions; Linear maps take matrix), dense",
-           formats},
-          {"rank", 0, "rank of each compressible map where that saves weights (0 = take rank_ratio)", {},
-           between(0, static_cast<double>(kMaxRank))},
-          {"rank_ratio", 0.0, "rank as a fraction of each map's full rank min(fan_in, out), rounded up (0 = take rank)",
-           {}, unit_interval()}};
+  std::vector<OptionInfo> options = {
+      {"low_rank_format", "matrix",
+       "format of each compressible Linear/Conv2d when rank or rank_ratio is set: matrix (W = U·V), tt "
+       "(tensor train), tucker2 (convolutions; Linear maps take matrix), dense",
+       formats},
+      {"rank", 0, "rank of each compressible map where that saves weights (0 = take rank_ratio)", {},
+       between(0, static_cast<double>(kMaxRank))},
+      {"rank_ratio", 0.0, "rank as a fraction of each map's full rank min(fan_in, out), rounded up (0 = take rank)",
+       {}, unit_interval()}};
+  // Added after most models had results: at their defaults (dense) they stay out of the runs' identity.
+  for (auto& option : options) option.identity_at_default = false;
+  return options;
 }
 
 LowRankSettings low_rank_settings(const Options& options) {

@@ -57,7 +57,8 @@ struct LowRankSettings {
 };
 
 // The model options that set LowRankSettings: `low_rank_format` (a name of low_rank_format_registry()),
-// `rank` and `rank_ratio` (at most one of them non-zero; a format other than dense needs one).
+// `rank` and `rank_ratio` (at most one of them non-zero; a format other than dense needs one). At their
+// defaults they are no part of a run's identity (OptionInfo::identity_at_default).
 std::vector<OptionInfo> low_rank_options();
 // The settings from resolved options; throws SpecError naming the option on a contradiction.
 // Absent options (a model built from unresolved options) mean dense.
@@ -66,7 +67,7 @@ LowRankSettings low_rank_settings(const Options& options);
 // The one layer factory every model calls for its compressible maps: the map of `shape` in the
 // settings' format at their rank, or dense where that format at that rank would not save weights
 // (a small map such as a classifier stays dense). Dense and matrix maps draw their initial weights
-// exactly as models/factored_layer.h's layers do, so existing `rank` runs keep their numbers.
+// exactly as the models' `rank` layers did before this factory, so earlier `rank` runs keep their numbers.
 CompressibleLayer make_compressible_layer(const LayerShape& shape, const LowRankSettings& settings);
 
 }  // namespace ngd

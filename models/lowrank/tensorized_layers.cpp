@@ -163,7 +163,7 @@ torch::Tensor DenseLayer::forward(const torch::Tensor& input) {
 }
 
 MatrixLowRankLayer::MatrixLowRankLayer(const LayerShape& shape, int64_t rank) : shape_(shape), rank_(rank) {
-  // The order and options of models/factored_layer.h's make_linear/make_conv2d: the same random draws.
+  // V, then U, with these options: the random draws of the models' `rank` layers before this factory.
   if (shape.kind == CaptureLayer::Kind::kLinear) {
     v_ = register_module("v", CaptureLinear(shape.in, rank, /*bias=*/false));
     u_ = register_module("u", CaptureLinear(rank, shape.out, shape.bias));

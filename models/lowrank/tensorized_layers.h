@@ -30,7 +30,7 @@ class DenseLayer : public TensorizedLayer {
   std::shared_ptr<CaptureLayer> part_;
 };
 
-// W = U·V through rank r (models/factored_layer.h's form): Linear in → r → out; Conv2d the k×k conv
+// W = U·V through rank r: Linear in → r → out; Conv2d the k×k conv
 // C_in → r (the map's stride, padding, dilation), then a 1×1 conv r → C_out. The bias sits on U.
 class MatrixLowRankLayer : public TensorizedLayer {
  public:

@@ -127,7 +127,7 @@ class StatefulOptimizer : public Optimizer {
 // 323 floats; per sample the capture layers' inputs 16 + 16 and outputs 16 + 3 floats; the captured output
 // gradients 16 + 3 floats per sample.
 TEST(MemoryEstimate, MlpEstimateEqualsTheHandCount) {
-  Mlp model({16}, 0, ModelInput{{1, 4, 4}, 3});
+  Mlp model({16}, LowRankSettings{}, ModelInput{{1, 4, 4}, 3});
   constexpr int64_t kBatch = 8;
   const auto estimate = estimate_memory(model, StatefulOptimizer(Capture::kEmpirical), {1, 4, 4}, kBatch);
   EXPECT_EQ(estimate.parameter_bytes, 323 * kFloat);

@@ -13,12 +13,10 @@ namespace ngd::lowrank_testing {
 class TinyLowRankNet : public Model {
  public:
   explicit TinyLowRankNet(const LowRankSettings& settings) {
-    conv1_ = add_compressible_layer(
-        "conv1", make_compressible_layer(LayerShape::conv2d(torch::nn::Conv2dOptions(4, 8, 3).padding(1)), settings));
-    conv2_ = add_compressible_layer(
-        "conv2",
-        make_compressible_layer(LayerShape::conv2d(torch::nn::Conv2dOptions(8, 8, 3).stride(2).padding(1)), settings));
-    fc_ = add_compressible_layer("fc", make_compressible_layer(LayerShape::linear(128, 12, true), settings));
+    conv1_ = add_compressible_layer("conv1", LayerShape::conv2d(torch::nn::Conv2dOptions(4, 8, 3).padding(1)), settings);
+    conv2_ = add_compressible_layer("conv2", LayerShape::conv2d(torch::nn::Conv2dOptions(8, 8, 3).stride(2).padding(1)),
+                                    settings);
+    fc_ = add_compressible_layer("fc", LayerShape::linear(128, 12, true), settings);
   }
   torch::Tensor forward(const torch::Tensor& input) override {
     auto x = torch::relu(conv1_->forward(input));
@@ -38,7 +36,7 @@ constexpr int64_t kTinyClasses = 12;
 class OneLayerNet : public Model {
  public:
   OneLayerNet(const LayerShape& shape, const LowRankSettings& settings) {
-    layer_ = add_compressible_layer("layer", make_compressible_layer(shape, settings));
+    layer_ = add_compressible_layer("layer", shape, settings);
   }
   torch::Tensor forward(const torch::Tensor& input) override { return layer_->forward(input); }
 

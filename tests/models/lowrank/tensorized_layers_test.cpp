@@ -51,6 +51,23 @@ torch::Tensor linear_map(const torch::Tensor& x, const torch::Tensor& weight, co
   return torch::nn::functional::linear(x, weight, bias);
 }
 
+TEST(MatrixLowRankLayer, LinearAndConvEqualTheDenseMapOfUTimesV) {
+  torch::manual_seed(4);
+  MatrixLowRankLayer linear(LayerShape::linear(6, 4, /*bias=*/true), 3);
+  randomize(linear);
+  EXPECT_FALSE(linear.v().has_bias());
+  EXPECT_TRUE(torch::equal(linear.dense_weight(), linear.u().weight().mm(linear.v().weight())));
+  expect_dense_equivalent(linear, torch::randn({5, 6}, torch::kDouble), linear_map);
+  const auto options = torch::nn::Conv2dOptions(3, 4, 3).padding(1).stride(2);
+  MatrixLowRankLayer conv(LayerShape::conv2d(options), 2);
+  randomize(conv);
+  EXPECT_EQ(conv.u().weight().sizes(), (std::vector<int64_t>{4, 2, 1, 1}));  // the 1×1 conv
+  expect_dense_equivalent(conv, torch::randn({2, 3, 7, 7}, torch::kDouble),
+                          [](const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+                            return torch::conv2d(x, weight, bias, {2, 2}, {1, 1});
+                          });
+}
+
 TEST(TtLinear, DenseWeightIsTheCoreProductEntryByEntry) {
   torch::manual_seed(0);
   TtLinear layer({3, 2}, {2, 4}, {3}, /*bias=*/false);
