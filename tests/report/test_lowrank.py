@@ -84,6 +84,12 @@ class Fronts(unittest.TestCase):
         # A quarter of the way in log ratio: 4·4^0.25 = 5.657×.
         self.assertAlmostEqual(lowrank.accuracy_at(l1_study0, 4 * 4 ** 0.25), 0.78 - 0.25 * 0.12, places=12)
         self.assertIsNone(lowrank.accuracy_at(l1_study0, 32.0))  # beyond the front
+        # Below the front, its least compressed point; just past its end, within RATIO_TOLERANCE (5 %),
+        # the end's accuracy; 6 % past: none.
+        self.assertAlmostEqual(lowrank.accuracy_at(l1_study0, 2.0), 0.78, places=12)
+        sixteen = [p[4] for p in lowrank.front(l1_study0) if p[0] == 16.0][0]
+        self.assertEqual(lowrank.accuracy_at(l1_study0, 16.0 * 1.04), sixteen)
+        self.assertIsNone(lowrank.accuracy_at(l1_study0, 16.0 * 1.06))
 
     def test_spearman(self):
         self.assertAlmostEqual(lowrank.spearman([1, 2, 3, 4], [8, 6, 4, 1]), -1.0)

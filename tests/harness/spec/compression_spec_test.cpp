@@ -30,6 +30,31 @@ TEST(CompressionSpec, NoBlockLeavesTheIdentityAsBefore) {
   EXPECT_EQ(other.model_options["hidden"], json({16}));
 }
 
+TEST(CompressionSpec, LowRankModelOptionsAtTheirDefaultsStayOutOfTheIdentity) {
+  // The tiny spec's MLP: `rank` predates the other two and stays; the other two are resolved for the
+  // model but left out of the identity while they hold their defaults, so older results keep their hashes.
+  const auto plain = first_run(testing::tiny_spec());
+  const auto identity = plain.identity();
+  const auto& options = identity.at("model").at("options");
+  EXPECT_EQ(options.at("rank"), 0);
+  EXPECT_FALSE(options.contains("low_rank_format"));
+  EXPECT_FALSE(options.contains("rank_ratio"));
+  EXPECT_EQ(plain.model_options.at("low_rank_format"), "matrix");
+  // Stating a default is the same run; a format with a rank is another.
+  EXPECT_EQ(first_run(tiny_with_entry({{"model", {{"low_rank_format", "matrix"}, {"rank_ratio", 0.0}}}})).config_hash(),
+            plain.config_hash());
+  const auto tt = first_run(tiny_with_entry({{"model", {{"low_rank_format", "tt"}, {"rank", 4}}}}));
+  EXPECT_EQ(tt.identity().at("model").at("options").at("low_rank_format"), "tt");
+  EXPECT_NE(tt.config_hash(), plain.config_hash());
+  // A model that gained all three at once (the small CNN) records none of them at their defaults.
+  auto cnn_spec = testing::tiny_spec();
+  cnn_spec["model"] = {{"name", "cnn"}, {"channels", 4}, {"hidden", 8}};
+  const auto cnn = first_run(cnn_spec);
+  EXPECT_EQ(cnn.identity().at("model").at("options"), json({{"channels", 4}, {"hidden", 8}}));
+  cnn_spec["model"]["rank"] = 2;
+  EXPECT_EQ(first_run(cnn_spec).identity().at("model").at("options").at("rank"), 2);
+}
+
 TEST(CompressionSpec, BlockIsResolvedWithDefaultsIntoTheIdentity) {
   const auto plain = first_run(testing::tiny_spec());
   const auto run = first_run(tiny_with_entry(
