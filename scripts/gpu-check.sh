@@ -37,8 +37,10 @@ readonly kCarried=third_party/carried
 readonly kCarriedData=$kCarried/data/cifar10-mini
 readonly kAcceptanceSpec=experiments/gpu/resnet18-cifar10-acceptance.json
 readonly kAnchorSpec=experiments/gpu/resnet18-cifar10-sgd-anchor.json
-# What a device call carries: the working tree and the carried paths, 64 MiB in all; stay well under.
-readonly kTreeLimitMiB=56
+# What a device call carries: the working tree and the carried paths, 64 MiB in all; stay under with a
+# margin. The committed results are most of the tree (34 MiB with the low-rank suites, 2026-12-07): the
+# next large result set must carry fewer CIFAR records or move figures out of the tree.
+readonly kTreeLimitMiB=60
 
 say() { echo "gpu-check: $*"; }
 

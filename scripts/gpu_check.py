@@ -389,7 +389,7 @@ def main():
     elif verb == "synthetic-cifar":
         synthetic_cifar(args[1], option("--train-per-file", 1000), option("--test", 1000))
     elif verb == "sizes":
-        return sizes(args[1], option("--limit-mib", 56))
+        return sizes(args[1], option("--limit-mib", 60))
     elif verb == "probe":
         probe(args[1])
     elif verb == "summary":
