@@ -30,7 +30,7 @@ RATIO_TOLERANCE = 1.05
 
 def method_of(run):
     """The compression method of a run: "<measure>-reg" (compression_aware), "<rule>-rule" (pre_train), or
-    the model's pre-set low_rank_format ("dense" without one); a storage pipeline adds pipeline_suffix."""
+    the model's pre-set low_rank_format ("dense" at no rank); a storage pipeline adds pipeline_suffix."""
     identity = run.get("identity") or {}
     block = identity.get("compression")
     if block:
@@ -42,7 +42,8 @@ def method_of(run):
     options = (identity.get("model") or {}).get("options") or {}
     if not options.get("rank") and not options.get("rank_ratio"):
         return "dense"  # a format at no rank builds every map dense
-    return options.get("low_rank_format", "dense")
+    # An identity leaves low_rank_format out at its default (OptionInfo::identity_at_default): matrix.
+    return options.get("low_rank_format", "matrix")
 
 
 def pipeline_suffix(pipeline):
@@ -126,7 +127,7 @@ def accuracy_at(points, ratio):
 
 
 def per_study_accuracy(methods, method, ratio):
-    """[accuracy at ratio] over the studies whose front spans it."""
+    """[accuracy at ratio] over the studies whose front reaches it (accuracy_at)."""
     values = [accuracy_at(points, ratio) for _, points in sorted(methods.get(method, {}).items())]
     return [v for v in values if v is not None]
 
@@ -161,8 +162,8 @@ def measure_compression_difference(results, metric, measure):
     if value is None:
         missing = [m for m, n in zip((measure["method"], measure["reference"]), counts) if not n]
         return None, None, "not run", "not measured here", (
-            f"no front of {' and '.join(missing)} spans {ratio:g}× (runs missing, or their compression "
-            f"ratios fall short: recalibrate λ, docs/compression.md)")
+            f"no front of {' and '.join(missing)} reaches {ratio:g}× (runs missing, or all of them more than "
+            f"5 % less compressed: docs/compression.md)")
     verdict = protocol.verdict(interval, measure)
     notes = []
     if interval and interval.level < protocol.TARGET_LEVEL:

@@ -66,6 +66,8 @@ class Fronts(unittest.TestCase):
         self.assertEqual(lowrank.method_of({"identity": {"model": {"options": {"low_rank_format": "matrix",
                                                                                "rank": 0, "rank_ratio": 0.0}}}}), "dense")
         self.assertEqual(lowrank.method_of({"identity": {"model": {"options": {"hidden": [8]}}}}), "dense")
+        # A rank without a format: the format was left out of the identity at its default, matrix.
+        self.assertEqual(lowrank.method_of({"identity": {"model": {"options": {"hidden": [8], "rank": 32}}}}), "matrix")
         piped = {"identity": {"compression": {"mode": "pre_train", "rank_rule": {"kind": "budget"},
                                               "pipeline": {"prune_fraction": 0.5, "quantize_bits": 4,
                                                            "entropy_coding": True}}}}
