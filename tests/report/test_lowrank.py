@@ -122,7 +122,7 @@ class CompressionDifference(unittest.TestCase):
         self.assertEqual(self.measured(threshold=2.0).verdict, claims.INCONCLUSIVE)  # touches the low end
         beyond = self.measured(ratio=32)
         self.assertEqual(beyond.verdict, claims.NOT_MEASURED)
-        self.assertIn("spans 32×", beyond.note)
+        self.assertIn("reaches 32×", beyond.note)
 
     def test_better_than_the_controls_too(self):
         m = self.measured(controls=["l1-reg"])
