@@ -72,14 +72,14 @@ void BM_KfacFactorUpdate(benchmark::State& state, const LayerShape& shape, int64
   PhaseTimer timer;
   int64_t step = 0;
   kfac.step(prepare_step(model, kfac, data, step++), timer);
-  const auto before = kfac.counters();
+  const auto before = kfac.curvature().counters();
   for (auto _ : state) {
     state.PauseTiming();
     const auto info = prepare_step(model, kfac, data, step++);
     state.ResumeTiming();
     kfac.step(info, timer);
   }
-  const auto& after = kfac.counters();
+  const auto& after = kfac.curvature().counters();
   const double updates = std::max<double>(1, after.factor_updates - before.factor_updates);
   state.counters["factor_update_ms"] = 1e3 * (after.factor_update_s - before.factor_update_s) / updates;
   state.counters["precondition_ms"] = 1e3 * (after.precondition_s - before.precondition_s) / updates;

@@ -3,18 +3,6 @@
 #include "optimizers/torch_optimizer.h"
 
 namespace ngd {
-namespace {
-
-// AdamW's step m̂/(√v̂+ε) mixes momentum into its preconditioner: it is no preconditioned gradient of
-// this batch, so the fidelity probes leave it out.
-class AdamW : public TorchOptimizer {
- public:
-  using TorchOptimizer::TorchOptimizer;
-  ProbeDirection probe_direction() const override { return {false, std::nullopt}; }
-};
-
-}  // namespace
-
 std::vector<OptionInfo> adam_hyperparameters() {
   return {
       {"lr", 1e-3, "base learning rate (scaled by the schedule)", {}, at_least(0)},
@@ -38,7 +26,7 @@ OptimizerEntry adamw_entry() {
                                         .eps(options.number("eps"))
                                         .weight_decay(options.number("weight_decay"))
                                         .amsgrad(options.flag("amsgrad")));
-            return std::make_unique<AdamW>(std::move(adamw));
+            return std::make_unique<TorchOptimizer>(std::move(adamw));
           }};
 }
 

@@ -17,8 +17,9 @@ std::vector<OptionInfo> eva_hyperparameters() {
       {"stat_decay", 0.05,
        "weight ξ of the old running means: v ← ξ·v + (1 − ξ)·new (0.05 = the reference's factor_decay 0.95, "
        "which its code gives to the new mean)", {}, below_one()},
-      {"kl_clip", 1e-3, "KL clip κ: scale updates so lr²·Σ⟨V, ∇W̄⟩ ≤ κ (0 = off)", {}, at_least(0)},
-      {"stat_interval", 1, "steps between updates of the Kronecker vectors (capture is requested on these steps only)", {}, at_least(1)},
+      kl_clip_hyperparameter(1e-3),
+      stat_interval_hyperparameter(
+          1, "steps between updates of the Kronecker vectors (capture is requested on these steps only)"),
   };
   options.insert(options.end(), curvature_options.begin(), curvature_options.end());
   return options;
@@ -26,49 +27,40 @@ std::vector<OptionInfo> eva_hyperparameters() {
 
 }  // namespace
 
-Eva::Eva(CaptureModel& model, const Options& options)
-    : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
-      damping_(options.number("damping")),
-      stat_decay_(options.number("stat_decay")),
-      kl_clip_(options.number("kl_clip")),
-      vector_interval_(options.integer("stat_interval")),
-      lr_(options.number("lr")) {
+EvaPreconditioner::EvaPreconditioner(CaptureModel& model, const Options& options)
+    : damping_(options.number("damping")), stat_decay_(options.number("stat_decay")) {
   for (const auto& layer : model.capture_layers()) layers_.push_back({layer, {}, {}});
 }
 
-Capture Eva::capture(const StepInfo& info) const {
-  return info.step % vector_interval_ == 0 ? Capture::kEmpirical : Capture::kNone;
+Capture EvaPreconditioner::capture(const StepInfo&, const CurvatureStep& curvature) const {
+  return curvature.statistics ? Capture::kEmpirical : Capture::kNone;
 }
 
-void Eva::set_learning_rate(double lr) {
-  lr_ = lr;  // the KL clip uses the current rate
-  TorchOptimizer::set_learning_rate(lr);
-}
-
-void Eva::step(const StepInfo& info, PhaseTimer& timer) {
-  {
-    torch::NoGradGuard no_grad;
-    auto scope = timer.scope(Phase::kCurvature);
-    refreshed_ = info.step % vector_interval_ == 0;
-    if (refreshed_) update_vectors();
-    precondition();
+std::vector<torch::Tensor> EvaPreconditioner::directions(const StepInfo&, const CurvatureStep& curvature) {
+  refreshed_ = curvature.statistics;
+  if (refreshed_) update_vectors();
+  std::vector<torch::Tensor> updates;
+  for (const auto& state : layers_) {
+    TORCH_CHECK(state.input_vector.defined(), "eva: no Kronecker vectors yet (the first step must capture)");
+    const auto gradient = gradient_matrix(*state.layer);
+    const auto& a = state.input_vector;
+    const auto& g = state.grad_vector;
+    // All 0-d tensors: no read-back.
+    const auto projection = g.dot(gradient.mv(a)) / (a.dot(a) * g.dot(g) + damping_);
+    updates.push_back((gradient - projection * torch::outer(g, a)) / damping_);
   }
-  TorchOptimizer::step(info, timer);
+  return updates;
 }
 
-OptimizerState Eva::state() const {
-  auto state = TorchOptimizer::state();
+void EvaPreconditioner::append_state(OptimizerState& state) const {
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (!layers_[i].input_vector.defined()) continue;
     state.push_back({fmt::format("eva/layer{}/input_vector", i), layers_[i].input_vector});
     state.push_back({fmt::format("eva/layer{}/grad_vector", i), layers_[i].grad_vector});
   }
-  return state;
 }
 
-void Eva::load_state(const OptimizerState& state) {
-  StateReader reader(state);
-  load_torch_part(reader);
+void EvaPreconditioner::load_state(StateReader& reader) {
   // Every layer's vectors start on the same (first) step.
   std::vector<std::string> names;
   for (size_t i = 0; i < layers_.size(); ++i) {
@@ -82,10 +74,9 @@ void Eva::load_state(const OptimizerState& state) {
     layer.input_vector = started ? reader.tensor(fmt::format("eva/layer{}/input_vector", i), {shape[1]}, options) : torch::Tensor();
     layer.grad_vector = started ? reader.tensor(fmt::format("eva/layer{}/grad_vector", i), {shape[0]}, options) : torch::Tensor();
   }
-  reader.finish();
 }
 
-void Eva::update_vectors() {
+void EvaPreconditioner::update_vectors() {
   for (auto& state : layers_) {
     const auto input_mean = mean_input_row(*state.layer);
     const auto grad_mean = mean_grad_output_row(*state.layer);
@@ -98,25 +89,6 @@ void Eva::update_vectors() {
     state.input_vector.mul_(stat_decay_).add_(input_mean, 1 - stat_decay_);
     state.grad_vector.mul_(stat_decay_).add_(grad_mean, 1 - stat_decay_);
   }
-}
-
-void Eva::precondition() {
-  std::vector<torch::Tensor> updates;
-  torch::Tensor alignment;  // Σ_layers ⟨V, ∇W̄⟩
-  for (const auto& state : layers_) {
-    TORCH_CHECK(state.input_vector.defined(), "eva: no Kronecker vectors yet (the first step must capture)");
-    const auto gradient = gradient_matrix(*state.layer);
-    const auto& a = state.input_vector;
-    const auto& g = state.grad_vector;
-    // All 0-d tensors: no read-back.
-    const auto projection = g.dot(gradient.mv(a)) / (a.dot(a) * g.dot(g) + damping_);
-    updates.push_back((gradient - projection * torch::outer(g, a)) / damping_);
-    const auto layer_alignment = (updates.back() * gradient).sum();
-    alignment = alignment.defined() ? alignment + layer_alignment : layer_alignment;
-  }
-  if (!alignment.defined()) return;
-  const auto scale = kl_clip_factor(alignment, kl_clip_, lr_);
-  for (size_t i = 0; i < layers_.size(); ++i) set_gradient_matrix(*layers_[i].layer, updates[i].mul_(scale));
 }
 
 OptimizerEntry eva_entry() {

@@ -3,7 +3,7 @@
 #include <memory>
 #include <vector>
 
-#include "optimizers/torch_optimizer.h"
+#include "optimizers/preconditioned_sgd.h"
 
 namespace ngd {
 
@@ -12,23 +12,21 @@ namespace ngd {
 // output gradients (layer_statistics.h: mean_input_row, mean_grad_output_row), and its gradient
 // ∇W̄ = [∇W | ∇b] is replaced by the Sherman–Morrison closed form of the damped rank-one solve
 //   V = (ḡḡᵀ ⊗ āāᵀ + λI)⁻¹ vec ∇W̄ = (∇W̄ − (ḡᵀ∇W̄ā / (‖ā‖²‖ḡ‖² + λ))·ḡāᵀ) / λ,
-// then KFAC's KL clip over all layers and SGD (momentum, weight decay) on the rewritten gradients.
-// Conventions and hyperparameters: docs/optimizers.md.
-class Eva : public TorchOptimizer {
+// then PreconditionedSgd applies KFAC's KL clip over all layers and SGD (momentum, weight decay) on the
+// rewritten gradients. Conventions and hyperparameters: docs/optimizers.md.
+class EvaPreconditioner : public Preconditioner {
  public:
-  Eva(CaptureModel& model, const Options& options);
+  EvaPreconditioner(CaptureModel& model, const Options& options);
 
-  Capture capture(const StepInfo& info) const override;
-  void step(const StepInfo& info, PhaseTimer& timer) override;
-  void set_learning_rate(double lr) override;
-  // d = the Sherman–Morrison preconditioned gradient (KL clip included) left in .grad; λ damps the
-  // rank-one Kronecker approximation of F on F's scale.
-  ProbeDirection probe_direction() const override { return {true, damping_}; }
-  // SGD's momentum, then per layer the running vectors ā, ḡ once the first capture has started them.
-  OptimizerState state() const override;
-  void load_state(const OptimizerState& state) override;
+  Capture capture(const StepInfo& info, const CurvatureStep& curvature) const override;
+  std::vector<torch::Tensor> directions(const StepInfo& info, const CurvatureStep& curvature) override;
   // True after the steps that took new statistics into the Kronecker vectors (every stat_interval-th).
-  bool refreshed_curvature() const override { return refreshed_; }
+  bool refreshed() const override { return refreshed_; }
+  // Per layer the running vectors ā, ḡ once the first capture has started them.
+  void append_state(OptimizerState& state) const override;
+  void load_state(StateReader& reader) override;
+  // λ damps the rank-one Kronecker approximation of F on F's scale.
+  std::optional<double> damping() const override { return damping_; }
 
   // The running Kronecker vectors of capture layer `index` (Model::capture_layers() order).
   const torch::Tensor& input_vector(size_t index) const { return layers_.at(index).input_vector; }
@@ -42,16 +40,14 @@ class Eva : public TorchOptimizer {
   };
 
   void update_vectors();
-  void precondition();
 
   std::vector<LayerState> layers_;
   double damping_;
   double stat_decay_;
-  double kl_clip_;
-  int64_t vector_interval_;
-  double lr_;
   bool refreshed_ = false;
 };
+
+using Eva = PreconditionedSgdOf<EvaPreconditioner>;
 
 OptimizerEntry eva_entry();
 

@@ -6,7 +6,6 @@
 #include <unordered_set>
 
 #include "base/device.h"
-#include "optimizers/curvature/layer_statistics.h"
 
 namespace ngd {
 namespace {
@@ -74,9 +73,8 @@ void CoefficientTable::load_state(StateReader& reader, const std::string& prefix
   }
 }
 
-Fngd::Fngd(CaptureModel& model, const Options& options)
-    : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
-      layers_(model.capture_layers()),
+FngdPreconditioner::FngdPreconditioner(CaptureModel& model, const Options& options)
+    : layers_(model.capture_layers()),
       per_layer_(options.text("coefficients") == "per_layer"),
       relative_damping_(options.text("damping_rule") == "relative"),
       solver_(woodbury_settings(options)),
@@ -95,11 +93,11 @@ Fngd::Fngd(CaptureModel& model, const Options& options)
   }
 }
 
-Capture Fngd::capture(const StepInfo& info) const {
+Capture FngdPreconditioner::capture(const StepInfo& info, const CurvatureStep&) const {
   return inverts(info) || recombines(info) ? Capture::kEmpirical : Capture::kNone;
 }
 
-torch::Tensor Fngd::reduce_loss(const torch::Tensor& per_sample_loss, const StepInfo& info) {
+torch::Tensor FngdPreconditioner::reduce_loss(const torch::Tensor& per_sample_loss, const StepInfo& info) {
   if (inverts(info) || recombines(info)) return per_sample_loss.mean();
   // c already carries the 1/n of a mean: Σ c_i ℓ_i back-propagates to Σ c_i ∇ℓ_i.
   const auto coefficients = reused_coefficients(info);
@@ -107,7 +105,7 @@ torch::Tensor Fngd::reduce_loss(const torch::Tensor& per_sample_loss, const Step
   return (coefficients[0].to(per_sample_loss.options()) * per_sample_loss).sum();
 }
 
-torch::Tensor Fngd::reused_coefficients(const StepInfo& info) const {
+torch::Tensor FngdPreconditioner::reused_coefficients(const StepInfo& info) const {
   const auto stored = table_.lookup(info);
   if (negative_coefficients_ == "keep") return stored;
   const auto clamped = stored.clamp_min(0);
@@ -117,7 +115,7 @@ torch::Tensor Fngd::reused_coefficients(const StepInfo& info) const {
   return torch::where(clamped_sum > 0, clamped * stored.sum(1, /*keepdim=*/true) / clamped_sum, clamped);
 }
 
-Fngd::ReusedStep::ReusedStep(const StepInfo& info, const torch::Tensor& coefficients)
+FngdPreconditioner::ReusedStep::ReusedStep(const StepInfo& info, const torch::Tensor& coefficients)
     : epoch(info.epoch + 1),
       batch(info.batch_index),
       sum(coefficients.sum(1).mean().item<double>()),
@@ -125,7 +123,7 @@ Fngd::ReusedStep::ReusedStep(const StepInfo& info, const torch::Tensor& coeffici
       maximum(coefficients.max().item<double>()),
       negative((coefficients < 0).to(torch::kDouble).mean().item<double>()) {}
 
-void Fngd::ReuseStatistics::add(const ReusedStep& step) {
+void FngdPreconditioner::ReuseStatistics::add(const ReusedStep& step) {
   if (steps == 0) {
     sum_min = sum_max = step.sum;
     coefficient_min = step.minimum;
@@ -142,7 +140,7 @@ void Fngd::ReuseStatistics::add(const ReusedStep& step) {
   negative_total += step.negative;
 }
 
-nlohmann::json Fngd::ReuseStatistics::to_json() const {
+nlohmann::json FngdPreconditioner::ReuseStatistics::to_json() const {
   const double n = static_cast<double>(steps);
   return {{"epoch", epoch},
           {"last_batch", batch},
@@ -153,7 +151,7 @@ nlohmann::json Fngd::ReuseStatistics::to_json() const {
           {"negative_fraction", negative_total / n}};
 }
 
-void Fngd::record_reuse(const StepInfo& info, const torch::Tensor& coefficients) {
+void FngdPreconditioner::record_reuse(const StepInfo& info, const torch::Tensor& coefficients) {
   const ReusedStep step(info, coefficients);
   if (reuse_.empty() || reuse_.back().epoch != step.epoch) reuse_.emplace_back();
   reuse_.back().add(step);
@@ -161,15 +159,15 @@ void Fngd::record_reuse(const StepInfo& info, const torch::Tensor& coefficients)
   last_reuse_.add(step);
 }
 
-nlohmann::json Fngd::report() const {
+nlohmann::json FngdPreconditioner::report() const {
   if (reuse_.empty()) return nlohmann::json::object();
   nlohmann::json epochs = nlohmann::json::array();
   for (const auto& epoch : reuse_) epochs.push_back(epoch.to_json());
   return {{"reuse", epochs}, {"last_reuse", last_reuse_.to_json()}};
 }
 
-torch::Tensor Fngd::solve_set(WoodburySolver& solver, const torch::Tensor& gram, const torch::Tensor& rhs,
-                              const std::string& what) const {
+torch::Tensor FngdPreconditioner::solve_set(WoodburySolver& solver, const torch::Tensor& gram,
+                                            const torch::Tensor& rhs, const std::string& what) const {
   const int64_t n = gram.size(0);
   // Relative: λ scales with the mean non-zero eigenvalue of F = UUᵀ/n, tr(K)/n².
   const double damping = relative_damping_ ? damping_.value() * host_value<double>(gram.trace()) / static_cast<double>(n * n)
@@ -179,8 +177,8 @@ torch::Tensor Fngd::solve_set(WoodburySolver& solver, const torch::Tensor& gram,
                        : solver.natural_gradient_coefficients(factor, gram.options());
 }
 
-torch::Tensor Fngd::solve_coefficients(WoodburySolver& solver, const std::vector<torch::Tensor>& grams,
-                                       const torch::Tensor& rhs) const {
+torch::Tensor FngdPreconditioner::solve_coefficients(WoodburySolver& solver, const std::vector<torch::Tensor>& grams,
+                                                     const torch::Tensor& rhs) const {
   std::vector<torch::Tensor> rows;
   if (per_layer_) {
     for (size_t i = 0; i < layers_.size(); ++i) {
@@ -193,7 +191,7 @@ torch::Tensor Fngd::solve_coefficients(WoodburySolver& solver, const std::vector
   return torch::stack(rows);
 }
 
-torch::Tensor Fngd::right_hand_side() {
+torch::Tensor FngdPreconditioner::right_hand_side() {
   if (!logit_rhs_) return {};
   // The loss is the batch mean: the recorded output gradients are ∇_z ℓ_i / n.
   const auto& head = *layers_.back();
@@ -219,7 +217,7 @@ torch::Tensor Fngd::right_hand_side() {
   return (grad_output.reshape({n, -1}) * static_cast<double>(n)).square().sum(1);
 }
 
-void Fngd::invert(const StepInfo& info) {
+std::vector<torch::Tensor> FngdPreconditioner::invert(const StepInfo& info) {
   std::vector<SampleGradients> gradients;
   std::vector<torch::Tensor> grams;
   for (const auto& layer : layers_) {
@@ -229,21 +227,23 @@ void Fngd::invert(const StepInfo& info) {
   }
   const auto coefficients = solve_coefficients(solver_, grams, right_hand_side());
   table_.store(info, coefficients);
+  std::vector<torch::Tensor> directions;
   for (size_t i = 0; i < layers_.size(); ++i) {
-    set_gradient_matrix(*layers_[i], gradients[i].combine(coefficients[per_layer_ ? static_cast<int64_t>(i) : 0]));
+    directions.push_back(gradients[i].combine(coefficients[per_layer_ ? static_cast<int64_t>(i) : 0]));
     layers_[i]->clear_captures();
   }
   scale_uncaptured_gradients(coefficients);
   damping_.after_refresh(info);
+  return directions;
 }
 
-ProbeDirection Fngd::probe_direction() const {
+std::optional<double> FngdPreconditioner::damping() const {
   // Under the relative rule λ depends on the batch's Gram: the probe uses its own damping.
-  return {true, relative_damping_ ? std::nullopt : std::optional<double>(damping_.value())};
+  return relative_damping_ ? std::nullopt : std::optional<double>(damping_.value());
 }
 
-std::optional<CoefficientComparison> Fngd::coefficient_staleness(const StepInfo& info,
-                                                                 const std::vector<torch::Tensor>& layer_grams) const {
+std::optional<CoefficientComparison> FngdPreconditioner::coefficient_staleness(
+    const StepInfo& info, const std::vector<torch::Tensor>& layer_grams) const {
   // The probe passes Grams only: a fresh iEF solve would need this batch's logit gradients.
   if (logit_rhs_) return std::nullopt;
   auto solver = solver_;  // a copy: the probe's solve leaves the step's counters alone
@@ -251,19 +251,21 @@ std::optional<CoefficientComparison> Fngd::coefficient_staleness(const StepInfo&
                                solve_coefficients(solver, layer_grams, {}).to(torch::kCPU, torch::kFloat64)};
 }
 
-void Fngd::recombine(const StepInfo& info) {
+std::vector<torch::Tensor> FngdPreconditioner::recombine(const StepInfo& info) {
   const auto coefficients = reused_coefficients(info);
   record_reuse(info, coefficients);
+  std::vector<torch::Tensor> directions;
   for (size_t i = 0; i < layers_.size(); ++i) {
     auto& layer = *layers_[i];
     const auto gradients = solver_.sample_gradients(layer, static_cast<double>(layer.input().size(0)));
-    set_gradient_matrix(layer, gradients.combine(coefficients[static_cast<int64_t>(i)].to(layer.weight().device())));
+    directions.push_back(gradients.combine(coefficients[static_cast<int64_t>(i)].to(layer.weight().device())));
     layer.clear_captures();
   }
   scale_uncaptured_gradients(coefficients);
+  return directions;
 }
 
-void Fngd::scale_uncaptured_gradients(const torch::Tensor& coefficients) {
+void FngdPreconditioner::scale_uncaptured_gradients(const torch::Tensor& coefficients) {
   if (uncaptured_parameters_.empty()) return;
   // Their per-sample gradients are not recorded: Σ c_i ∇ℓ_i is approximated by (Σ c_i)·ḡ.
   const double scale = host_value<double>(coefficients.sum(1).mean());
@@ -272,35 +274,23 @@ void Fngd::scale_uncaptured_gradients(const torch::Tensor& coefficients) {
   }
 }
 
-void Fngd::step(const StepInfo& info, PhaseTimer& timer) {
-  torch::NoGradGuard no_grad;
+std::vector<torch::Tensor> FngdPreconditioner::directions(const StepInfo& info, const CurvatureStep&) {
   refreshed_ = inverts(info);
-  if (inverts(info) || recombines(info)) {
-    auto scope = timer.scope(Phase::kCurvature);
-    if (inverts(info)) {
-      invert(info);
-    } else {
-      recombine(info);
-    }
-  }
-  TorchOptimizer::step(info, timer);
+  if (inverts(info)) return invert(info);
+  if (recombines(info)) return recombine(info);
+  return {};  // reusing: the weighted loss's backward left Σ c_i ∇ℓ_i in the gradients
 }
 
-OptimizerState Fngd::state() const {
-  auto state = TorchOptimizer::state();
+void FngdPreconditioner::append_state(OptimizerState& state) const {
   damping_.append_state(state, "fngd/damping");
   table_.append_state(state, "fngd/coefficients/");
   state.push_back({"fngd/head_checked", state_integer(head_checked_ ? 1 : 0)});
-  return state;
 }
 
-void Fngd::load_state(const OptimizerState& state) {
-  StateReader reader(state);
-  load_torch_part(reader);
+void FngdPreconditioner::load_state(StateReader& reader) {
   damping_.load_state(reader, "fngd/damping");
   table_.load_state(reader, "fngd/coefficients/", per_layer_ ? static_cast<int64_t>(layers_.size()) : 1);
   head_checked_ = reader.integer("fngd/head_checked") != 0;
-  reader.finish();
 }
 
 OptimizerEntry fngd_entry() {

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "optimizers/curvature/woodbury.h"
-#include "optimizers/torch_optimizer.h"
+#include "optimizers/preconditioned_sgd.h"
 
 namespace ngd {
 
@@ -35,29 +35,34 @@ class CoefficientTable {
 // recorded statistics. Later epochs do no inversion: with shared coefficients the loss is
 // reweighted to Σ c_i ℓ_i so that one ordinary backward gives the step; with per-layer
 // coefficients each layer's step is recombined from recorded statistics (no Gram, no solve).
-// SGD then applies momentum and weight decay. See docs/optimizers.md for the choices made.
-class Fngd : public TorchOptimizer {
+// PreconditionedSgd then applies momentum and weight decay. FNGD keeps its own epoch schedule
+// (inverts / recombines): it declares no stat_interval or inverse_interval. See docs/optimizers.md
+// for the choices made.
+class FngdPreconditioner : public Preconditioner, public ReusedCoefficients {
  public:
-  Fngd(CaptureModel& model, const Options& options);
+  FngdPreconditioner(CaptureModel& model, const Options& options);
 
-  Capture capture(const StepInfo& info) const override;
+  Capture capture(const StepInfo& info, const CurvatureStep& curvature) const override;
   torch::Tensor reduce_loss(const torch::Tensor& per_sample_loss, const StepInfo& info) override;
-  void step(const StepInfo& info, PhaseTimer& timer) override;
+  // Σ_i c_i ∇ℓ_i per capture layer on solving and recombining steps; none on reusing steps, whose
+  // weighted loss already back-propagated the step.
+  std::vector<torch::Tensor> directions(const StepInfo& info, const CurvatureStep& curvature) override;
+  // True after the steps that solved for the coefficients (the first epoch's, and every refresh_epochs-th).
+  bool refreshed() const override { return refreshed_; }
 
-  ProbeDirection probe_direction() const override;
-  std::optional<CoefficientComparison> coefficient_staleness(const StepInfo& info,
-                                                             const std::vector<torch::Tensor>& layer_grams) const override;
+  // λ, the stored coefficients and whether the logits layer was checked. The recorded statistics
+  // live for one step only: FNGD keeps no per-sample buffer between steps.
+  void append_state(OptimizerState& state) const override;
+  void load_state(StateReader& reader) override;
 
   // {"reuse": per reusing epoch, the statistics of the coefficients its steps used, "last_reuse": the
   // last reusing step's} — for a diverged run, what preceded the divergence.
   nlohmann::json report() const override;
 
-  // SGD's momentum, λ, the stored coefficients and whether the logits layer was checked. The recorded
-  // statistics live for one step only: FNGD keeps no per-sample buffer between steps.
-  OptimizerState state() const override;
-  void load_state(const OptimizerState& state) override;
-  // True after the steps that solved for the coefficients (the first epoch's, and every refresh_epochs-th).
-  bool refreshed_curvature() const override { return refreshed_; }
+  // Under the relative rule λ depends on the batch's Gram: nullopt, the probe uses its own damping.
+  std::optional<double> damping() const override;
+  std::optional<CoefficientComparison> coefficient_staleness(const StepInfo& info,
+                                                             const std::vector<torch::Tensor>& layer_grams) const override;
 
   const WoodburyCounters& counters() const { return solver_.counters(); }
   // The coefficients the step of `info` uses (sets × batch size): one set shared by all layers, or
@@ -94,7 +99,8 @@ class Fngd : public TorchOptimizer {
   torch::Tensor reused_coefficients(const StepInfo& info) const;
   void record_reuse(const StepInfo& info, const torch::Tensor& coefficients);
   bool recombines(const StepInfo& info) const { return per_layer_ && !inverts(info); }
-  void invert(const StepInfo& info);
+  // Each capture layer's Σ c_i ∇ℓ_i from the recorded statistics, with c solved afresh and stored.
+  std::vector<torch::Tensor> invert(const StepInfo& info);
   // c = (K + nλI)⁻¹r for one coefficient set's Gram, with FNGD's damping rule; r = 1 when `rhs` is
   // undefined.
   torch::Tensor solve_set(WoodburySolver& solver, const torch::Tensor& gram, const torch::Tensor& rhs,
@@ -105,7 +111,8 @@ class Fngd : public TorchOptimizer {
   // rhs = logit_gradient_norms: s_i = ‖∇_{z_i} ℓ_i‖² from the last capture layer's recorded output
   // gradients (every registered model's classifier or output projection); undefined for rhs = ones.
   torch::Tensor right_hand_side();
-  void recombine(const StepInfo& info);
+  // Each capture layer's Σ c_i ∇ℓ_i from the recorded statistics, with its stored c.
+  std::vector<torch::Tensor> recombine(const StepInfo& info);
   void scale_uncaptured_gradients(const torch::Tensor& coefficients);
 
   std::vector<std::shared_ptr<CaptureLayer>> layers_;
@@ -123,6 +130,8 @@ class Fngd : public TorchOptimizer {
   ReuseStatistics last_reuse_;
   bool refreshed_ = false;
 };
+
+using Fngd = PreconditionedSgdOf<FngdPreconditioner>;
 
 OptimizerEntry fngd_entry();
 

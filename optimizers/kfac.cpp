@@ -27,9 +27,9 @@ std::vector<OptionInfo> kfac_hyperparameters() {
   const std::vector<OptionInfo> curvature_options = {
       {"damping", 1e-3, "Tikhonov damping λ (see inverse_method for where it is added)", {}, above(0)},
       {"stat_decay", 0.95, "running-average decay ε of the Kronecker factors (which start at I)", {}, below_one()},
-      {"kl_clip", 1e-2, "KL clip κ: scale updates so lr²·Σ⟨V, ∇W̄⟩ ≤ κ (0 = off)", {}, at_least(0)},
-      {"stat_interval", 10, "steps between factor updates (capture is requested on these steps only)", {}, at_least(1)},
-      {"inverse_interval", 100, "steps between eigendecompositions / inverses of the factors", {}, at_least(1)},
+      kl_clip_hyperparameter(1e-2),
+      stat_interval_hyperparameter(10, "steps between factor updates (capture is requested on these steps only)"),
+      inverse_interval_hyperparameter(100, "steps between eigendecompositions / inverses of the factors"),
       {"inverse_method", "eigen",
        "eigen: λ added to the eigenvalue products d_G·d_Aᵀ; inverse: π-corrected factored Tikhonov",
        {"eigen", "inverse"}},
@@ -45,17 +45,12 @@ std::vector<OptionInfo> kfac_hyperparameters() {
 
 }  // namespace
 
-Kfac::Kfac(CaptureModel& model, const Options& options)
-    : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
-      inverse_method_(options.text("inverse_method") == "eigen" ? InverseMethod::kEigen : InverseMethod::kInverse),
+KfacPreconditioner::KfacPreconditioner(CaptureModel& model, const Options& options)
+    : inverse_method_(options.text("inverse_method") == "eigen" ? InverseMethod::kEigen : InverseMethod::kInverse),
       true_fisher_(options.text("fisher") == "sampled"),
       float64_refresh_(options.text("refresh_dtype") == "float64"),
       damping_(options.number("damping")),
-      stat_decay_(options.number("stat_decay")),
-      kl_clip_(options.number("kl_clip")),
-      factor_interval_(options.integer("stat_interval")),
-      inverse_interval_(options.integer("inverse_interval")),
-      lr_(options.number("lr")) {
+      stat_decay_(options.number("stat_decay")) {
   // The factors start at I on their first update (blend_into); step 0 always updates before it refreshes.
   for (const auto& layer : model.capture_layers()) {
     LayerState state;
@@ -64,30 +59,26 @@ Kfac::Kfac(CaptureModel& model, const Options& options)
   }
 }
 
-Capture Kfac::capture(const StepInfo& info) const {
-  if (info.step % factor_interval_ != 0) return Capture::kNone;
+Capture KfacPreconditioner::capture(const StepInfo&, const CurvatureStep& curvature) const {
+  if (!curvature.statistics) return Capture::kNone;
   return true_fisher_ ? Capture::kSampled : Capture::kEmpirical;
 }
 
-void Kfac::set_learning_rate(double lr) {
-  lr_ = lr;  // the KL clip uses the current rate
-  TorchOptimizer::set_learning_rate(lr);
-}
-
-void Kfac::step(const StepInfo& info, PhaseTimer& timer) {
-  {
-    auto scope = timer.scope(Phase::kCurvature);
-    if (info.step % factor_interval_ == 0) update_factors();
-    refreshed_ = info.step % inverse_interval_ == 0;
-    if (refreshed_) refresh_inverses();
-    precondition();
-  }
-  TorchOptimizer::step(info, timer);
+std::vector<torch::Tensor> KfacPreconditioner::directions(const StepInfo&, const CurvatureStep& curvature) {
+  if (curvature.statistics) update_factors();
+  refreshed_ = curvature.refresh;
+  if (refreshed_) refresh_inverses();
+  const auto start = Clock::now();
+  std::vector<torch::Tensor> updates;
+  for (const auto& state : layers_) updates.push_back(preconditioned(state, gradient_matrix(*state.layer)));
+  ++counters_.preconditioned_steps;
+  counters_.precondition_s += seconds_since(start);
+  return updates;
 }
 
 // KFC's statistics (kronecker_statistics) split as alecwangcq/KFAC-Pytorch does, so that its damping
 // values mean the same here: A = 1/(N·S²) Σ ā āᵀ, G = S·N·Σ g gᵀ (the same product A ⊗ G).
-void Kfac::update_factors() {
+void KfacPreconditioner::update_factors() {
   const auto start = Clock::now();
   for (auto& state : layers_) {
     const auto statistics = kronecker_statistics(*state.layer, /*with_grad=*/true);
@@ -99,7 +90,7 @@ void Kfac::update_factors() {
   counters_.factor_update_s += seconds_since(start);
 }
 
-void Kfac::refresh_inverses() {
+void KfacPreconditioner::refresh_inverses() {
   const auto start = Clock::now();
   for (auto& state : layers_) {
     if (inverse_method_ == InverseMethod::kEigen) {
@@ -130,7 +121,7 @@ void Kfac::refresh_inverses() {
 // float32 LAPACK is about twice as fast as float64 here, but its eigh fails on factors of a few
 // thousand rows (the workspace size is returned as a float and rounds down: "Argument 8 has illegal
 // value") and can fail to converge; those factors are decomposed in float64 instead.
-std::tuple<torch::Tensor, torch::Tensor> Kfac::eigh_with_fallback(const torch::Tensor& factor) {
+std::tuple<torch::Tensor, torch::Tensor> KfacPreconditioner::eigh_with_fallback(const torch::Tensor& factor) {
   if (!float64_refresh_ && factor.scalar_type() != torch::kDouble) {
     try {
       auto [eigenvalues, eigenvectors] = torch::linalg_eigh(factor);
@@ -144,7 +135,7 @@ std::tuple<torch::Tensor, torch::Tensor> Kfac::eigh_with_fallback(const torch::T
 
 // The inverse of an SPD matrix through its Cholesky factor (about half of linalg_inv's work); a factor
 // whose Cholesky fails in its dtype (not positive definite after float32 rounding) is inverted in float64.
-torch::Tensor Kfac::damped_inverse_with_fallback(const torch::Tensor& damped_factor) {
+torch::Tensor KfacPreconditioner::damped_inverse_with_fallback(const torch::Tensor& damped_factor) {
   const auto dtype = damped_factor.scalar_type();
   if (!float64_refresh_ && dtype != torch::kDouble) {
     const auto [cholesky, info] = torch::linalg_cholesky_ex(damped_factor);
@@ -155,33 +146,14 @@ torch::Tensor Kfac::damped_inverse_with_fallback(const torch::Tensor& damped_fac
 }
 
 // With ∇W̄ laid out out × in[+1] (row-major vec), G ⊗ A acts on it as G·∇W̄·A.
-torch::Tensor Kfac::preconditioned(const LayerState& state, const torch::Tensor& gradient) const {
+torch::Tensor KfacPreconditioner::preconditioned(const LayerState& state, const torch::Tensor& gradient) const {
   if (inverse_method_ == InverseMethod::kInverse) return state.grad_basis.mm(gradient).mm(state.input_basis);
   // (G ⊗ A + λI)⁻¹ in the factors' eigenbases: λ is added to each product of eigenvalues.
   const auto scaled = state.grad_basis.t().mm(gradient).mm(state.input_basis).mul_(state.eigen_scale);
   return state.grad_basis.mm(scaled).mm(state.input_basis.t());
 }
 
-void Kfac::precondition() {
-  const auto start = Clock::now();
-  std::vector<torch::Tensor> updates;
-  torch::Tensor alignment;  // Σ_layers ⟨V, ∇W̄⟩
-  for (const auto& state : layers_) {
-    const auto gradient = gradient_matrix(*state.layer);
-    updates.push_back(preconditioned(state, gradient));
-    const auto layer_alignment = (updates.back() * gradient).sum();
-    alignment = alignment.defined() ? alignment + layer_alignment : layer_alignment;
-  }
-  if (alignment.defined()) {
-    const auto scale = kl_clip_factor(alignment, kl_clip_, lr_);
-    for (size_t i = 0; i < layers_.size(); ++i) set_gradient_matrix(*layers_[i].layer, updates[i].mul_(scale));
-  }
-  ++counters_.preconditioned_steps;
-  counters_.precondition_s += seconds_since(start);
-}
-
-OptimizerState Kfac::state() const {
-  auto state = TorchOptimizer::state();
+void KfacPreconditioner::append_state(OptimizerState& state) const {
   for (size_t i = 0; i < layers_.size(); ++i) {
     const auto& layer = layers_[i];
     const auto prefix = fmt::format("kfac/layer{}/", i);
@@ -195,12 +167,9 @@ OptimizerState Kfac::state() const {
       if (inverse_method_ == InverseMethod::kEigen) state.push_back({prefix + "eigen_scale", layer.eigen_scale});
     }
   }
-  return state;
 }
 
-void Kfac::load_state(const OptimizerState& state) {
-  StateReader reader(state);
-  load_torch_part(reader);
+void KfacPreconditioner::load_state(StateReader& reader) {
   // Every layer's factors are updated, and refreshed, on the same steps.
   std::vector<std::string> factor_names, refresh_names;
   for (size_t i = 0; i < layers_.size(); ++i) {
@@ -224,10 +193,9 @@ void Kfac::load_state(const OptimizerState& state) {
                             ? reader.tensor(prefix + "eigen_scale", {out, in}, options)
                             : torch::Tensor();
   }
-  reader.finish();
 }
 
-nlohmann::json Kfac::report() const {
+nlohmann::json KfacPreconditioner::report() const {
   return {{"inverse_method", inverse_method_ == InverseMethod::kEigen ? "eigen" : "inverse"},
           {"factor_updates", counters_.factor_updates},
           {"inverse_refreshes", counters_.inverse_refreshes},

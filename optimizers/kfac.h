@@ -3,7 +3,7 @@
 #include <memory>
 #include <vector>
 
-#include "optimizers/torch_optimizer.h"
+#include "optimizers/preconditioned_sgd.h"
 
 namespace ngd {
 
@@ -16,31 +16,30 @@ struct KfacCounters {
   int64_t float64_fallbacks = 0;  // factors that LAPACK failed on in their dtype, redone in float64
   double factor_update_s = 0;    // im2col, A/G products and the running averages
   double inverse_refresh_s = 0;  // eigendecompositions or inverses
-  double precondition_s = 0;     // V = G⁻¹ ∇W̄ A⁻¹ (damped), KL clip, writing the gradients back
+  double precondition_s = 0;     // V = G⁻¹ ∇W̄ A⁻¹ (damped)
 };
 
 // KFAC (Martens & Grosse 2015; KFC for conv layers, Grosse & Martens 2016) as in
 // alecwangcq/KFAC-Pytorch: each capture layer's Fisher block is approximated by G ⊗ A and its
-// gradient [∇W | ∇b] replaced by the damped solve, then SGD (momentum, weight decay) steps all
-// parameters on the rewritten gradients. Conventions and hyperparameters: docs/optimizers.md.
-class Kfac : public TorchOptimizer {
+// gradient [∇W | ∇b] replaced by the damped solve; PreconditionedSgd then applies the KL clip and SGD
+// (momentum, weight decay) to all parameters. Conventions and hyperparameters: docs/optimizers.md.
+class KfacPreconditioner : public Preconditioner {
  public:
-  Kfac(CaptureModel& model, const Options& options);
+  KfacPreconditioner(CaptureModel& model, const Options& options);
 
-  Capture capture(const StepInfo& info) const override;
-  void step(const StepInfo& info, PhaseTimer& timer) override;
-  void set_learning_rate(double lr) override;
+  Capture capture(const StepInfo& info, const CurvatureStep& curvature) const override;
+  std::vector<torch::Tensor> directions(const StepInfo& info, const CurvatureStep& curvature) override;
+  // True after the steps that decomposed or inverted the factors (every inverse_interval-th, from step 0).
+  bool refreshed() const override { return refreshed_; }
+  // Per layer the factors A, G and what a refresh made of them (eigen: the eigenbases and the
+  // reciprocal scale; inverse: the damped inverses), each once it exists.
+  void append_state(OptimizerState& state) const override;
+  void load_state(StateReader& reader) override;
   // The counters below, for the result's optimizer_report.
   nlohmann::json report() const override;
-  // d includes the KL clip's scale; λ is added to the Kronecker factors' eigenvalue products, whose
-  // product approximates F (docs/optimizers.md), so it damps on F's scale.
-  ProbeDirection probe_direction() const override { return {true, damping_}; }
-  // SGD's momentum, then per layer the factors A, G and what a refresh made of them (eigen: the
-  // eigenbases and the reciprocal scale; inverse: the damped inverses), each once it exists.
-  OptimizerState state() const override;
-  void load_state(const OptimizerState& state) override;
-  // True after the steps that decomposed or inverted the factors (every inverse_interval-th, from step 0).
-  bool refreshed_curvature() const override { return refreshed_; }
+  // λ is added to the Kronecker factors' eigenvalue products, whose product approximates F
+  // (docs/optimizers.md), so it damps on F's scale.
+  std::optional<double> damping() const override { return damping_; }
 
   const KfacCounters& counters() const { return counters_; }
   // The running factors of capture layer `index` (in Model::capture_layers() order): A over the
@@ -66,7 +65,6 @@ class Kfac : public TorchOptimizer {
   void refresh_inverses();
   std::tuple<torch::Tensor, torch::Tensor> eigh_with_fallback(const torch::Tensor& factor);
   torch::Tensor damped_inverse_with_fallback(const torch::Tensor& damped_factor);
-  void precondition();
   torch::Tensor preconditioned(const LayerState& state, const torch::Tensor& gradient) const;
 
   std::vector<LayerState> layers_;
@@ -75,13 +73,11 @@ class Kfac : public TorchOptimizer {
   bool float64_refresh_;  // refresh_dtype "float64": decompose in float64 always (else in the factors' dtype)
   double damping_;
   double stat_decay_;
-  double kl_clip_;
-  int64_t factor_interval_;
-  int64_t inverse_interval_;
-  double lr_;
   KfacCounters counters_;
   bool refreshed_ = false;
 };
+
+using Kfac = PreconditionedSgdOf<KfacPreconditioner>;
 
 OptimizerEntry kfac_entry();
 

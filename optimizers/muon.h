@@ -32,9 +32,6 @@ class Muon : public Optimizer {
 
   void step(const StepInfo& info, PhaseTimer& timer) override;
   void set_learning_rate(double lr) override;
-  // The orthogonalised momentum is no preconditioned gradient of this batch, and the step moves the
-  // parameters itself (.grad stays raw): the fidelity probes leave Muon out.
-  ProbeDirection probe_direction() const override { return {false, std::nullopt}; }
   // The matrices' momenta and the AdamW parameters' LibTorch state.
   OptimizerState state() const override;
   void load_state(const OptimizerState& state) override;

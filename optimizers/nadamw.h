@@ -18,9 +18,6 @@ class NAdamW : public Optimizer {
 
   void step(const StepInfo& info, PhaseTimer& timer) override;
   void set_learning_rate(double lr) override { lr_ = lr; }
-  // Like AdamW, its step mixes momentum into the preconditioner and moves the parameters itself,
-  // leaving .grad raw: no preconditioned gradient of this batch for the fidelity probes.
-  ProbeDirection probe_direction() const override { return {false, std::nullopt}; }
   // Per parameter m, v and t.
   OptimizerState state() const override;
   void load_state(const OptimizerState& state) override;

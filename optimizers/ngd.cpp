@@ -12,9 +12,8 @@ constexpr double kDefaultDamping = 0.3;
 
 }  // namespace
 
-Ngd::Ngd(CaptureModel& model, const Options& options)
-    : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
-      layers_(model.capture_layers()),
+NgdPreconditioner::NgdPreconditioner(CaptureModel& model, const Options& options)
+    : layers_(model.capture_layers()),
       sampled_(options.text("fisher") == "sampled"),
       solver_(woodbury_settings(options)),
       damping_(options) {
@@ -23,49 +22,35 @@ Ngd::Ngd(CaptureModel& model, const Options& options)
   }
 }
 
-Capture Ngd::capture(const StepInfo&) const { return sampled_ ? Capture::kSampled : Capture::kEmpirical; }
+Capture NgdPreconditioner::capture(const StepInfo&, const CurvatureStep&) const {
+  return sampled_ ? Capture::kSampled : Capture::kEmpirical;
+}
 
-void Ngd::step(const StepInfo& info, PhaseTimer& timer) {
-  torch::NoGradGuard no_grad;
-  {
-    auto scope = timer.scope(Phase::kCurvature);
-    std::vector<SampleGradients> gradients;
-    for (const auto& layer : layers_) {
-      // The recorded output gradients are those of a batch-mean loss (the sampled one under kSampled).
-      gradients.push_back(solver_.sample_gradients(*layer, static_cast<double>(layer->input().size(0))));
-    }
-    const auto factor = solver_.factorize(solver_.joint_gram(gradients), damping_.value(), "ngd: all layers");
-    std::vector<torch::Tensor> steps;
-    if (sampled_) {
-      std::vector<torch::Tensor> mean_gradients;
-      for (const auto& layer : layers_) mean_gradients.push_back(gradient_matrix(*layer));
-      steps = solver_.apply_inverse(gradients, factor, mean_gradients);
-    } else {
-      const auto& options = gradient_matrix(*layers_.front()).options();
-      steps = joint_combine(gradients, solver_.natural_gradient_coefficients(factor, options));
-    }
-    for (size_t i = 0; i < layers_.size(); ++i) {
-      set_gradient_matrix(*layers_[i], steps[i]);
-      layers_[i]->clear_captures();
-    }
-    damping_.after_refresh(info);
+std::vector<torch::Tensor> NgdPreconditioner::directions(const StepInfo& info, const CurvatureStep&) {
+  std::vector<SampleGradients> gradients;
+  for (const auto& layer : layers_) {
+    // The recorded output gradients are those of a batch-mean loss (the sampled one under kSampled).
+    gradients.push_back(solver_.sample_gradients(*layer, static_cast<double>(layer->input().size(0))));
   }
-  TorchOptimizer::step(info, timer);
+  const auto factor = solver_.factorize(solver_.joint_gram(gradients), damping_.value(), "ngd: all layers");
+  std::vector<torch::Tensor> steps;
+  if (sampled_) {
+    std::vector<torch::Tensor> mean_gradients;
+    for (const auto& layer : layers_) mean_gradients.push_back(gradient_matrix(*layer));
+    steps = solver_.apply_inverse(gradients, factor, mean_gradients);
+  } else {
+    const auto& options = gradient_matrix(*layers_.front()).options();
+    steps = joint_combine(gradients, solver_.natural_gradient_coefficients(factor, options));
+  }
+  for (const auto& layer : layers_) layer->clear_captures();
+  damping_.after_refresh(info);
   stepped_ = true;
+  return steps;
 }
 
-OptimizerState Ngd::state() const {
-  auto state = TorchOptimizer::state();
-  damping_.append_state(state, "ngd/damping");
-  return state;
-}
+void NgdPreconditioner::append_state(OptimizerState& state) const { damping_.append_state(state, "ngd/damping"); }
 
-void Ngd::load_state(const OptimizerState& state) {
-  StateReader reader(state);
-  load_torch_part(reader);
-  damping_.load_state(reader, "ngd/damping");
-  reader.finish();
-}
+void NgdPreconditioner::load_state(StateReader& reader) { damping_.load_state(reader, "ngd/damping"); }
 
 OptimizerEntry ngd_entry() {
   auto hyperparameters = preconditioned_sgd_hyperparameters(kDefaultLearningRate);

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "optimizers/curvature/woodbury.h"
-#include "optimizers/torch_optimizer.h"
+#include "optimizers/preconditioned_sgd.h"
 
 namespace ngd {
 
@@ -14,21 +14,22 @@ namespace ngd {
 //   empirical Fisher F = UUᵀ/n:           Δ = (F + λI)⁻¹ḡ = Σ_i c_i u_i,  c = (K + nλI)⁻¹1;
 //   sampled Fisher F_s = U_sU_sᵀ/n (labels drawn from the model):
 //                                          Δ = (F_s + λI)⁻¹ḡ = (ḡ − U_s(K_s + nλI)⁻¹U_sᵀḡ)/λ,
-// solved fresh every step through the Woodbury machinery; SGD then applies momentum and weight decay.
+// solved fresh every step through the Woodbury machinery; PreconditionedSgd then applies momentum and
+// weight decay.
 // Parameters outside capture layers step with their plain gradient (as TENGraD's do). Like ASDL's
 // SmwEmpNaturalGradientMaker (kazukiosawa/asdl), without its sum-of-all-modules kernel.
-class Ngd : public TorchOptimizer {
+class NgdPreconditioner : public Preconditioner {
  public:
-  Ngd(CaptureModel& model, const Options& options);
+  NgdPreconditioner(CaptureModel& model, const Options& options);
 
-  Capture capture(const StepInfo& info) const override;
-  void step(const StepInfo& info, PhaseTimer& timer) override;
-  ProbeDirection probe_direction() const override { return {true, damping_.value()}; }
-  // SGD's momentum and λ: the per-sample gradients live for one step only.
-  OptimizerState state() const override;
-  void load_state(const OptimizerState& state) override;
+  Capture capture(const StepInfo& info, const CurvatureStep& curvature) const override;
+  std::vector<torch::Tensor> directions(const StepInfo& info, const CurvatureStep& curvature) override;
   // Every step solves afresh: true once a step has been taken.
-  bool refreshed_curvature() const override { return stepped_; }
+  bool refreshed() const override { return stepped_; }
+  // λ: the per-sample gradients live for one step only.
+  void append_state(OptimizerState& state) const override;
+  void load_state(StateReader& reader) override;
+  std::optional<double> damping() const override { return damping_.value(); }
 
   const WoodburyCounters& counters() const { return solver_.counters(); }
 
@@ -39,6 +40,8 @@ class Ngd : public TorchOptimizer {
   DampingSchedule damping_;
   bool stepped_ = false;
 };
+
+using Ngd = PreconditionedSgdOf<NgdPreconditioner>;
 
 OptimizerEntry ngd_entry();
 

@@ -37,14 +37,6 @@ enum class Capture {
                // model's predictive distribution (the true Fisher); the runner times it as curvature
 };
 
-// How the fidelity probes (harness/run/fidelity.h) read a step's direction d: the capture layers'
-// parameter gradients right after step(), i.e. the preconditioned gradient before momentum and weight
-// decay (torch's SGD applies both to a copy and leaves .grad as the plugin wrote it).
-struct ProbeDirection {
-  bool probed = true;             // false: the update is not a preconditioned gradient; runs are not probed
-  std::optional<double> damping;  // λ of the plugin's own damped Fisher; absent: the probe's damping
-};
-
 // Per-sample coefficients c of a step Σ_i c_i ∇ℓ_i: those the step reused and those a fresh solve on
 // the same batch gives (sets × batch size each, float64 on the CPU; one set per coefficient set).
 struct CoefficientComparison {
@@ -108,18 +100,6 @@ class Optimizer {
   // object; empty by default). A "phases" list of {"name", "epochs"} splits the run into consecutive
   // phases (the last may omit "epochs": the rest); the runner adds each phase's epochs, time and steps.
   virtual nlohmann::json report() const { return nlohmann::json::object(); }
-
-  // What the fidelity probes compare with exact natural gradient (see ProbeDirection): by default the
-  // gradients after step(), undamped. An optimizer whose update is not a preconditioned gradient opts out.
-  virtual ProbeDirection probe_direction() const { return {}; }
-
-  // For an optimizer that steps with reused per-sample coefficients (FNGD), called after step(): the
-  // coefficients the step used and a fresh solve's, from this batch's per-sample-gradient Grams of the
-  // capture layers (`layer_grams`, n × n each, in capture-layer order). nullopt for every other optimizer.
-  virtual std::optional<CoefficientComparison> coefficient_staleness(
-      const StepInfo&, const std::vector<torch::Tensor>& /*layer_grams*/) const {
-    return std::nullopt;
-  }
 };
 
 // An optimizer the harness can run: its settings (with defaults) and how to build it for a model.

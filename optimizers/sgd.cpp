@@ -1,6 +1,6 @@
 #include "optimizers/sgd.h"
 
-#include "optimizers/torch_optimizer.h"
+#include "optimizers/preconditioned_sgd.h"
 
 namespace ngd {
 
@@ -37,7 +37,7 @@ std::unique_ptr<torch::optim::Optimizer> make_torch_sgd(std::vector<torch::Tenso
 OptimizerEntry sgd_entry() {
   return {"sgd", "SGD with heavy-ball or Nesterov momentum and L2 weight decay (torch semantics)",
           sgd_hyperparameters(0.01), [](CaptureModel& model, const Options& options) -> std::unique_ptr<Optimizer> {
-            return std::make_unique<TorchOptimizer>(make_torch_sgd(model.parameters(), options));
+            return std::make_unique<PreconditionedSgd>(model, options, nullptr);
           }};
 }
 

@@ -25,9 +25,6 @@ class Shampoo : public Optimizer {
 
   void step(const StepInfo& info, PhaseTimer& timer) override;
   void set_learning_rate(double lr) override { lr_ = lr; }
-  // The step (filtered gradient, grafted norm) moves the parameters itself and leaves .grad raw: the
-  // fidelity probes cannot read its direction, so they leave Shampoo out.
-  ProbeDirection probe_direction() const override { return {false, std::nullopt}; }
   // The step count, then per parameter its factors, their inverse roots, the filtered gradient and the
   // grafting moment.
   OptimizerState state() const override;

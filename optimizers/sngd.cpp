@@ -8,7 +8,7 @@
 #include "base/device.h"
 #include "optimizers/curvature/layer_statistics.h"
 #include "optimizers/curvature/matrix_roots.h"
-#include "optimizers/torch_optimizer.h"
+#include "optimizers/preconditioned_sgd.h"
 
 namespace ngd {
 namespace {
@@ -37,64 +37,46 @@ struct RefreshCounts {
   double seconds = 0;            // spent computing roots
 };
 
-class Sngd : public TorchOptimizer {
+// The curvature half of SNGD: each capture layer's gradient is solved with its damped local Fisher
+// A ⊗ G (or A ⊗ I); PreconditionedSgd applies KFAC's KL clip and steps with SGD.
+class SngdPreconditioner : public Preconditioner {
  public:
-  Sngd(CaptureModel& model, const Options& options)
-      : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
-        fisher_(options.text("fisher") == "sampled" ? Capture::kSampled : Capture::kEmpirical),
+  SngdPreconditioner(CaptureModel& model, const Options& options)
+      : fisher_(options.text("fisher") == "sampled" ? Capture::kSampled : Capture::kEmpirical),
         output_factor_(options.text("local_fisher") == "kronecker"),
         damping_(options.number("damping")),
         stat_decay_(options.number("stat_decay")),
-        stat_interval_(options.integer("stat_interval")),
-        inverse_interval_(options.integer("inverse_interval")),
         root_method_(options.text("root_method")),
         root_iterations_(options.integer("root_iterations")),
-        root_tolerance_(options.number("root_tolerance")),
-        kl_clip_(options.number("kl_clip")),
-        learning_rate_(options.number("lr")) {
+        root_tolerance_(options.number("root_tolerance")) {
     for (const auto& layer : model.capture_layers()) layers_.push_back({layer, {}, {}});
   }
 
-  Capture capture(const StepInfo& info) const override {
-    return info.step % stat_interval_ == 0 ? fisher_ : Capture::kNone;
+  Capture capture(const StepInfo&, const CurvatureStep& curvature) const override {
+    return curvature.statistics ? fisher_ : Capture::kNone;
   }
 
-  void step(const StepInfo& info, PhaseTimer& timer) override {
-    {
-      auto scope = timer.scope(Phase::kCurvature);
-      torch::NoGradGuard no_grad;
-      std::vector<std::pair<LocalFisher*, torch::Tensor>> updates;
-      torch::Tensor alignment;  // Σ ⟨update, gradient⟩ = the step's squared Fisher norm / lr²
-      refreshed_ = false;
-      for (auto& fisher : layers_) {
-        if (capture(info) != Capture::kNone) update_factors(fisher);
-        if (info.step % inverse_interval_ == 0) refresh_inverses(fisher);
-        if (!fisher.input.inverse.defined()) continue;
-        // Gradient descent on W' = G^{1/2} W̄ A^{1/2} moves W̄ by G^{-1/2} (G^{-1/2} ∇W̄ A^{-1/2}) A^{-1/2}.
-        const auto gradient = gradient_matrix(*fisher.layer);
-        auto update = gradient.mm(fisher.input.inverse);
-        if (output_factor_) update = fisher.output.inverse.mm(update);
-        const auto layer_alignment = (update * gradient).sum();
-        alignment = alignment.defined() ? alignment + layer_alignment : layer_alignment;
-        updates.emplace_back(&fisher, update);
+  std::vector<torch::Tensor> directions(const StepInfo&, const CurvatureStep& curvature) override {
+    std::vector<torch::Tensor> updates;
+    refreshed_ = false;
+    for (auto& fisher : layers_) {
+      if (curvature.statistics) update_factors(fisher);
+      if (curvature.refresh) refresh_inverses(fisher);
+      // Without inverses the layer keeps its gradient.
+      if (!fisher.input.inverse.defined()) {
+        updates.emplace_back();
+        continue;
       }
-      // KFAC's KL clip: scale all updates so that lr²·Σ⟨update, gradient⟩ ≤ kl_clip.
-      if (alignment.defined()) {
-        const auto clip = kl_clip_factor(alignment, kl_clip_, learning_rate_);
-        for (auto& [fisher, update] : updates) set_gradient_matrix(*fisher->layer, clip * update);
-      }
+      // Gradient descent on W' = G^{1/2} W̄ A^{1/2} moves W̄ by G^{-1/2} (G^{-1/2} ∇W̄ A^{-1/2}) A^{-1/2}.
+      auto update = gradient_matrix(*fisher.layer).mm(fisher.input.inverse);
+      if (output_factor_) update = fisher.output.inverse.mm(update);
+      updates.push_back(update);
     }
-    TorchOptimizer::step(info, timer);
+    return updates;
   }
 
-  void set_learning_rate(double lr) override {
-    learning_rate_ = lr;
-    TorchOptimizer::set_learning_rate(lr);
-  }
-
-  // SGD's momentum, then per layer each factor's running average and inverse, each once it exists.
-  OptimizerState state() const override {
-    auto state = TorchOptimizer::state();
+  // Per layer each factor's running average and inverse, each once it exists.
+  void append_state(OptimizerState& state) const override {
     for (size_t i = 0; i < layers_.size(); ++i) {
       for (const auto& [side, factor] : factors_of(layers_[i])) {
         const auto prefix = fmt::format("sngd/layer{}/{}_", i, side);
@@ -102,12 +84,9 @@ class Sngd : public TorchOptimizer {
         if (factor->inverse.defined()) state.push_back({prefix + "inverse", factor->inverse});
       }
     }
-    return state;
   }
 
-  void load_state(const OptimizerState& state) override {
-    StateReader reader(state);
-    load_torch_part(reader);
+  void load_state(StateReader& reader) override {
     // Every layer's factors take in statistics on the same steps; a layer's inverses exist together (a
     // failed first refresh leaves a layer without them).
     std::vector<std::string> running_names;
@@ -131,11 +110,10 @@ class Sngd : public TorchOptimizer {
         factor->inverse = inverted ? reader.tensor(prefix + "inverse", {dim, dim}, options) : torch::Tensor();
       }
     }
-    reader.finish();
   }
 
   // True after the steps that computed the factors' roots (every inverse_interval-th, once statistics exist).
-  bool refreshed_curvature() const override { return refreshed_; }
+  bool refreshed() const override { return refreshed_; }
 
   nlohmann::json report() const override {
     return {{"root_method", root_method_},
@@ -211,13 +189,9 @@ class Sngd : public TorchOptimizer {
   bool output_factor_;  // A ⊗ G; without it A ⊗ I (input whitening only)
   double damping_;
   double stat_decay_;
-  int64_t stat_interval_;
-  int64_t inverse_interval_;
   std::string root_method_;
   int64_t root_iterations_;
   double root_tolerance_;
-  double kl_clip_;
-  double learning_rate_;
   std::vector<LocalFisher> layers_;
   RefreshCounts counts_;
   bool refreshed_ = false;
@@ -241,11 +215,11 @@ OptimizerEntry sngd_entry() {
           {"fisher", "sampled", "output gradients of sampled labels (true Fisher) or of the true labels (empirical)",
            {"sampled", "empirical"}},
           {"stat_decay", 0.95, "moving-average decay of the factors, which start at I", {}, unit_interval()},
-          {"stat_interval", 10, "steps between factor updates (KFAC's T_cov)", {}, at_least(1)},
-          {"inverse_interval", 100, "steps between root/inverse refreshes (t_inv)", {}, at_least(1)},
+          stat_interval_hyperparameter(10, "steps between factor updates (KFAC's T_cov)"),
+          inverse_interval_hyperparameter(100, "steps between root/inverse refreshes (t_inv)"),
           {"root_method", "denman-beavers", "how the factors' square roots are computed",
            {"denman-beavers", "newton-schulz", "eigh"}},
-          {"kl_clip", 1e-3, "KFAC's KL clip κ: scale updates so lr²·Σ⟨update, ∇⟩ ≤ κ (0 = off)", {}, at_least(0)},
+          kl_clip_hyperparameter(1e-3),
           {"root_iterations", 50, "iteration limit of Denman–Beavers / Newton–Schulz", {}, at_least(1)},
           {"root_tolerance", 1e-4, "stop when ‖M − I‖_F/√n (DB) or ‖ZY − I‖_F/√n (NS) is below this", {}, above(0)},
       });
@@ -253,7 +227,7 @@ OptimizerEntry sngd_entry() {
           "structured NGD (reconstruction): GD on layers rescaled by the square roots of their Kronecker-factored "
           "local Fisher (Denman–Beavers), torch SGD on the result",
           hyperparameters, [](CaptureModel& model, const Options& options) -> std::unique_ptr<Optimizer> {
-            return std::make_unique<Sngd>(model, options);
+            return std::make_unique<PreconditionedSgdOf<SngdPreconditioner>>(model, options);
           }};
 }
 

@@ -3,8 +3,8 @@
 
 #include "base/device.h"
 #include "optimizers/curvature/layer_statistics.h"
+#include "optimizers/preconditioned_sgd.h"
 #include "optimizers/sngd.h"
-#include "optimizers/torch_optimizer.h"
 
 namespace ngd {
 namespace {
@@ -19,15 +19,13 @@ struct LayerMetric {
   torch::Tensor batch_metric;  // this step's statistics, averaged in after the step
 };
 
-class SngdRfim : public TorchOptimizer {
+// The curvature half of SNGD-RFIM: each layer's regularised gradient is solved with its metrics, and
+// the step's batch metric is folded into the running average after SGD has stepped (as the official
+// loop does); PreconditionedSgd steps with SGD.
+class SngdRfimPreconditioner : public Preconditioner {
  public:
-  SngdRfim(CaptureModel& model, const Options& options)
-      : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
-        stat_decay_(options.number("stat_decay")),
-        damping_(options.number("damping")),
-        inverse_interval_(options.integer("inverse_interval")),
-        interval_per_epoch_(options.flag("interval_per_epoch")),
-        l2_(options.number("l2")) {
+  SngdRfimPreconditioner(CaptureModel& model, const Options& options)
+      : stat_decay_(options.number("stat_decay")), damping_(options.number("damping")), l2_(options.number("l2")) {
     const auto& layers = model.capture_layers();
     for (size_t i = 0; i < layers.size(); ++i) {
       const auto& layer = layers[i];
@@ -43,23 +41,19 @@ class SngdRfim : public TorchOptimizer {
     }
   }
 
-  Capture capture(const StepInfo&) const override { return Capture::kEmpirical; }
+  Capture capture(const StepInfo&, const CurvatureStep&) const override { return Capture::kEmpirical; }
 
-  void step(const StepInfo& info, PhaseTimer& timer) override {
-    {
-      auto scope = timer.scope(Phase::kCurvature);
-      torch::NoGradGuard no_grad;
-      for (auto& layer : metrics_) {
-        layer.batch_metric = batch_metric(layer);
-        set_gradient_matrix(*layer.layer, precondition(layer, regularised_gradient(*layer.layer)));
-      }
+  std::vector<torch::Tensor> directions(const StepInfo&, const CurvatureStep&) override {
+    std::vector<torch::Tensor> updates;
+    for (auto& layer : metrics_) {
+      layer.batch_metric = batch_metric(layer);
+      updates.push_back(precondition(layer, regularised_gradient(*layer.layer)));
     }
-    TorchOptimizer::step(info, timer);
-    auto scope = timer.scope(Phase::kCurvature);
-    torch::NoGradGuard no_grad;
-    // The official loop counts iterations within an epoch, so the inverse refreshes at its batch 0, 100, ….
-    const int64_t counted = interval_per_epoch_ ? info.batch_index : info.step;
-    refreshed_ = counted % inverse_interval_ == 0;
+    return updates;
+  }
+
+  void after_step(const StepInfo&, const CurvatureStep& curvature) override {
+    refreshed_ = curvature.refresh;
     for (auto& layer : metrics_) {
       layer.metric = stat_decay_ * layer.metric + (1 - stat_decay_) * layer.batch_metric;
       layer.batch_metric.reset();
@@ -67,30 +61,24 @@ class SngdRfim : public TorchOptimizer {
     }
   }
 
-  // SGD's momentum, then per layer its metrics and their inverses (this step's batch metric is folded in
-  // within the step).
-  OptimizerState state() const override {
-    auto state = TorchOptimizer::state();
+  // Per layer its metrics and their inverses (this step's batch metric is folded in by after_step).
+  void append_state(OptimizerState& state) const override {
     for (size_t i = 0; i < metrics_.size(); ++i) {
       state.push_back({fmt::format("sngd-rfim/layer{}/metric", i), metrics_[i].metric});
       state.push_back({fmt::format("sngd-rfim/layer{}/inverse", i), metrics_[i].inverse});
     }
-    return state;
   }
 
-  void load_state(const OptimizerState& state) override {
-    StateReader reader(state);
-    load_torch_part(reader);
+  void load_state(StateReader& reader) override {
     for (size_t i = 0; i < metrics_.size(); ++i) {
       auto& layer = metrics_[i];
       layer.metric = reader.tensor_like(fmt::format("sngd-rfim/layer{}/metric", i), layer.metric);
       layer.inverse = reader.tensor_like(fmt::format("sngd-rfim/layer{}/inverse", i), layer.inverse);
     }
-    reader.finish();
   }
 
   // True after the steps that refreshed the inverses.
-  bool refreshed_curvature() const override { return refreshed_; }
+  bool refreshed() const override { return refreshed_; }
 
   nlohmann::json report() const override {
     return {{"inverse_refreshes", refreshes_}, {"identity_fallbacks", fallbacks_}};
@@ -141,8 +129,6 @@ class SngdRfim : public TorchOptimizer {
 
   double stat_decay_;
   double damping_;
-  int64_t inverse_interval_;
-  bool interval_per_epoch_;
   double l2_;
   std::vector<LayerMetric> metrics_;
   int64_t refreshes_ = 0;
@@ -161,7 +147,9 @@ OptimizerEntry sngd_rfim_entry() {
                          {
                              {"stat_decay", 0.995, "moving-average decay of the metrics (M ← d·M + (1−d)·batch)", {}, unit_interval()},
                              {"damping", 1e-4, "inverse of M + damping·tr(M)·I", {}, at_least(0)},
-                             {"inverse_interval", 100, "steps between inverse refreshes", {}, at_least(1)},
+                             inverse_interval_hyperparameter(100, "steps between inverse refreshes"),
+                             // The official loop counts iterations within an epoch, so the inverse refreshes at
+                             // its batch 0, 100, ….
                              {"interval_per_epoch", true,
                               "count inverse_interval from each epoch's first batch (the official code's itr % k) instead of the run's first step"},
                              {"l2", 1e-3, "l2·½‖W‖² (biases excluded) in the loss: its gradient is preconditioned", {}, at_least(0)},
@@ -170,7 +158,7 @@ OptimizerEntry sngd_rfim_entry() {
           "the official SNGD code: relative Fisher metrics (per-unit sigmoid² for hidden layers, input covariance "
           "for the first and last), plain GD; Linear layers only",
           hyperparameters, [](CaptureModel& model, const Options& options) -> std::unique_ptr<Optimizer> {
-            return std::make_unique<SngdRfim>(model, options);
+            return std::make_unique<PreconditionedSgdOf<SngdRfimPreconditioner>>(model, options);
           }};
 }
 

@@ -24,9 +24,6 @@ class Soap : public Optimizer {
 
   void step(const StepInfo& info, PhaseTimer& timer) override;
   void set_learning_rate(double lr) override { lr_ = lr; }
-  // Adam in the eigenbasis mixes momentum into the preconditioner and moves the parameters itself
-  // (.grad stays raw): the fidelity probes leave SOAP out.
-  ProbeDirection probe_direction() const override { return {false, std::nullopt}; }
   // Per parameter its Adam step count and factors, and once it has started, per block its bases and
   // Adam's moments.
   OptimizerState state() const override;

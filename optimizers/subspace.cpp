@@ -108,9 +108,6 @@ class SubspaceTraining : public Optimizer {
     subspace_step(info, timer);
   }
 
-  // The subspace phase's step is a projection (P-SGD) or a quasi-Newton step in the span (P-BFGS), and
-  // its line search moves the parameters inside step(): not a preconditioned gradient the probes can read.
-  ProbeDirection probe_direction() const final { return {false, std::nullopt}; }
 
   void set_learning_rate(double lr) final {
     schedule_factor_ = lr / lr_;

@@ -16,19 +16,17 @@ constexpr int64_t kDefaultInverseInterval = 100;
 
 }  // namespace
 
-Tengrad::Tengrad(CaptureModel& model, const Options& options)
-    : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
-      layers_(model.capture_layers()),
-      inverse_interval_(options.integer("inverse_interval")),
-      solver_(woodbury_settings(options)),
-      damping_(options) {
-  if (inverse_interval_ < 1) throw std::invalid_argument("inverse_interval must be ≥ 1");
+TengradPreconditioner::TengradPreconditioner(CaptureModel& model, const Options& options)
+    : layers_(model.capture_layers()), solver_(woodbury_settings(options)), damping_(options) {
+  if (options.integer("inverse_interval") < 1) throw std::invalid_argument("inverse_interval must be ≥ 1");
   if (damping_.value() <= 0) throw std::invalid_argument("tengrad needs damping > 0: the inverse is (V − U c)/λ");
 }
 
-Capture Tengrad::capture(const StepInfo& info) const { return refreshes(info) ? Capture::kEmpirical : Capture::kNone; }
+Capture TengradPreconditioner::capture(const StepInfo&, const CurvatureStep& curvature) const {
+  return curvature.refresh ? Capture::kEmpirical : Capture::kNone;
+}
 
-void Tengrad::refresh(const StepInfo& info) {
+void TengradPreconditioner::refresh(const StepInfo& info) {
   blocks_.clear();
   for (size_t i = 0; i < layers_.size(); ++i) {
     auto& layer = *layers_[i];
@@ -42,35 +40,27 @@ void Tengrad::refresh(const StepInfo& info) {
   damping_.after_refresh(info);
 }
 
-void Tengrad::step(const StepInfo& info, PhaseTimer& timer) {
-  torch::NoGradGuard no_grad;
-  {
-    auto scope = timer.scope(Phase::kCurvature);
-    refreshed_ = refreshes(info);
-    if (refreshed_) refresh(info);
-    TORCH_CHECK(blocks_.size() == layers_.size(), "tengrad: no statistics yet (the first step must refresh)");
-    for (size_t i = 0; i < layers_.size(); ++i) {
-      auto& layer = *layers_[i];
-      set_gradient_matrix(layer, solver_.apply_inverse(blocks_[i].gradients, blocks_[i].factor, gradient_matrix(layer)));
-    }
+std::vector<torch::Tensor> TengradPreconditioner::directions(const StepInfo& info, const CurvatureStep& curvature) {
+  refreshed_ = curvature.refresh;
+  if (refreshed_) refresh(info);
+  TORCH_CHECK(blocks_.size() == layers_.size(), "tengrad: no statistics yet (the first step must refresh)");
+  std::vector<torch::Tensor> updates;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    updates.push_back(solver_.apply_inverse(blocks_[i].gradients, blocks_[i].factor, gradient_matrix(*layers_[i])));
   }
-  TorchOptimizer::step(info, timer);
+  return updates;
 }
 
-OptimizerState Tengrad::state() const {
-  auto state = TorchOptimizer::state();
+void TengradPreconditioner::append_state(OptimizerState& state) const {
   damping_.append_state(state, "tengrad/damping");
   for (size_t i = 0; i < blocks_.size(); ++i) {
     const auto prefix = fmt::format("tengrad/layer{}/", i);
     blocks_[i].gradients.append_state(state, prefix);
     blocks_[i].factor.append_state(state, prefix);
   }
-  return state;
 }
 
-void Tengrad::load_state(const OptimizerState& state) {
-  StateReader reader(state);
-  load_torch_part(reader);
+void TengradPreconditioner::load_state(StateReader& reader) {
   damping_.load_state(reader, "tengrad/damping");
   blocks_.clear();
   // Every layer is refreshed on the same steps, the first at step 0.
@@ -89,12 +79,12 @@ void Tengrad::load_state(const OptimizerState& state) {
       blocks_.push_back({std::move(gradients), std::move(factor)});
     }
   }
-  reader.finish();
 }
 
 OptimizerEntry tengrad_entry() {
   auto hyperparameters = preconditioned_sgd_hyperparameters(kDefaultLearningRate);
-  hyperparameters.push_back({"inverse_interval", kDefaultInverseInterval, "steps between refreshes of the per-sample gradients and the factorised inverse", {}, at_least(1)});
+  hyperparameters.push_back(inverse_interval_hyperparameter(
+      kDefaultInverseInterval, "steps between refreshes of the per-sample gradients and the factorised inverse"));
   for (auto& info : damping_hyperparameters(kDefaultDamping, "refresh")) hyperparameters.push_back(std::move(info));
   for (auto& info : woodbury_hyperparameters()) hyperparameters.push_back(std::move(info));
   return {"tengrad",

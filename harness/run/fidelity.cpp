@@ -98,8 +98,8 @@ class TrainingStateSnapshot {
 
 FidelityProbe::FidelityProbe(FidelitySettings settings, CaptureModel& model, Optimizer& optimizer,
                              const torch::Device& device)
-    : settings_(settings), model_(model), optimizer_(optimizer), device_(device),
-      active_(settings.every_steps > 0 && optimizer.probe_direction().probed && !model.capture_layers().empty()),
+    : settings_(settings), model_(model), probed_(dynamic_cast<const PreconditionedSgd*>(&optimizer)), device_(device),
+      active_(settings.every_steps > 0 && probed_ != nullptr && !model.capture_layers().empty()),
       solver_(WoodburySettings{}) {
   // Once per process (a sweep): the runs it concerns are the ones without fidelity fields.
   static std::once_flag said;
@@ -139,7 +139,9 @@ void FidelityProbe::before_step(const StepInfo& info, const ForwardPass& forward
     for (size_t l = 1; l < pending.grams.size(); ++l) gram = gram + pending.grams[l];
     // A non-finite Gram (a diverging run) gives no probe: the training itself reports the divergence.
     if (host_value<bool>(torch::isfinite(gram).all())) {
-      pending.damping = optimizer_.probe_direction().damping.value_or(settings_.damping);
+      const auto* preconditioner = probed_->preconditioner();
+      // The plugin's own λ where it damps a Fisher; else the probe's.
+      pending.damping = (preconditioner ? preconditioner->damping() : std::nullopt).value_or(settings_.damping);
       const auto factor = solver_.factorize(gram, pending.damping, "fidelity probe");
       pending.natural = joint_combine(
           pending.gradients, solver_.natural_gradient_coefficients(factor, pending.mean_gradient[0].options()));
@@ -183,7 +185,8 @@ void FidelityProbe::measure(const StepInfo& info) {
     return std::sqrt(curvature) / std::abs(dot(x, pending.mean_gradient));
   };
   probe.gamma_ratio = gamma(direction) / gamma(pending.mean_gradient);
-  if (auto coefficients = optimizer_.coefficient_staleness(info, pending.grams)) {
+  const auto* reused = dynamic_cast<const ReusedCoefficients*>(probed_->preconditioner());
+  if (auto coefficients = reused ? reused->coefficient_staleness(info, pending.grams) : std::nullopt) {
     probe.staleness = staleness_of(*coefficients);
   }
   last_ = probe;

@@ -12,6 +12,7 @@
 #include "models/model.h"
 #include "optimizers/curvature/woodbury.h"
 #include "optimizers/optimizer.h"
+#include "optimizers/preconditioned_sgd.h"
 
 namespace ngd {
 
@@ -48,6 +49,8 @@ struct ProbeMeasurement {
 // they took, for the runner to leave out of the epoch's time).
 class FidelityProbe {
  public:
+  // Probes only a PreconditionedSgd (plain SGD included): the other optimizers' steps are no
+  // preconditioned gradient of the batch, or move the parameters themselves and leave .grad raw.
   FidelityProbe(FidelitySettings settings, CaptureModel& model, Optimizer& optimizer, const torch::Device& device);
 
   bool due(const StepInfo& info) const { return active_ && info.step % settings_.every_steps == 0; }
@@ -82,7 +85,7 @@ class FidelityProbe {
 
   FidelitySettings settings_;
   CaptureModel& model_;
-  Optimizer& optimizer_;
+  const PreconditionedSgd* probed_;  // null: the optimizer is not probed
   torch::Device device_;
   bool active_;
   WoodburySolver solver_;

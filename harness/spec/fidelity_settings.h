@@ -14,7 +14,7 @@ namespace ngd {
 // "Fidelity probes").
 struct FidelitySettings {
   int64_t every_steps = 0;  // 0: no probes
-  double damping = 0;       // λ_p for optimizers without a damping of their own (ProbeDirection)
+  double damping = 0;       // λ_p for optimizers without a damping of their own (Preconditioner::damping)
 };
 
 // The settings of a spec's "fidelity" block, with defaults.

@@ -95,16 +95,16 @@ TEST(Eva, VectorsAreRunningMeansOfTheRecordedRows) {
   const auto first = take_step(*net, eva, 0, 0.1, 1);
   for (size_t i = 0; i < 2; ++i) {
     SCOPED_TRACE(i == 0 ? "conv" : "fc");
-    expect_close(eva.input_vector(i), first.batch_vectors[i].input, Tolerances<double>::kExact);
-    expect_close(eva.grad_vector(i), first.batch_vectors[i].grad, Tolerances<double>::kExact);
+    expect_close(eva.curvature().input_vector(i), first.batch_vectors[i].input, Tolerances<double>::kExact);
+    expect_close(eva.curvature().grad_vector(i), first.batch_vectors[i].grad, Tolerances<double>::kExact);
   }
   const auto second = take_step(*net, eva, 1, 0.1, 2);
   for (size_t i = 0; i < 2; ++i) {
     SCOPED_TRACE(i == 0 ? "conv" : "fc");
     const auto& old = first.batch_vectors[i];
     const auto& now = second.batch_vectors[i];
-    expect_close(eva.input_vector(i), stat_decay * old.input + (1 - stat_decay) * now.input, Tolerances<double>::kExact);
-    expect_close(eva.grad_vector(i), stat_decay * old.grad + (1 - stat_decay) * now.grad, Tolerances<double>::kExact);
+    expect_close(eva.curvature().input_vector(i), stat_decay * old.input + (1 - stat_decay) * now.input, Tolerances<double>::kExact);
+    expect_close(eva.curvature().grad_vector(i), stat_decay * old.grad + (1 - stat_decay) * now.grad, Tolerances<double>::kExact);
   }
 }
 

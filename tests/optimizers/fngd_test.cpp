@@ -62,15 +62,15 @@ TEST_P(FngdCoefficientSets, FirstEpochStepIsTheDampedNaturalGradient) {
     const auto gram = rows.mm(rows.t());
     const auto expected = torch::linalg_solve(gram + kSamples * 0.05 * torch::eye(kSamples, torch::kDouble),
                                                torch::ones({kSamples, 1}, torch::kDouble), true);
-    expect_close(fngd.coefficients(info)[0], expected.squeeze(1), kTolerance);
+    expect_close(fngd.curvature().coefficients(info)[0], expected.squeeze(1), kTolerance);
   } else {
     for (size_t l = 0; l < loop.size(); ++l) {
       expect_close(gradients[l], woodbury_testing::dense_damped_natural_gradient(loop[l], 0.05), kTolerance);
     }
-    EXPECT_EQ(fngd.coefficients(info).size(0), static_cast<int64_t>(loop.size()));
+    EXPECT_EQ(fngd.curvature().coefficients(info).size(0), static_cast<int64_t>(loop.size()));
   }
-  EXPECT_EQ(fngd.counters().grams, static_cast<int64_t>(loop.size()));
-  EXPECT_EQ(fngd.counters().factorizations, shared ? 1 : static_cast<int64_t>(loop.size()));
+  EXPECT_EQ(fngd.curvature().counters().grams, static_cast<int64_t>(loop.size()));
+  EXPECT_EQ(fngd.curvature().counters().factorizations, shared ? 1 : static_cast<int64_t>(loop.size()));
 }
 
 INSTANTIATE_TEST_SUITE_P(Fngd, FngdCoefficientSets, ::testing::Values("shared", "per_layer"));
@@ -84,10 +84,10 @@ TEST_P(FngdCoefficientIndex, LaterEpochWeightedLossBackwardEqualsWeightedPerSamp
   Fngd fngd(*model, frozen_fngd_options(kSmallDamping, "shared", GetParam()));
   const auto first = step_info(0, 0, 1, torch::arange(kSamples));
   woodbury_testing::train_step(*model, fngd, first, batch);
-  const auto coefficients = fngd.coefficients(first)[0];
+  const auto coefficients = fngd.curvature().coefficients(first)[0];
   ASSERT_GT((coefficients.max() - coefficients.min()).item<double>(), 0.2 * coefficients.abs().max().item<double>())
       << "coefficients too alike to tell the indexings apart";
-  const auto after_first_epoch = fngd.counters();
+  const auto after_first_epoch = fngd.curvature().counters();
 
   // The next epoch sees the same samples in another order.
   const auto order = torch::tensor({3, 0, 5, 1, 4, 2}, torch::kInt64);
@@ -107,9 +107,9 @@ TEST_P(FngdCoefficientIndex, LaterEpochWeightedLossBackwardEqualsWeightedPerSamp
     const auto other = other_weights.unsqueeze(0).mm(loop[l]).squeeze(0);
     EXPECT_GT((expected - other).norm().item<double>(), 0.05 * expected.norm().item<double>());
   }
-  EXPECT_EQ(fngd.counters().grams, after_first_epoch.grams);
-  EXPECT_EQ(fngd.counters().factorizations, after_first_epoch.factorizations);
-  EXPECT_EQ(fngd.counters().solves, after_first_epoch.solves);
+  EXPECT_EQ(fngd.curvature().counters().grams, after_first_epoch.grams);
+  EXPECT_EQ(fngd.curvature().counters().factorizations, after_first_epoch.factorizations);
+  EXPECT_EQ(fngd.curvature().counters().solves, after_first_epoch.solves);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fngd, FngdCoefficientIndex, ::testing::Values("sample_id", "batch_position"));
@@ -120,8 +120,8 @@ TEST(Fngd, PerLayerLaterEpochsRecombineRecordedStatisticsWithoutInversion) {
   Fngd fngd(*model, frozen_fngd_options(kSmallDamping, "per_layer", "sample_id"));
   const auto first = step_info(0, 0, 1, torch::arange(kSamples));
   woodbury_testing::train_step(*model, fngd, first, batch);
-  const auto coefficients = fngd.coefficients(first);
-  const auto after_first_epoch = fngd.counters();
+  const auto coefficients = fngd.curvature().coefficients(first);
+  const auto after_first_epoch = fngd.curvature().counters();
 
   const auto order = torch::tensor({5, 2, 0, 4, 1, 3}, torch::kInt64);
   const auto shuffled = reorder(batch, order);
@@ -134,9 +134,9 @@ TEST(Fngd, PerLayerLaterEpochsRecombineRecordedStatisticsWithoutInversion) {
     const auto weights = coefficients[static_cast<int64_t>(l)].index_select(0, order);
     expect_close(gradients[l], weights.unsqueeze(0).mm(loop[l]).squeeze(0), kTolerance);
   }
-  EXPECT_EQ(fngd.counters().grams, after_first_epoch.grams);
-  EXPECT_EQ(fngd.counters().factorizations, after_first_epoch.factorizations);
-  EXPECT_EQ(fngd.counters().solves, after_first_epoch.solves);
+  EXPECT_EQ(fngd.curvature().counters().grams, after_first_epoch.grams);
+  EXPECT_EQ(fngd.curvature().counters().factorizations, after_first_epoch.factorizations);
+  EXPECT_EQ(fngd.curvature().counters().solves, after_first_epoch.solves);
 }
 
 class FngdNegativeCoefficients : public ::testing::TestWithParam<const char*> {};
@@ -158,10 +158,10 @@ TEST_P(FngdNegativeCoefficients, ReusedStepWeighsEachSampleByTheRulesCoefficient
     batch.labels[1] = batch.labels[0];
     solved = std::make_unique<Fngd>(*model, options);
     woodbury_testing::train_step(*model, *solved, first, batch);
-    if ((solved->coefficients(first) < 0).any().item<bool>()) break;
+    if ((solved->curvature().coefficients(first) < 0).any().item<bool>()) break;
   }
   auto& fngd = *solved;
-  const auto stored = fngd.coefficients(first)[0];
+  const auto stored = fngd.curvature().coefficients(first)[0];
   // The rule written out sample by sample.
   std::vector<double> weights;
   double stored_sum = 0, kept_sum = 0, negatives = 0;
@@ -205,7 +205,7 @@ TEST(Fngd, RefreshEpochsSolveAfreshInEveryKthEpochAndReuseBetween) {
   const auto reuse = step_info(1, 0, 1, torch::arange(kSamples));
   EXPECT_EQ(fngd.capture(reuse), Capture::kNone);
   woodbury_testing::train_step(*model, fngd, reuse, batch);
-  EXPECT_EQ(fngd.counters().factorizations, 1);
+  EXPECT_EQ(fngd.curvature().counters().factorizations, 1);
 
   const auto refresh = step_info(2, 0, 1, torch::arange(kSamples));
   EXPECT_EQ(fngd.capture(refresh), Capture::kEmpirical);
@@ -213,7 +213,7 @@ TEST(Fngd, RefreshEpochsSolveAfreshInEveryKthEpochAndReuseBetween) {
   woodbury_testing::train_step(*model, fngd, refresh, other);
   expect_close(torch::cat(woodbury_testing::layer_gradients(*model)),
                woodbury_testing::dense_damped_natural_gradient(torch::cat(loop, 1), kSmallDamping), kTolerance);
-  EXPECT_EQ(fngd.counters().factorizations, 2);
+  EXPECT_EQ(fngd.curvature().counters().factorizations, 2);
   EXPECT_EQ(fngd.capture(step_info(3, 0, 1, torch::arange(kSamples))), Capture::kNone);
 }
 
@@ -241,7 +241,7 @@ TEST(Fngd, LogitGradientRightHandSideSolvesWithIefsSquaredLogitGradientNorms) {
                                               {"rhs", "logit_gradient_norms"}}));
   const auto info = step_info(0, 0, 1, torch::arange(kSamples));
   woodbury_testing::train_step(model, fngd, info, batch);
-  expect_close(fngd.coefficients(info)[0], expected, kTolerance);
+  expect_close(fngd.curvature().coefficients(info)[0], expected, kTolerance);
   expect_close(torch::cat(woodbury_testing::layer_gradients(model)), expected.unsqueeze(0).mm(rows).squeeze(0), kTolerance);
 }
 
@@ -254,7 +254,7 @@ TEST(Fngd, CoefficientsSumToInverseDampingWhenDampingDominates) {
   woodbury_testing::train_step(*model, fngd, info, batch);
   // Σc = 1ᵀ(K + nλI)⁻¹1 = (1/λ)(1 − O(‖K‖/(nλ))): with entries of K of order one and λ = 10⁴ the
   // deviation is ~10⁻⁴, so 10⁻³ is an analytic bound, not a fit.
-  EXPECT_NEAR(fngd.coefficients(info).sum().item<double>() * damping, 1.0, 1e-3);
+  EXPECT_NEAR(fngd.curvature().coefficients(info).sum().item<double>() * damping, 1.0, 1e-3);
 }
 
 TEST(Fngd, UncapturedParametersStepWithCoefficientSumTimesMeanGradientThenWithTheWeightedLoss) {
@@ -276,7 +276,7 @@ TEST(Fngd, UncapturedParametersStepWithCoefficientSumTimesMeanGradientThenWithTh
   Fngd fngd(model, frozen_fngd_options(kSmallDamping, "shared", "sample_id"));
   const auto first = step_info(0, 0, 1, torch::arange(kSamples));
   woodbury_testing::train_step(model, fngd, first, batch);
-  const auto coefficients = fngd.coefficients(first)[0];
+  const auto coefficients = fngd.curvature().coefficients(first)[0];
   // First epoch: no per-sample gradients recorded for it, so (Σ c_i)·ḡ.
   expect_close(model.logit_shift().grad(), coefficients.sum() * rows.mean(0), kTolerance);
   // Later epochs: the weighted loss gives it Σ c_i ∇ℓ_i like every other parameter.

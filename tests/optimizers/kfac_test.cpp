@@ -179,8 +179,8 @@ TEST(Kfac, FactorsFollowTheKfcDefinitionsFromIdentity) {
   for (size_t i = 0; i < 2; ++i) {
     SCOPED_TRACE(i == 0 ? "conv" : "fc");
     const auto expected = first_running_factors(truth.batch_factors[i]);
-    EXPECT_TRUE(near(kfac.input_factor(i), expected.input));
-    EXPECT_TRUE(near(kfac.grad_factor(i), expected.grad));
+    EXPECT_TRUE(near(kfac.curvature().input_factor(i), expected.input));
+    EXPECT_TRUE(near(kfac.curvature().grad_factor(i), expected.grad));
   }
 }
 
@@ -229,9 +229,9 @@ TEST(Kfac, CapturesAndUpdatesFactorsOnlyEveryTCovSteps) {
     EXPECT_EQ(sampled->capture(info), step % 3 == 0 ? Capture::kSampled : Capture::kNone) << step;
   }
   for (int64_t step = 0; step < 5; ++step) take_step(*net, kfac, step, random_batch(), 0.1);
-  EXPECT_EQ(kfac.counters().factor_updates, 3);     // steps 0, 2, 4
-  EXPECT_EQ(kfac.counters().inverse_refreshes, 2);  // steps 0, 4
-  EXPECT_EQ(kfac.counters().preconditioned_steps, 5);
+  EXPECT_EQ(kfac.curvature().counters().factor_updates, 3);     // steps 0, 2, 4
+  EXPECT_EQ(kfac.curvature().counters().inverse_refreshes, 2);  // steps 0, 4
+  EXPECT_EQ(kfac.curvature().counters().preconditioned_steps, 5);
   // The result's optimizer_report carries the same counts.
   const auto report = kfac.report();
   EXPECT_EQ(report.at("factor_updates"), 3);
@@ -244,8 +244,8 @@ TEST(Kfac, StepsBetweenRefreshesReuseTheStoredInverses) {
   Kfac kfac(*net, kfac_options({{"stat_interval", 1}, {"inverse_interval", 3}}));
   const auto first = take_step(*net, kfac, 0, random_batch(), 1.0);
   const auto second = take_step(*net, kfac, 1, random_batch(), 1.0);
-  EXPECT_EQ(kfac.counters().factor_updates, 2);
-  EXPECT_EQ(kfac.counters().inverse_refreshes, 1);
+  EXPECT_EQ(kfac.curvature().counters().factor_updates, 2);
+  EXPECT_EQ(kfac.curvature().counters().inverse_refreshes, 1);
   const auto applied = updates(*net, second);
   for (size_t i = 0; i < 2; ++i) {
     SCOPED_TRACE(i == 0 ? "conv" : "fc");
@@ -253,15 +253,15 @@ TEST(Kfac, StepsBetweenRefreshesReuseTheStoredInverses) {
     // The factors took in the second batch ...
     const Factors current{kStatDecay * stored.input + (1 - kStatDecay) * second.batch_factors[i].input,
                           kStatDecay * stored.grad + (1 - kStatDecay) * second.batch_factors[i].grad};
-    EXPECT_TRUE(near(kfac.input_factor(i), current.input));
-    EXPECT_TRUE(near(kfac.grad_factor(i), current.grad));
+    EXPECT_TRUE(near(kfac.curvature().input_factor(i), current.input));
+    EXPECT_TRUE(near(kfac.curvature().grad_factor(i), current.grad));
     // ... but the step used the decomposition of the first step's factors.
     EXPECT_TRUE(near(applied[i], dense_preconditioned(stored, second.gradients[i], "eigen")));
     EXPECT_FALSE(near(applied[i], dense_preconditioned(current, second.gradients[i], "eigen")));
   }
   take_step(*net, kfac, 2, random_batch(), 1.0);
   take_step(*net, kfac, 3, random_batch(), 1.0);
-  EXPECT_EQ(kfac.counters().inverse_refreshes, 2);
+  EXPECT_EQ(kfac.curvature().counters().inverse_refreshes, 2);
 }
 
 // The inverse form between refreshes: the step applies the Cholesky inverses of the first step's damped
@@ -297,7 +297,7 @@ TEST(Kfac, Float32RefreshAgreesWithFloat64WithinTheDerivedTolerance) {
       Kfac kfac(*net, kfac_options({{"inverse_method", method}, {"refresh_dtype", dtype}}));
       truths.push_back(take_step(*net, kfac, 0, float_batch, 1.0));
       applied.push_back(updates(*net, truths.back()));
-      EXPECT_EQ(kfac.counters().float64_fallbacks, 0);
+      EXPECT_EQ(kfac.curvature().counters().float64_fallbacks, 0);
     }
     for (size_t i = 0; i < 2; ++i) {
       SCOPED_TRACE(i == 0 ? "conv" : "fc");

@@ -82,8 +82,8 @@ TEST_P(NgdDense, StepIsTheDampedNaturalGradientOfAllCaptureLayersJointly) {
   torch::manual_seed(kSamplingSeed);
   woodbury_testing::train_step(*model, optimizer, info, batch);
   expect_close(torch::cat(woodbury_testing::layer_gradients(*model)), expected, Tolerances<double>::kExact);
-  EXPECT_EQ(optimizer.counters().grams, static_cast<int64_t>(model->capture_layers().size()));
-  EXPECT_EQ(optimizer.counters().factorizations, 1);  // one joint system, not one per layer
+  EXPECT_EQ(optimizer.curvature().counters().grams, static_cast<int64_t>(model->capture_layers().size()));
+  EXPECT_EQ(optimizer.curvature().counters().factorizations, 1);  // one joint system, not one per layer
 }
 
 INSTANTIATE_TEST_SUITE_P(Ngd, NgdDense,
@@ -114,7 +114,7 @@ TEST(Ngd, SolvesFreshEveryStep) {
     expect_close(torch::cat(woodbury_testing::layer_gradients(*model)),
                  woodbury_testing::dense_damped_natural_gradient(rows, kDamping), Tolerances<double>::kExact);
   }
-  EXPECT_EQ(optimizer.counters().factorizations, 3);
+  EXPECT_EQ(optimizer.curvature().counters().factorizations, 3);
 }
 
 TEST(Ngd, ParametersOutsideCaptureLayersStepWithTheirGradient) {

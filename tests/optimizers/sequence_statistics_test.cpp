@@ -186,9 +186,9 @@ TEST(SequenceStatistics, KfacFactorsAreOverRealTokens) {
     // G = N·Σ (N_target·g)(N_target·g)ᵀ / N² = N·Σ g gᵀ with N the layer's token count.
     const auto& inputs = loop.inputs[l];
     const double tokens = static_cast<double>(inputs.size(0));
-    expect_close(kfac.input_factor(l), inputs.t().mm(inputs) / tokens, kTolerance);
+    expect_close(kfac.curvature().input_factor(l), inputs.t().mm(inputs) / tokens, kTolerance);
     const auto grads = loop.grad_outputs[l] / 4.0;
-    expect_close(kfac.grad_factor(l), grads.t().mm(grads) * tokens, kTolerance);
+    expect_close(kfac.curvature().grad_factor(l), grads.t().mm(grads) * tokens, kTolerance);
   }
 }
 
@@ -248,7 +248,7 @@ TEST(SequenceStatistics, FngdCoefficientsComeFromTheGramOfPerSentenceGradients) 
   const auto rows = torch::cat(loop.gradients, 1);
   const auto expected = torch::linalg_solve(rows.mm(rows.t()) + 4 * kDamping * torch::eye(4, torch::kDouble),
                                              torch::ones({4, 1}, torch::kDouble), true);
-  expect_close(fngd.coefficients(info)[0], expected.squeeze(1), kTolerance);
+  expect_close(fngd.curvature().coefficients(info)[0], expected.squeeze(1), kTolerance);
   std::vector<torch::Tensor> gradients;
   for (const auto& layer : model->capture_layers()) gradients.push_back(gradient_matrix(*layer).flatten());
   expect_close(torch::cat(gradients), woodbury_testing::dense_damped_natural_gradient(rows, kDamping), kTolerance);

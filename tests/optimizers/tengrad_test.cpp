@@ -79,9 +79,9 @@ TEST(Tengrad, ReusesStatisticsAndFactorBetweenRefreshes) {
       EXPECT_GT((expected - with_this_batch).norm().item<double>(), 0.05 * expected.norm().item<double>());
     }
   }
-  EXPECT_EQ(tengrad.counters().grams, 3 * layers);
-  EXPECT_EQ(tengrad.counters().factorizations, 3 * layers);
-  EXPECT_EQ(tengrad.counters().solves, kSteps * layers);
+  EXPECT_EQ(tengrad.curvature().counters().grams, 3 * layers);
+  EXPECT_EQ(tengrad.curvature().counters().factorizations, 3 * layers);
+  EXPECT_EQ(tengrad.curvature().counters().solves, kSteps * layers);
 }
 
 TEST(Tengrad, DampingDecaysByHyLosRuleAfterWarmup) {
@@ -100,7 +100,7 @@ TEST(Tengrad, DampingDecaysByHyLosRuleAfterWarmup) {
     const auto batch = random_batch({12}, step);
     woodbury_testing::train_step(model, tengrad, step_info(step / 2, step % 2, 2, torch::arange(kSamples)), batch);
     if (step >= 2) expected = (1 - alpha) * expected + alpha * 0.1;  // warm-up: the first epoch's 2 steps
-    EXPECT_NEAR(tengrad.damping(), expected, 1e-12) << "after step " << step;
+    EXPECT_NEAR(tengrad.curvature().damping().value(), expected, 1e-12) << "after step " << step;
   }
 }
 
