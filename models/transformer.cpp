@@ -38,6 +38,11 @@ TranslationModel::TranslationModel(const TransformerSettings& settings, int64_t 
   if (settings.share_source_target_embeddings && source_vocab != target_vocab) {
     throw std::invalid_argument("transformer: share_source_target_embeddings needs a joint vocabulary");
   }
+  // A TT core's capture layer sees the other modes as positions, not the tokens: no token mask.
+  if (settings.low_rank.format == "tt") {
+    throw std::invalid_argument(
+        "transformer: low_rank_format 'tt' cannot record the token mask its capture layers need; use matrix");
+  }
   if (settings.tie_embeddings && settings.capture_projection) {
     throw std::invalid_argument("transformer: capture_embeddings_and_projection needs tie_embeddings false");
   }
@@ -86,25 +91,32 @@ torch::nn::LayerNorm TranslationModel::make_norm(const std::string& name) {
   return register_module(name, torch::nn::LayerNorm(torch::nn::LayerNormOptions({settings_.d_model})));
 }
 
+CompressibleLayer TranslationModel::make_linear(const std::string& name, int64_t in, int64_t out) {
+  return add_compressible_layer(name, LayerShape::linear(in, out, /*bias=*/true), settings_.low_rank);
+}
+
+void TranslationModel::xavier_initialise(const std::vector<CompressibleLayer*>& layers) {
+  for (auto* layer : layers) {
+    for (const auto& part : (*layer)->layer().capture_layers()) torch::nn::init::xavier_uniform_(part->weight());
+  }
+}
+
 TranslationModel::Attention TranslationModel::make_attention(const std::string& prefix) {
   Attention attention;
   const int64_t d = settings_.d_model;
-  attention.query = add_capture_layer(prefix + "query", CaptureLinear(d, d));
-  attention.key = add_capture_layer(prefix + "key", CaptureLinear(d, d));
-  attention.value = add_capture_layer(prefix + "value", CaptureLinear(d, d));
-  attention.output = add_capture_layer(prefix + "output", CaptureLinear(d, d));
-  for (auto* layer : {&attention.query, &attention.key, &attention.value, &attention.output}) {
-    torch::nn::init::xavier_uniform_((*layer)->weight());
-  }
+  attention.query = make_linear(prefix + "query", d, d);
+  attention.key = make_linear(prefix + "key", d, d);
+  attention.value = make_linear(prefix + "value", d, d);
+  attention.output = make_linear(prefix + "output", d, d);
+  xavier_initialise({&attention.query, &attention.key, &attention.value, &attention.output});
   return attention;
 }
 
 TranslationModel::FeedForward TranslationModel::make_feed_forward(const std::string& prefix) {
   FeedForward block;
-  block.hidden = add_capture_layer(prefix + "hidden", CaptureLinear(settings_.d_model, settings_.d_ff));
-  block.output = add_capture_layer(prefix + "output", CaptureLinear(settings_.d_ff, settings_.d_model));
-  torch::nn::init::xavier_uniform_(block.hidden->weight());
-  torch::nn::init::xavier_uniform_(block.output->weight());
+  block.hidden = make_linear(prefix + "hidden", settings_.d_model, settings_.d_ff);
+  block.output = make_linear(prefix + "output", settings_.d_ff, settings_.d_model);
+  xavier_initialise({&block.hidden, &block.output});
   return block;
 }
 
@@ -167,7 +179,7 @@ torch::Tensor TranslationModel::decode(const torch::Tensor& memory, const torch:
 }
 
 std::vector<OptionInfo> transformer_options() {
-  return {{"d_model", 512, "width of embeddings and attention", {}, at_least(1)},
+  std::vector<OptionInfo> options = {{"d_model", 512, "width of embeddings and attention", {}, at_least(1)},
           {"heads", 8, "attention heads (divide d_model)", {}, at_least(1)},
           {"encoder_layers", 3, "encoder layers", {}, at_least(1)},
           {"decoder_layers", 3, "decoder layers", {}, at_least(1)},
@@ -180,6 +192,8 @@ std::vector<OptionInfo> transformer_options() {
           {"capture_embeddings_and_projection", false,
            "capture the vocabulary projection for the NGD optimizers (needs tie_embeddings false); embeddings are "
            "lookup tables and are never captured"}};
+  for (auto& option : low_rank_options()) options.push_back(std::move(option));
+  return options;
 }
 
 TransformerSettings transformer_settings(const Options& options) {
@@ -193,6 +207,7 @@ TransformerSettings transformer_settings(const Options& options) {
   settings.tie_embeddings = options.flag("tie_embeddings");
   settings.share_source_target_embeddings = options.flag("share_source_target_embeddings");
   settings.capture_projection = options.flag("capture_embeddings_and_projection");
+  settings.low_rank = low_rank_settings(options);
   return settings;
 }
 

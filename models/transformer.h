@@ -11,9 +11,10 @@ namespace ngd {
 // Encoder–decoder Transformer (Vaswani et al. 2017) in the pre-norm arrangement of the Annotated
 // Transformer (x + Dropout(Sublayer(LayerNorm(x))), a final LayerNorm on each stack), with
 // sinusoidal positions and embeddings scaled by √d_model. Every Linear of attention (Q, K, V,
-// output) and of the feed-forward blocks is a CaptureLinear that sees sequence input with its token
-// mask; embeddings and LayerNorms are plain parameters (stepped like the base optimizer). The
-// vocabulary projection is captured only with `capture_embeddings_and_projection` (untied only).
+// output) and of the feed-forward blocks is a compressible map (dense, or U·V at the model options'
+// `rank` / `rank_ratio`) of capture layers that see sequence input with its token mask; embeddings and
+// LayerNorms are plain parameters (stepped like the base optimizer). The vocabulary projection is
+// captured only with `capture_embeddings_and_projection` (untied only) and is never factored.
 struct TransformerSettings {
   int64_t d_model = 512;
   int64_t heads = 8;
@@ -24,6 +25,7 @@ struct TransformerSettings {
   bool tie_embeddings = true;                   // projection weight = target embedding
   bool share_source_target_embeddings = true;  // one embedding table (needs a joint vocabulary)
   bool capture_projection = false;
+  LowRankSettings low_rank;  // not tt (its cores cannot record a token mask); tucker2 is matrix on Linear maps
 };
 
 class TranslationModel : public CaptureModel {
@@ -44,10 +46,10 @@ class TranslationModel : public CaptureModel {
 
  private:
   struct Attention {
-    CaptureLinear query{nullptr}, key{nullptr}, value{nullptr}, output{nullptr};
+    CompressibleLayer query{nullptr}, key{nullptr}, value{nullptr}, output{nullptr};
   };
   struct FeedForward {
-    CaptureLinear hidden{nullptr}, output{nullptr};
+    CompressibleLayer hidden{nullptr}, output{nullptr};
   };
   struct EncoderLayer {
     torch::nn::LayerNorm attention_norm{nullptr}, feed_forward_norm{nullptr};
@@ -60,6 +62,11 @@ class TranslationModel : public CaptureModel {
     FeedForward feed_forward;
   };
 
+  // A sublayer's Linear map in the settings' low-rank format.
+  CompressibleLayer make_linear(const std::string& name, int64_t in, int64_t out);
+  // Xavier-uniform weights for every capture layer of `layers` (each factor of a factored map), after a
+  // sublayer's maps are all built: the random draws of the dense Transformer before low-rank maps.
+  static void xavier_initialise(const std::vector<CompressibleLayer*>& layers);
   Attention make_attention(const std::string& prefix);
   FeedForward make_feed_forward(const std::string& prefix);
   torch::nn::LayerNorm make_norm(const std::string& name);

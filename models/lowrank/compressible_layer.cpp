@@ -20,6 +20,12 @@ int64_t requested_rank(const LayerShape& shape, const LowRankSettings& settings)
 
 }  // namespace
 
+torch::Tensor TensorizedLayer::forward_tokens(const torch::Tensor&, const torch::Tensor&) {
+  throw std::invalid_argument(
+      "this low-rank format's factors see other positions than the tokens, so it cannot record a token mask "
+      "(on the Transformer use low_rank_format dense or matrix)");
+}
+
 CompressibleLayerImpl::CompressibleLayerImpl(const LayerShape& shape, std::string format,
                                              std::shared_ptr<TensorizedLayer> layer)
     : shape_(shape), format_(std::move(format)), layer_(register_module("layer", std::move(layer))) {}

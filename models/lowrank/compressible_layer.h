@@ -19,6 +19,10 @@ class TensorizedLayer : public torch::nn::Module {
  public:
   // Input and output as the dense map's: Linear (..., in) → (..., out); Conv2d (N, C_in, H, W) → (N, C_out, H', W').
   virtual torch::Tensor forward(const torch::Tensor& input) = 0;
+  // A Linear map on sequences (batch, tokens, in) whose capture layers record the real tokens only
+  // (`token_mask`, batch × tokens; CaptureLinear::forward_tokens). Formats whose factors see other
+  // positions than the tokens (tt) refuse.
+  virtual torch::Tensor forward_tokens(const torch::Tensor& input, const torch::Tensor& token_mask);
   // The equivalent dense weight (out × in, or C_out × C_in × kh × kw), differentiable through the factors.
   virtual torch::Tensor dense_weight() = 0;
   // The bias added to the output (undefined when the map has none).
@@ -35,6 +39,9 @@ class CompressibleLayerImpl : public torch::nn::Module {
  public:
   CompressibleLayerImpl(const LayerShape& shape, std::string format, std::shared_ptr<TensorizedLayer> layer);
   torch::Tensor forward(const torch::Tensor& input) { return layer_->forward(input); }
+  torch::Tensor forward_tokens(const torch::Tensor& input, const torch::Tensor& token_mask) {
+    return layer_->forward_tokens(input, token_mask);
+  }
 
   const LayerShape& shape() const { return shape_; }
   const std::string& format() const { return format_; }

@@ -162,6 +162,11 @@ torch::Tensor DenseLayer::forward(const torch::Tensor& input) {
   return static_cast<CaptureConv2dImpl&>(*part_).forward(input);
 }
 
+torch::Tensor DenseLayer::forward_tokens(const torch::Tensor& input, const torch::Tensor& token_mask) {
+  TORCH_CHECK(part_->kind() == CaptureLayer::Kind::kLinear, "forward_tokens: a Linear map only");
+  return static_cast<CaptureLinearImpl&>(*part_).forward_tokens(input, token_mask);
+}
+
 MatrixLowRankLayer::MatrixLowRankLayer(const LayerShape& shape, int64_t rank) : shape_(shape), rank_(rank) {
   // V, then U, with these options: the random draws of the models' `rank` layers before this factory.
   if (shape.kind == CaptureLayer::Kind::kLinear) {
@@ -180,6 +185,12 @@ torch::Tensor MatrixLowRankLayer::forward(const torch::Tensor& input) {
     return static_cast<CaptureLinearImpl&>(*u_).forward(static_cast<CaptureLinearImpl&>(*v_).forward(input));
   }
   return static_cast<CaptureConv2dImpl&>(*u_).forward(static_cast<CaptureConv2dImpl&>(*v_).forward(input));
+}
+
+torch::Tensor MatrixLowRankLayer::forward_tokens(const torch::Tensor& input, const torch::Tensor& token_mask) {
+  TORCH_CHECK(shape_.kind == CaptureLayer::Kind::kLinear, "forward_tokens: a Linear map only");
+  const auto inner = static_cast<CaptureLinearImpl&>(*v_).forward_tokens(input, token_mask);
+  return static_cast<CaptureLinearImpl&>(*u_).forward_tokens(inner, token_mask);
 }
 
 torch::Tensor MatrixLowRankLayer::dense_weight() {

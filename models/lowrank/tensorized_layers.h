@@ -21,6 +21,7 @@ class DenseLayer : public TensorizedLayer {
  public:
   explicit DenseLayer(const LayerShape& shape);
   torch::Tensor forward(const torch::Tensor& input) override;
+  torch::Tensor forward_tokens(const torch::Tensor& input, const torch::Tensor& token_mask) override;
   torch::Tensor dense_weight() override { return part_->weight(); }
   torch::Tensor dense_bias() override { return part_->bias(); }
   std::vector<std::shared_ptr<CaptureLayer>> capture_layers() override { return {part_}; }
@@ -36,6 +37,7 @@ class MatrixLowRankLayer : public TensorizedLayer {
  public:
   MatrixLowRankLayer(const LayerShape& shape, int64_t rank);
   torch::Tensor forward(const torch::Tensor& input) override;
+  torch::Tensor forward_tokens(const torch::Tensor& input, const torch::Tensor& token_mask) override;
   torch::Tensor dense_weight() override;
   torch::Tensor dense_bias() override { return u_->bias(); }
   std::vector<std::shared_ptr<CaptureLayer>> capture_layers() override { return {v_, u_}; }

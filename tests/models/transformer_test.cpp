@@ -84,6 +84,45 @@ TEST(Transformer, UntiedProjectionCanBeCaptured) {
   EXPECT_THROW(TranslationModel(settings, kVocab, kVocab), std::invalid_argument);
 }
 
+int64_t parameter_count(TranslationModel& model) {
+  int64_t count = 0;
+  for (const auto& parameter : model.parameters()) count += parameter.numel();
+  return count;
+}
+
+TEST(Transformer, RankFactorsEverySublayerMapAndItsFactorsRecordTheTokenMask) {
+  auto settings = tiny_settings();
+  TranslationModel dense(settings, kVocab, kVocab);
+  settings.low_rank = {"matrix", 4, 0.0};
+  TranslationModel factored(settings, kVocab, kVocab);
+  // d = 16, d_ff = 24, r = 4: a d×d map keeps 4·(16 + 16) of its 256 weights, each FF map 4·(16 + 24) of 384;
+  // 2 encoder layers × (4 + 2 maps), 2 decoder layers × (8 + 2), biases unchanged.
+  const int64_t saved_attention = 256 - 128, saved_feed_forward = 384 - 160;
+  EXPECT_EQ(parameter_count(dense) - parameter_count(factored),
+            2 * (4 * saved_attention + 2 * saved_feed_forward) + 2 * (8 * saved_attention + 2 * saved_feed_forward));
+  EXPECT_EQ(factored.capture_layers().size(), 2 * (2u * 6 + 2u * 10));
+
+  factored.to(torch::kDouble);
+  factored.eval();
+  for (const auto& layer : factored.capture_layers()) layer->set_record_input(true);
+  const auto split = sentences();
+  const auto batch = make_translation_batch(split, {0, 1, 2});
+  const auto together = factored.forward(batch.source, batch.target_input);
+  for (const auto& layer : factored.capture_layers()) {
+    ASSERT_TRUE(layer->token_mask().defined());
+    EXPECT_EQ(layer->token_mask().sizes(), layer->input().sizes().slice(0, 2));
+  }
+  for (const auto& layer : factored.capture_layers()) layer->set_record_input(false);
+  for (int64_t i = 0; i < 3; ++i) {
+    const auto alone_batch = make_translation_batch(split, {i});
+    const auto alone = factored.forward(alone_batch.source, alone_batch.target_input)[0];
+    EXPECT_TRUE(torch::allclose(together[i].slice(0, 0, alone.size(0)), alone, kTolerance, kTolerance)) << i;
+  }
+
+  settings.low_rank = {"tt", 4, 0.0};
+  EXPECT_THROW(TranslationModel(settings, kVocab, kVocab), std::invalid_argument);
+}
+
 TEST(Decoding, BeamOfOneIsGreedyAndOutputsRespectLimits) {
   torch::manual_seed(3);
   TranslationModel model(tiny_settings(), kVocab, kVocab);
