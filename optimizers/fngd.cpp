@@ -277,8 +277,7 @@ void FngdPreconditioner::scale_uncaptured_gradients(const torch::Tensor& coeffic
 std::vector<torch::Tensor> FngdPreconditioner::directions(const StepInfo& info, const CurvatureStep&) {
   refreshed_ = inverts(info);
   if (inverts(info)) return invert(info);
-  if (recombines(info)) return recombine(info);
-  return {};  // reusing: the weighted loss's backward left Σ c_i ∇ℓ_i in the gradients
+  return recombine(info);
 }
 
 void FngdPreconditioner::append_state(OptimizerState& state) const {

@@ -46,6 +46,10 @@ class FngdPreconditioner : public Preconditioner, public ReusedCoefficients {
   torch::Tensor reduce_loss(const torch::Tensor& per_sample_loss, const StepInfo& info) override;
   // Σ_i c_i ∇ℓ_i per capture layer on solving and recombining steps; none on reusing steps, whose
   // weighted loss already back-propagated the step.
+  // Reusing steps (neither inverting nor recombining) take their step from the weighted loss's backward.
+  bool preconditions(const StepInfo& info, const CurvatureStep&) const override {
+    return inverts(info) || recombines(info);
+  }
   std::vector<torch::Tensor> directions(const StepInfo& info, const CurvatureStep& curvature) override;
   // True after the steps that solved for the coefficients (the first epoch's, and every refresh_epochs-th).
   bool refreshed() const override { return refreshed_; }

@@ -60,7 +60,8 @@ void PreconditionedSgd::clip(std::vector<torch::Tensor>& directions) const {
 void PreconditionedSgd::step(const StepInfo& info, PhaseTimer& timer) {
   torch::NoGradGuard no_grad;
   const auto curvature = curvature_step(info);
-  if (preconditioner_) {
+  preconditioned_ = preconditioner_ && preconditioner_->preconditions(info, curvature);
+  if (preconditioned_) {
     auto scope = timer.scope(Phase::kCurvature);
     auto directions = preconditioner_->directions(info, curvature);
     if (!directions.empty()) {
@@ -73,7 +74,7 @@ void PreconditionedSgd::step(const StepInfo& info, PhaseTimer& timer) {
     }
   }
   TorchOptimizer::step(info, timer);
-  if (preconditioner_) {
+  if (preconditioner_ && preconditioner_->works_after_step()) {
     auto scope = timer.scope(Phase::kCurvature);
     preconditioner_->after_step(info, curvature);
   }
@@ -92,7 +93,7 @@ void PreconditionedSgd::load_state(const OptimizerState& state) {
   reader.finish();
 }
 
-bool PreconditionedSgd::refreshed_curvature() const { return preconditioner_ && preconditioner_->refreshed(); }
+bool PreconditionedSgd::refreshed_curvature() const { return preconditioned_ && preconditioner_->refreshed(); }
 
 nlohmann::json PreconditionedSgd::report() const {
   return preconditioner_ ? preconditioner_->report() : nlohmann::json::object();

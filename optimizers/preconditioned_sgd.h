@@ -34,15 +34,21 @@ class Preconditioner {
     return per_sample_loss.mean();
   }
 
+  // Whether `info`'s step rewrites any gradient: false skips directions() and its curvature phase (on a
+  // GPU each phase boundary synchronises), as on FNGD's reusing steps.
+  virtual bool preconditions(const StepInfo&, const CurvatureStep&) const { return true; }
+
   // One V per capture layer (model order), from the gradients in place and the layers' captures; an
   // undefined tensor leaves that layer's gradient as it is, and an empty vector every gradient. It may
   // also rewrite parameters outside the capture layers (FNGD scales them).
   virtual std::vector<torch::Tensor> directions(const StepInfo& info, const CurvatureStep& curvature) = 0;
 
-  // Work after SGD has stepped (SNGD-RFIM folds the step's metric into its running average then).
+  // Work after SGD has stepped (SNGD-RFIM folds the step's metric into its running average then), in a
+  // curvature phase of its own for the preconditioners that declare it.
+  virtual bool works_after_step() const { return false; }
   virtual void after_step(const StepInfo&, const CurvatureStep&) {}
 
-  // Whether the last directions() refreshed its curvature (see Optimizer::refreshed_curvature).
+  // Whether the last step refreshed its curvature (see Optimizer::refreshed_curvature).
   virtual bool refreshed() const { return false; }
 
   // The preconditioner's own state, appended after SGD's and read back in the same order.
@@ -99,6 +105,7 @@ class PreconditionedSgd : public TorchOptimizer {
   bool interval_per_epoch_ = false;
   std::optional<double> kl_clip_;
   double lr_;
+  bool preconditioned_ = false;  // whether the last step asked the preconditioner for directions
 };
 
 // The curvature-schedule settings an entry can declare for PreconditionedSgd, with its defaults and help.

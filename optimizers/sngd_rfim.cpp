@@ -52,6 +52,7 @@ class SngdRfimPreconditioner : public Preconditioner {
     return updates;
   }
 
+  bool works_after_step() const override { return true; }
   void after_step(const StepInfo&, const CurvatureStep& curvature) override {
     refreshed_ = curvature.refresh;
     for (auto& layer : metrics_) {

@@ -108,7 +108,6 @@ class SubspaceTraining : public Optimizer {
     subspace_step(info, timer);
   }
 
-
   void set_learning_rate(double lr) final {
     schedule_factor_ = lr / lr_;
     for (auto& group : sampler_->param_groups()) group.options().set_lr(sampling_lr_ * schedule_factor_);

@@ -7,9 +7,9 @@
 
 namespace ngd {
 
-// A plugin that steps with a LibTorch optimizer on the gradients as they are: SGD and AdamW directly,
-// and the preconditioning optimizers after rewriting the gradients (so momentum and weight decay are
-// applied to the preconditioned gradient, as in the KFAC/HyLo codes).
+// A plugin that steps with a LibTorch optimizer on the gradients as they are: AdamW directly, and SGD
+// through PreconditionedSgd, which rewrites the gradients first (so momentum and weight decay act on the
+// preconditioned gradient, as in the KFAC/HyLo codes).
 class TorchOptimizer : public Optimizer {
  public:
   explicit TorchOptimizer(std::unique_ptr<torch::optim::Optimizer> optimizer) : optimizer_(std::move(optimizer)) {}

@@ -31,19 +31,26 @@ struct Seen {
 };
 
 // V = 2·∇ on the first capture layer, the second layer's gradient left as it is; keeps a step count.
+// With `odd_steps_plain`, it does not precondition odd steps and refreshes on the others.
 class DoublingFirstLayer : public Preconditioner {
  public:
-  DoublingFirstLayer(CaptureModel& model, Seen& seen) : layers_(model.capture_layers()), seen_(seen) {}
+  DoublingFirstLayer(CaptureModel& model, Seen& seen, bool odd_steps_plain = false)
+      : layers_(model.capture_layers()), seen_(seen), odd_steps_plain_(odd_steps_plain) {}
 
   Capture capture(const StepInfo&, const CurvatureStep& curvature) const override {
     seen_.captures.push_back(curvature);
     return Capture::kNone;
   }
+  bool preconditions(const StepInfo& info, const CurvatureStep&) const override {
+    return !odd_steps_plain_ || info.step % 2 == 0;
+  }
+  bool refreshed() const override { return odd_steps_plain_; }
   std::vector<torch::Tensor> directions(const StepInfo&, const CurvatureStep& curvature) override {
     seen_.directions.push_back(curvature);
     steps_ += 1;
     return {2 * gradient_matrix(*layers_[0]), torch::Tensor()};
   }
+  bool works_after_step() const override { return !odd_steps_plain_; }
   void after_step(const StepInfo&, const CurvatureStep& curvature) override { seen_.after_steps.push_back(curvature); }
   void append_state(OptimizerState& state) const override { state.push_back({"toy/steps", state_integer(steps_)}); }
   void load_state(StateReader& reader) override { steps_ = reader.integer("toy/steps"); }
@@ -51,6 +58,7 @@ class DoublingFirstLayer : public Preconditioner {
  private:
   std::vector<std::shared_ptr<CaptureLayer>> layers_;
   Seen& seen_;
+  bool odd_steps_plain_;
   int64_t steps_ = 0;
 };
 
@@ -140,6 +148,21 @@ TEST(PreconditionedSgd, StepsAlongEachDirectionAndLeavesAnUndefinedOneToPlainSgd
   const auto result = take_step(model, optimizer, step_info(0, 0));
   EXPECT_TRUE(torch::allclose(result.moves[0], kLearningRate * 2 * result.gradients[0], 0, 1e-15));
   EXPECT_TRUE(torch::allclose(result.moves[1], kLearningRate * result.gradients[1], 0, 1e-15));
+}
+
+TEST(PreconditionedSgd, StepsThePreconditionerDoesNotPreconditionArePlainSgdWithoutARefresh) {
+  torch::manual_seed(0);
+  TwoLayers model;
+  Seen seen;
+  PreconditionedSgd optimizer(model, sgd_options(), std::make_unique<DoublingFirstLayer>(model, seen, true));
+  for (int64_t step = 0; step < 4; ++step) {
+    const auto result = take_step(model, optimizer, step_info(step, step));
+    const double factor = step % 2 == 0 ? 2.0 : 1.0;
+    EXPECT_TRUE(torch::allclose(result.moves[0], kLearningRate * factor * result.gradients[0], 0, 1e-15)) << step;
+    EXPECT_EQ(optimizer.refreshed_curvature(), step % 2 == 0) << step;
+  }
+  EXPECT_EQ(seen.directions.size(), 2u);
+  EXPECT_TRUE(seen.after_steps.empty());  // the toy declares no work after the step
 }
 
 TEST(PreconditionedSgd, KlClipScalesEveryDirectionByOneFactorAtTheCurrentRate) {
