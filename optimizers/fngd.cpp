@@ -94,11 +94,11 @@ FngdPreconditioner::FngdPreconditioner(CaptureModel& model, const Options& optio
 }
 
 Capture FngdPreconditioner::capture(const StepInfo& info, const CurvatureStep&) const {
-  return inverts(info) || recombines(info) ? Capture::kEmpirical : Capture::kNone;
+  return uses_captures(info) ? Capture::kEmpirical : Capture::kNone;
 }
 
 torch::Tensor FngdPreconditioner::reduce_loss(const torch::Tensor& per_sample_loss, const StepInfo& info) {
-  if (inverts(info) || recombines(info)) return per_sample_loss.mean();
+  if (uses_captures(info)) return per_sample_loss.mean();
   // c already carries the 1/n of a mean: Σ c_i ℓ_i back-propagates to Σ c_i ∇ℓ_i.
   const auto coefficients = reused_coefficients(info);
   record_reuse(info, coefficients);

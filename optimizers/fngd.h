@@ -44,12 +44,9 @@ class FngdPreconditioner : public Preconditioner, public ReusedCoefficients {
 
   Capture capture(const StepInfo& info, const CurvatureStep& curvature) const override;
   torch::Tensor reduce_loss(const torch::Tensor& per_sample_loss, const StepInfo& info) override;
-  // Σ_i c_i ∇ℓ_i per capture layer on solving and recombining steps; none on reusing steps, whose
-  // weighted loss already back-propagated the step.
   // Reusing steps (neither inverting nor recombining) take their step from the weighted loss's backward.
-  bool preconditions(const StepInfo& info, const CurvatureStep&) const override {
-    return inverts(info) || recombines(info);
-  }
+  bool preconditions(const StepInfo& info, const CurvatureStep&) const override { return uses_captures(info); }
+  // Σ_i c_i ∇ℓ_i per capture layer, from fresh coefficients or recombined from the stored ones.
   std::vector<torch::Tensor> directions(const StepInfo& info, const CurvatureStep& curvature) override;
   // True after the steps that solved for the coefficients (the first epoch's, and every refresh_epochs-th).
   bool refreshed() const override { return refreshed_; }
@@ -103,6 +100,8 @@ class FngdPreconditioner : public Preconditioner, public ReusedCoefficients {
   torch::Tensor reused_coefficients(const StepInfo& info) const;
   void record_reuse(const StepInfo& info, const torch::Tensor& coefficients);
   bool recombines(const StepInfo& info) const { return per_layer_ && !inverts(info); }
+  // The steps that record statistics and back-propagate the plain mean loss.
+  bool uses_captures(const StepInfo& info) const { return inverts(info) || recombines(info); }
   // Each capture layer's Σ c_i ∇ℓ_i from the recorded statistics, with c solved afresh and stored.
   std::vector<torch::Tensor> invert(const StepInfo& info);
   // c = (K + nλI)⁻¹r for one coefficient set's Gram, with FNGD's damping rule; r = 1 when `rhs` is

@@ -1,14 +1,17 @@
 #include "optimizers/preconditioned_sgd.h"
 
-#include <fmt/format.h>
-
 #include "optimizers/curvature/layer_statistics.h"
 
 namespace ngd {
 namespace {
 
-std::optional<int64_t> declared_integer(const Options& options, const std::string& name) {
-  return options.json().contains(name) ? std::optional<int64_t>(options.integer(name)) : std::nullopt;
+// An interval the entry declares (every step where it declares none); the modulo needs it ≥ 1 also where
+// the settings were built by hand rather than resolved against their declared range.
+std::optional<int64_t> declared_interval(const Options& options, const std::string& name) {
+  if (!options.json().contains(name)) return std::nullopt;
+  const int64_t interval = options.integer(name);
+  if (interval < 1) throw std::invalid_argument(name + " must be ≥ 1");
+  return interval;
 }
 
 }  // namespace
@@ -18,8 +21,8 @@ PreconditionedSgd::PreconditionedSgd(CaptureModel& model, const Options& options
     : TorchOptimizer(make_torch_sgd(model.parameters(), options)),
       preconditioner_(std::move(preconditioner)),
       layers_(model.capture_layers()),
-      stat_interval_(declared_integer(options, "stat_interval")),
-      inverse_interval_(declared_integer(options, "inverse_interval")),
+      stat_interval_(declared_interval(options, "stat_interval")),
+      inverse_interval_(declared_interval(options, "inverse_interval")),
       interval_per_epoch_(options.json().contains("interval_per_epoch") && options.flag("interval_per_epoch")),
       kl_clip_(options.json().contains("kl_clip") ? std::optional<double>(options.number("kl_clip")) : std::nullopt),
       lr_(options.number("lr")) {}

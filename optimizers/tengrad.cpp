@@ -18,7 +18,6 @@ constexpr int64_t kDefaultInverseInterval = 100;
 
 TengradPreconditioner::TengradPreconditioner(CaptureModel& model, const Options& options)
     : layers_(model.capture_layers()), solver_(woodbury_settings(options)), damping_(options) {
-  if (options.integer("inverse_interval") < 1) throw std::invalid_argument("inverse_interval must be ≥ 1");
   if (damping_.value() <= 0) throw std::invalid_argument("tengrad needs damping > 0: the inverse is (V − U c)/λ");
 }
 
