@@ -113,7 +113,7 @@ std::pair<std::string, Options> locate(const DatasetEntry& entry, const DatasetR
 
 TranslationDataset load_translation_dataset(const DatasetRequest& request, const std::vector<std::string>& roots) {
   const auto& entry = dataset_entry(request.name);
-  if (entry.kind != WorkloadKind::kTranslation) {
+  if (!entry.load_translation) {
     throw std::runtime_error(fmt::format("dataset '{}' is not a translation dataset", request.name));
   }
   const auto [folder, options] = locate(entry, request, roots);
@@ -122,7 +122,7 @@ TranslationDataset load_translation_dataset(const DatasetRequest& request, const
 
 ImageDataset load_dataset(const DatasetRequest& request, const std::vector<std::string>& roots) {
   const auto* entry = &dataset_entry(request.name);
-  if (entry->kind != WorkloadKind::kImage) {
+  if (!entry->load) {
     throw std::runtime_error(fmt::format("dataset '{}' is not an image dataset", request.name));
   }
   const auto [folder, options] = locate(*entry, request, roots);

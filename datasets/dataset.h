@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "base/options.h"
-#include "base/workload_kind.h"
+#include "base/workload_data.h"
 
 namespace ngd {
 
@@ -31,7 +31,7 @@ struct Augmentation {
 
 // A train/validation/test triple with what a model needs to know about it. The validation set is
 // carved from the training split (see carve_validation); it is empty (no images) when a spec asks for none.
-struct ImageDataset {
+struct ImageDataset : WorkloadData {
   std::string name;
   ImageSet train;
   ImageSet validation;
@@ -76,15 +76,15 @@ struct DatasetEntry {
   DatasetEntry(std::string name, std::string folder, std::string summary, std::vector<OptionInfo> options,
                TranslationLoader load_translation, std::string fetch)
       : name(std::move(name)), folder(std::move(folder)), summary(std::move(summary)), options(std::move(options)),
-        kind(WorkloadKind::kTranslation), load_translation(std::move(load_translation)), fetch(std::move(fetch)) {}
+        workload("translation"), load_translation(std::move(load_translation)), fetch(std::move(fetch)) {}
 
   std::string name;
   std::string folder;
   std::string summary;
   std::vector<OptionInfo> options;
-  ImageLoader load;  // kImage
-  WorkloadKind kind = WorkloadKind::kImage;
-  TranslationLoader load_translation;  // kTranslation
+  std::string workload = "image";  // the workload entry its runs train (harness/spec/workload_entry.h)
+  ImageLoader load;                  // image datasets
+  TranslationLoader load_translation;  // translation datasets
   std::string fetch;  // the command that puts `folder` into a data root, for the not-found message
 };
 

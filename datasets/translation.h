@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/options.h"
+#include "base/workload_data.h"
 #include "datasets/multi30k.h"
 #include "datasets/tokenizer.h"
 
@@ -30,7 +31,7 @@ struct LengthBatching {
   int64_t sentences = 0;
 };
 
-struct TranslationDataset {
+struct TranslationDataset : WorkloadData {
   std::string name;
   std::string source_language;
   std::string target_language;

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "base/options.h"
-#include "base/workload_kind.h"
 #include "models/capture_layers.h"
 #include "models/lowrank/compressible_layer.h"
 
@@ -78,14 +77,14 @@ struct ModelEntry {
       : name(std::move(name)), summary(std::move(summary)), options(std::move(options)), make(std::move(make)) {}
   ModelEntry(std::string name, std::string summary, std::vector<OptionInfo> options, TranslationFactory make_translation)
       : name(std::move(name)), summary(std::move(summary)), options(std::move(options)),
-        workload(WorkloadKind::kTranslation), make_translation(std::move(make_translation)) {}
+        workload("translation"), make_translation(std::move(make_translation)) {}
 
   std::string name;
   std::string summary;
   std::vector<OptionInfo> options;
-  ImageFactory make;  // kImage
-  WorkloadKind workload = WorkloadKind::kImage;
-  TranslationFactory make_translation;  // kTranslation
+  std::string workload = "image";  // the workload entry it is built for (harness/spec/workload_entry.h)
+  ImageFactory make;                // image models
+  TranslationFactory make_translation;  // translation models
 };
 
 const std::vector<ModelEntry>& model_registry();

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "base/special_tokens.h"
+#include "models/lowrank/tensorized_layers.h"
 
 namespace ngd {
 namespace {
@@ -38,10 +39,10 @@ TranslationModel::TranslationModel(const TransformerSettings& settings, int64_t 
   if (settings.share_source_target_embeddings && source_vocab != target_vocab) {
     throw std::invalid_argument("transformer: share_source_target_embeddings needs a joint vocabulary");
   }
-  // A TT core's capture layer sees the other modes as positions, not the tokens: no token mask.
-  if (settings.low_rank.format == "tt") {
-    throw std::invalid_argument(
-        "transformer: low_rank_format 'tt' cannot record the token mask its capture layers need; use matrix");
+  if (!low_rank_format(settings.low_rank.format).records_token_mask) {
+    throw std::invalid_argument(fmt::format(
+        "transformer: low_rank_format '{}' cannot record the token mask its capture layers need; use matrix",
+        settings.low_rank.format));
   }
   if (settings.tie_embeddings && settings.capture_projection) {
     throw std::invalid_argument("transformer: capture_embeddings_and_projection needs tie_embeddings false");

@@ -25,7 +25,7 @@ struct TransformerSettings {
   bool tie_embeddings = true;                   // projection weight = target embedding
   bool share_source_target_embeddings = true;  // one embedding table (needs a joint vocabulary)
   bool capture_projection = false;
-  LowRankSettings low_rank;  // not tt (its cores cannot record a token mask); tucker2 is matrix on Linear maps
+  LowRankSettings low_rank;  // a format that records a token mask (not tt); tucker2 is matrix on Linear maps
 };
 
 class TranslationModel : public CaptureModel {

@@ -70,10 +70,11 @@ nlohmann::json table_json(const std::vector<Entry>& table, Settings settings_of)
 }
 
 CLI::App* add_list_command(CLI::App& app, ListCommand& command) {
-  auto* list_command = app.add_subcommand("list", "list the registered optimizers, models, datasets or schedules");
-  list_command->add_option("what", command.what, "optimizers | models | datasets | schedules")
+  auto* list_command =
+      app.add_subcommand("list", "list the registered optimizers, models, datasets, workloads or schedules");
+  list_command->add_option("what", command.what, "optimizers | models | datasets | workloads | schedules")
       ->required()
-      ->check(CLI::IsMember({"optimizers", "models", "datasets", "schedules"}));
+      ->check(CLI::IsMember({"optimizers", "models", "datasets", "workloads", "schedules"}));
   list_command->add_flag("-v,--verbose", command.verbose, "with summaries and settings (name, default, meaning)");
   list_command->add_flag("--json", command.json, "the entries with their settings (name, default, help, range), as JSON");
   return list_command;
@@ -89,6 +90,12 @@ int list(const ListCommand& command) {
       std::cout << table_json(ngd::model_registry(), [](const auto& entry) { return entry.options; }).dump(2);
     } else if (what == "schedules") {
       std::cout << table_json(ngd::schedule_registry(), [](const auto& entry) { return entry.options; }).dump(2);
+    } else if (what == "workloads") {
+      auto entries = nlohmann::json::array();
+      for (const auto& entry : ngd::workload_registry()) {
+        entries.push_back({{"name", entry.name}, {"summary", entry.summary}, {"target_metrics", entry.target_metrics}});
+      }
+      std::cout << entries.dump(2);
     } else {
       std::cout << table_json(ngd::dataset_registry(), [](const auto& entry) { return entry.options; }).dump(2);
     }
@@ -102,12 +109,19 @@ int list(const ListCommand& command) {
     }
   } else if (what == "models") {
     for (const auto& entry : ngd::model_registry()) {
-      std::cout << entry.name << (verbose ? "  — " + entry.summary : "") << "\n";
+      std::cout << entry.name << (verbose ? "  — " + entry.summary + " (" + entry.workload + ")" : "") << "\n";
       if (verbose) print_options(entry.options);
     }
   } else if (what == "datasets") {
     for (const auto& entry : ngd::dataset_registry()) {
-      std::cout << entry.name << (verbose ? "  — " + entry.summary + " (folder " + entry.folder + ")" : "") << "\n";
+      std::cout << entry.name
+                << (verbose ? "  — " + entry.summary + " (" + entry.workload + "; folder " + entry.folder + ")" : "")
+                << "\n";
+    }
+  } else if (what == "workloads") {
+    for (const auto& entry : ngd::workload_registry()) {
+      std::cout << entry.name << (verbose ? "  — " + entry.summary : "") << "\n";
+      if (verbose) std::cout << fmt::format("    targets: {}\n", fmt::join(entry.target_metrics, ", "));
     }
   } else if (what == "schedules") {
     for (const auto& entry : ngd::schedule_registry()) {

@@ -10,16 +10,14 @@
 #include <stdexcept>
 
 #include "base/atomic_file.h"
+#include "base/options.h"
+#include "harness/spec/workload_entry.h"
 
 namespace ngd {
 namespace {
 
 template <class T>
 nlohmann::json optional_json(const std::optional<T>& value) { return value ? nlohmann::json(*value) : nlohmann::json(); }
-
-const char* workload_name(WorkloadKind workload) {
-  return workload == WorkloadKind::kTranslation ? "translation" : "image";
-}
 
 // Why `result` cannot be read as a schema_version 2 result file (what the resume logic and `ngdbench
 // regress` read), or nullopt. Older versions are refused before this (load_finished_result).
@@ -31,8 +29,10 @@ std::optional<std::string> result_shape_problem(const nlohmann::json& result) {
   for (const auto* key : {"experiment", "status", "config_hash", "label", "workload"}) {
     if (!result.contains(key) || !result[key].is_string()) return fmt::format("\"{}\" is not a string", key);
   }
-  const auto workload = result["workload"].get<std::string>();
-  if (workload != "image" && workload != "translation") return "\"workload\" is neither image nor translation";
+  const auto* workload = find_entry(workload_registry(), result["workload"].get<std::string>());
+  if (workload == nullptr) {
+    return fmt::format("\"workload\" is none of {}", join_names(workload_registry()));
+  }
   if (!result.contains("identity") || !result["identity"].is_object()) return "\"identity\" is not an object";
   if (!result.contains("seed") || !result["seed"].is_number_integer()) return "\"seed\" is not an integer";
   const auto time_to_target = result.find("time_to_target_s");
@@ -40,18 +40,18 @@ std::optional<std::string> result_shape_problem(const nlohmann::json& result) {
     return "\"time_to_target_s\" is neither null nor a number";
   }
   if (!result.contains("epochs") || !result["epochs"].is_array()) return "\"epochs\" is not a list";
-  const bool translation = workload == "translation";
-  if (translation && !(result.contains("final") && result["final"].is_object() &&
-                       result["final"].contains("test_bleu") && result["final"]["test_bleu"].is_number())) {
-    return "\"final.test_bleu\" is not a number";
+  for (const auto& key : workload->final_numbers) {
+    const auto final = result.find("final");
+    if (final == result.end() || !final->is_object() || !final->contains(key) || !(*final)[key].is_number()) {
+      return fmt::format("\"final.{}\" is not a number", key);
+    }
   }
+  std::vector<std::string> epoch_numbers = {"train_loss", "train_time_s"};
+  epoch_numbers.insert(epoch_numbers.end(), workload->epoch_numbers.begin(), workload->epoch_numbers.end());
   for (const auto& epoch : result["epochs"]) {
     if (!epoch.is_object()) return "an epoch is not an object";
-    for (const auto* key : {"train_loss", "train_time_s"}) {
+    for (const auto& key : epoch_numbers) {
       if (!epoch.contains(key) || !epoch[key].is_number()) return fmt::format("an epoch's \"{}\" is not a number", key);
-    }
-    if (!translation && !(epoch.contains("test_acc") && epoch["test_acc"].is_number())) {
-      return "an epoch's \"test_acc\" is not a number";
     }
   }
   return std::nullopt;
@@ -110,7 +110,7 @@ nlohmann::json to_json(const RunResult& result) {
   const auto& config = result.config;
   nlohmann::json json = {{"schema_version", kResultSchemaVersion},
           {"experiment", config.experiment},
-          {"workload", workload_name(config.workload)},
+          {"workload", config.workload},
           {"scale", config.scale},
           {"run_id", config.run_id()},
           {"config_hash", config.config_hash()},

@@ -5,8 +5,16 @@
 #include <algorithm>
 
 #include "base/device.h"
+#include "base/spec_error.h"
 #include "datasets/batch_loader.h"
+#include "datasets/dataset.h"
+#include "harness/run/compression_stage.h"
+#include "harness/run/memory_estimate.h"
+#include "harness/run/runner.h"
 #include "harness/run/training_step.h"
+#include "harness/run/workload.h"
+#include "harness/spec/spec.h"
+#include "harness/spec/spec_input.h"
 #include "models/model.h"
 
 namespace ngd {
@@ -131,9 +139,35 @@ class ImageWorkload : public Workload {
 
 }  // namespace
 
-std::unique_ptr<Workload> make_image_workload(const RunConfig& config, const ImageDataset& dataset,
-                                              const RunnerOptions& options, nlohmann::json& meta) {
-  return std::make_unique<ImageWorkload>(config, dataset, options, meta);
+WorkloadEntry image_workload_entry() {
+  const auto images = [](const WorkloadData& data) -> const ImageDataset& { return loaded_as<ImageDataset>(data, "image"); };
+  WorkloadEntry entry;
+  entry.name = "image";
+  entry.summary = "image classification: cross-entropy, accuracy, a validation set carved from the training split";
+  entry.target_metrics = {"train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"};
+  entry.in_epoch_target_metric = "train_loss";
+  entry.carves_validation = true;
+  entry.parse_settings = [](const nlohmann::json& spec, RunConfig& run) {
+    if (spec.contains("decoding")) throw SpecError("decoding", "only translation runs decode");
+    run.batch_size = positive_integer(require(spec, "batch_size", ""), "batch_size");
+  };
+  entry.default_eval_batch_size = 1000;  // evaluation is untimed; larger is faster
+  entry.epoch_numbers = {"test_acc"};
+  entry.load = [](const DatasetRequest& dataset, const std::vector<std::string>& data_roots) {
+    return std::make_shared<const ImageDataset>(load_dataset(dataset, data_roots));
+  };
+  entry.make = [images](const RunConfig& run, const WorkloadData& data, const RunnerOptions& options,
+                        nlohmann::json& meta) -> std::unique_ptr<Workload> {
+    return std::make_unique<ImageWorkload>(run, images(data), options, meta);
+  };
+  entry.estimate_memory = [images](const RunConfig& run, const WorkloadData& data) {
+    return estimate_run_memory(run, {images(data).image_shape(), images(data).num_classes});
+  };
+  entry.model_cost = [images](CaptureModel& model, const RunConfig& run, const WorkloadData& data,
+                              const torch::Device& device) {
+    return model_cost_record(dynamic_cast<Model&>(model), images(data).image_shape(), run.eval_batch_size, device);
+  };
+  return entry;
 }
 
 }  // namespace ngd

@@ -12,6 +12,7 @@
 
 #include "datasets/dataset.h"
 #include "harness/run/memory.h"
+#include "harness/spec/workload_entry.h"
 #include "optimizers/registry.h"
 
 namespace ngd {
@@ -193,14 +194,14 @@ DryRunEstimates::DryRunEstimates(std::vector<std::string> data_roots, MemoryLimi
     : data_roots_(std::move(data_roots)), limit_(limit) {}
 
 std::string DryRunEstimates::describe(const RunConfig& run, const std::string& device) {
-  if (run.workload != WorkloadKind::kImage) return "memory estimate: none for translation runs";
+  const auto& workload = workload_entry(run.workload);
+  if (!workload.estimate_memory) return fmt::format("memory estimate: none for {} runs", workload.name);
   const auto identity = run.identity();
   const auto dataset_key = identity["dataset"].dump();
   if (const auto missing = missing_.find(dataset_key); missing != missing_.end()) return missing->second;
-  if (!inputs_.count(dataset_key)) {
+  if (!loaded_.count(dataset_key)) {
     try {
-      const auto dataset = load_dataset(run.dataset, data_roots_);
-      inputs_[dataset_key] = {dataset.image_shape(), dataset.num_classes};
+      loaded_[dataset_key] = workload.load(run.dataset, data_roots_);
     } catch (const std::exception& error) {  // not found, or unreadable: the dry run goes on
       return missing_[dataset_key] = fmt::format("memory estimate: needs the dataset ({})", error.what());
     }
@@ -209,7 +210,7 @@ std::string DryRunEstimates::describe(const RunConfig& run, const std::string& d
                                   {"batch_size", run.batch_size}, {"optimizer", run.optimizer},
                                   {"hparams", run.hparams}, {"device", device}}.dump();
   if (const auto known = lines_.find(key); known != lines_.end()) return known->second;
-  const auto estimate = estimate_run_memory(run, inputs_[dataset_key]);
+  const auto estimate = workload.estimate_memory(run, *loaded_[dataset_key]);
   const auto refusal = memory_refusal(estimate, limit_, device);
   return lines_[key] = fmt::format(
              "memory estimate {} (parameters {}, gradients {}, activations {}, captures {}, optimizer state {}): {}",

@@ -4,11 +4,13 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "base/workload_data.h"
 #include "harness/spec/spec.h"
 #include "models/model.h"
 #include "optimizers/optimizer.h"
@@ -83,13 +85,13 @@ class DryRunEstimates {
  public:
   DryRunEstimates(std::vector<std::string> data_roots, MemoryLimit limit);
   // The line printed under `run` (on `device`): its estimate by term and whether the limit refuses it,
-  // or why there is no estimate (a translation run, a dataset in no data root).
+  // or why there is none (a workload without an estimate, such as translation; a dataset in no data root).
   std::string describe(const RunConfig& run, const std::string& device);
 
  private:
   std::vector<std::string> data_roots_;
   MemoryLimit limit_;
-  std::map<std::string, ModelInput> inputs_;           // by the dataset's identity
+  std::map<std::string, std::shared_ptr<const WorkloadData>> loaded_;  // by the dataset's identity
   std::map<std::string, std::string> missing_;         // datasets not found: why
   std::map<std::string, std::string> lines_;           // by what the estimate depends on, and the device
 };

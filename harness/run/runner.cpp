@@ -8,6 +8,8 @@
 #include <deque>
 #include <filesystem>
 #include <iostream>
+#include <map>
+#include <memory>
 #include <new>
 #include <optional>
 #include <utility>
@@ -20,16 +22,15 @@
 #include "harness/run/checkpoint.h"
 #include "harness/run/compression_stage.h"
 #include "harness/run/fidelity.h"
-#include "harness/run/image_workload.h"
 #include "harness/run/interrupt.h"
 #include "harness/run/machine.h"
 #include "harness/run/memory.h"
 #include "harness/run/memory_estimate.h"
 #include "harness/run/step_times.h"
 #include "harness/run/training_step.h"
-#include "harness/run/translation_workload.h"
 #include "harness/run/workload.h"
 #include "harness/spec/schedule.h"
+#include "harness/spec/workload_entry.h"
 #include "optimizers/optimizer.h"
 #include "optimizers/registry.h"
 
@@ -57,8 +58,6 @@ void draw_progress(const RunConfig& config, int64_t epoch, int64_t batch, int64_
                            std::string(filled, '#'), std::string(kWidth - filled, '.'), batch, batches)
             << std::flush;
 }
-
-using WorkloadFactory = std::function<std::unique_ptr<Workload>(nlohmann::json& meta)>;
 
 // The per-epoch progress line's memory and step-time part: the peaks so far (tensors on the CPU, on a
 // CUDA device when there are any, the resident set) and the epoch's median step.
@@ -272,23 +271,22 @@ std::string allocation_failure(const RunConfig& config, const std::string& phase
                      phase, config.model, config.model_options.dump(), config.batch_size, config.optimizer, detail);
 }
 
-// The run's memory estimate (nullopt where there is none: translation runs).
-using MemoryEstimator = std::function<std::optional<MemoryEstimate>()>;
-
 // The training loop of every workload. A non-finite training loss (or an optimizer's Diverged) ends the
 // run as "diverged", any other exception as "failed"; neither throws. A run whose memory estimate
 // exceeds options.memory_limit is "failed" before training, with the estimate in its "memory" block.
-// `image_shape`: an image run's (C, H, W), for its model's cost; empty for translation runs.
-RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_workload,
-                         const MemoryEstimator& estimate_memory, const RunnerOptions& options,
-                         const std::vector<int64_t>& image_shape) {
+// `workload_entry` builds the run's Workload on `data` and says whether it has a memory estimate and a
+// model cost.
+RunResult train_workload(const RunConfig& config, const WorkloadEntry& workload_entry, const WorkloadData& data,
+                         const RunnerOptions& options) {
   RunResult result;
   result.config = config;
   result.meta = machine_meta(options.device);
   std::string phase = "estimating memory";  // for allocation failures
   try {
     const torch::Device device(options.device);
-    const auto estimate = estimate_memory();
+    const auto estimate = workload_entry.estimate_memory
+                              ? std::optional<MemoryEstimate>(workload_entry.estimate_memory(config, data))
+                              : std::nullopt;
     if (const auto refusal = estimate ? memory_refusal(*estimate, options.memory_limit, options.device) : std::nullopt) {
       result.status = "failed";
       result.error = fmt::format("run {}: {}", config.run_id(), *refusal);
@@ -298,7 +296,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
     phase = "building the model";
     MemoryMeter memory;  // before the model and the batch loader, whose tensors it counts
     torch::manual_seed(static_cast<uint64_t>(config.seed));
-    auto workload = make_workload(result.meta);
+    auto workload = workload_entry.make(config, data, options, result.meta);
     std::optional<CompressionStage> compression;
     if (!config.compression.is_null()) {
       workload = regularized_workload(std::move(workload), compression_settings(config.compression));
@@ -525,10 +523,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
         result.compression = compression->finish(fine_tuned ? &result.epochs.back() : nullptr,
                                                  fine_tune_optimizer->report());
       }
-      if (!image_shape.empty()) {
-        result.model_cost =
-            model_cost_record(dynamic_cast<Model&>(model), image_shape, config.eval_batch_size, device);
-      }
+      if (workload_entry.model_cost) result.model_cost = workload_entry.model_cost(model, config, data, device);
     }
     record_run_costs(result, compression ? with_fine_tune_phase(optimizer->report(), config.epochs) : optimizer->report(),
                      model, fine_tune_optimizer ? *fine_tune_optimizer : *optimizer, timer, step,
@@ -550,22 +545,13 @@ RunResult train_workload(const RunConfig& config, const WorkloadFactory& make_wo
 
 }  // namespace
 
-RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const RunnerOptions& options) {
-  return train_workload(
-      config,
-      [&](nlohmann::json& meta) { return make_image_workload(config, dataset, options, meta); },
-      [&]() -> std::optional<MemoryEstimate> {
-        return estimate_run_memory(config, {dataset.image_shape(), dataset.num_classes});
-      },
-      options, dataset.image_shape());
+RunResult train_run(const RunConfig& config, const WorkloadData& data, const RunnerOptions& options) {
+  return train_workload(config, workload_entry(config.workload), data, options);
 }
 
-RunResult train_run(const RunConfig& config, const TranslationDataset& dataset, const RunnerOptions& options) {
-  return train_workload(
-      config,
-      [&](nlohmann::json& meta) { return make_translation_workload(config, dataset, options.device, meta); },
-      [] { return std::optional<MemoryEstimate>(); },  // the estimate covers image models only
-      options, {});
+RunResult train_run(const RunConfig& config, const WorkloadEntry& workload, const WorkloadData& data,
+                    const RunnerOptions& options) {
+  return train_workload(config, workload, data, options);
 }
 
 std::vector<RunConfig> selected_runs(const Spec& spec, const RunnerOptions& options) {
@@ -587,8 +573,7 @@ std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& opti
       std::cerr << fmt::format("note: {}: removed {} temporary file(s) of killed runs on this host\n", folder, removed);
     }
   }
-  std::optional<ImageDataset> images;
-  std::optional<TranslationDataset> translations;
+  std::map<std::string, std::shared_ptr<const WorkloadData>> loaded;  // by workload: a spec has one dataset
   std::vector<nlohmann::json> results;
   for (size_t i = 0; i < runs.size(); ++i) {
     if (options.checkpoints && checkpoint_requested()) exit_checkpointed("the runs before this one");
@@ -604,20 +589,17 @@ std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& opti
         continue;
       }
     }
-    const bool translation = run.workload == WorkloadKind::kTranslation;
-    if (translation ? !translations : !images) {
-      if (translation) {
-        translations = load_translation_dataset(run.dataset, options.data_roots);
-      } else {
-        images = load_dataset(run.dataset, options.data_roots);
-      }
+    const auto& workload = workload_entry(run.workload);
+    auto& data = loaded[workload.name];
+    if (!data) {
+      data = workload.load(run.dataset, options.data_roots);
       // Before the spec's first training (and after a missing dataset has skipped it): an unwritable
       // folder stops the sweep, not a finished run.
       check_writable_folder((std::filesystem::path(options.out_dir) / run.experiment).string());
     }
     if (options.force) remove_checkpoints(options.out_dir, run);  // a forced rerun starts afresh
     if (options.progress) std::cout << progress << "\n" << std::flush;
-    const auto trained = translation ? train_run(run, *translations, options) : train_run(run, *images, options);
+    const auto trained = train_workload(run, workload, *data, options);
     if (trained.status == "checkpointed") exit_checkpointed(trained.error);
     auto result = to_json(trained);
     write_file_atomically(result_path(options.out_dir, run), result.dump(2) + "\n");

@@ -13,6 +13,7 @@
 #include "harness/spec/checkpoint_settings.h"
 #include "harness/run/memory_estimate.h"
 #include "harness/spec/spec.h"
+#include "harness/spec/workload_entry.h"
 
 namespace ngd {
 
@@ -39,10 +40,13 @@ struct RunnerOptions {
 // Trains one run on a loaded dataset and returns its record; writes nothing but checkpoints (with
 // options.checkpoints: it resumes from the run's newest one, and a run stopped for a checkpoint
 // returns status "checkpointed"). A non-finite training loss ends the run as "diverged", an exception
-// (a refused checkpoint too) as "failed"; neither throws. Both workloads share one training loop (see
-// harness/run/workload.h).
-RunResult train_run(const RunConfig& config, const ImageDataset& dataset, const RunnerOptions& options);
-RunResult train_run(const RunConfig& config, const TranslationDataset& dataset, const RunnerOptions& options);
+// (a refused checkpoint too) as "failed"; neither throws. Every workload shares one training loop (see
+// harness/run/workload.h). `data` is what the run's workload entry loads (an ImageDataset, a
+// TranslationDataset).
+RunResult train_run(const RunConfig& config, const WorkloadData& data, const RunnerOptions& options);
+// The same for a workload given by its entry instead of config.workload (one outside the registry).
+RunResult train_run(const RunConfig& config, const WorkloadEntry& workload, const WorkloadData& data,
+                    const RunnerOptions& options);
 
 // The runs of `spec` that `options.filter` and `options.max_trials` select.
 std::vector<RunConfig> selected_runs(const Spec& spec, const RunnerOptions& options);

@@ -5,7 +5,13 @@
 #include <cmath>
 
 #include "base/device.h"
+#include "base/spec_error.h"
+#include "datasets/dataset.h"
 #include "harness/run/bleu.h"
+#include "harness/run/runner.h"
+#include "harness/run/workload.h"
+#include "harness/spec/spec.h"
+#include "harness/spec/spec_input.h"
 #include "models/transformer.h"
 
 namespace ngd {
@@ -247,9 +253,34 @@ class TranslationWorkload : public Workload {
 
 }  // namespace
 
-std::unique_ptr<Workload> make_translation_workload(const RunConfig& config, const TranslationDataset& dataset,
-                                                    const std::string& device, nlohmann::json& meta) {
-  return std::make_unique<TranslationWorkload>(config, dataset, device, meta);
+WorkloadEntry translation_workload_entry() {
+  WorkloadEntry entry;
+  entry.name = "translation";
+  entry.summary = "machine translation: label-smoothed cross-entropy, token accuracy, BLEU of the best checkpoint";
+  entry.target_metrics = {"train_loss", "train_acc", "val_loss", "val_acc", "val_bleu"};
+  entry.own_validation_split = "their official validation split (size it with dataset.val_subset)";
+  entry.parse_settings = [](const nlohmann::json& spec, RunConfig& run) {
+    if (spec.contains("batch_size")) {
+      throw SpecError("batch_size", "translation runs batch by dataset.batch_tokens / dataset.batch_sentences");
+    }
+    run.decoding = resolve_options(spec.value("decoding", nlohmann::json::object()), decoding_options(), "decoding",
+                                   "decoding");
+  };
+  // Sentences per evaluation and decoding batch: beam search holds beam × this many decoder states.
+  entry.default_eval_batch_size = 100;
+  entry.compression_refusal =
+      "translation runs take no compression block (compression runs are image runs; the Transformer's low rank is "
+      "pre-set: model options)";
+  entry.final_numbers = {"test_bleu"};
+  entry.load = [](const DatasetRequest& dataset, const std::vector<std::string>& data_roots) {
+    return std::make_shared<const TranslationDataset>(load_translation_dataset(dataset, data_roots));
+  };
+  entry.make = [](const RunConfig& run, const WorkloadData& data, const RunnerOptions& options,
+                  nlohmann::json& meta) -> std::unique_ptr<Workload> {
+    return std::make_unique<TranslationWorkload>(run, loaded_as<TranslationDataset>(data, "translation"),
+                                                 options.device, meta);
+  };
+  return entry;
 }
 
 std::vector<std::string> translate(TranslationModel& model, const TokenizedSplit& split,

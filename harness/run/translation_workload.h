@@ -4,8 +4,8 @@
 #include <string>
 
 #include "datasets/translation.h"
-#include "harness/run/workload.h"
-#include "harness/spec/spec.h"
+#include "harness/spec/workload_entry.h"
+#include "models/model.h"
 
 namespace ngd {
 
@@ -16,9 +16,8 @@ namespace ngd {
 // sentences weigh more, as under the token mean); sample ids are sentence indices in the training
 // split. Each epoch records train/validation loss and token accuracy, validation BLEU every
 // decoding.bleu_every epochs (and at the last), and keeps the best-BLEU parameters, which score the
-// test split at the end.
-std::unique_ptr<Workload> make_translation_workload(const RunConfig& config, const TranslationDataset& dataset,
-                                                    const std::string& device, nlohmann::json& meta);
+// test split at the end. Its data is a TranslationDataset.
+WorkloadEntry translation_workload_entry();
 
 // Translations of `split`'s sources (detokenized text, split order) with the decoding settings of a
 // resolved "decoding" block, in batches of `batch_size` sentences; the model is put in eval mode.

@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "base/workload_data.h"
 #include "harness/results/results.h"
 #include "models/model.h"
 
@@ -69,5 +70,14 @@ class Workload {
   // the one that followed when it was taken (or start_epoch() begins the epoch that followed).
   virtual void load_state(const NamedTensors& state) = 0;
 };
+
+// `data` as the type its workload's entry loaded (the entry's own code reads it back); throws
+// std::logic_error naming the workload when it is another type.
+template <class Data>
+const Data& loaded_as(const WorkloadData& data, const std::string& workload) {
+  const auto* typed = dynamic_cast<const Data*>(&data);
+  if (typed == nullptr) throw std::logic_error("the " + workload + " workload was given another workload's data");
+  return *typed;
+}
 
 }  // namespace ngd

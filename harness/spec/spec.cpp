@@ -12,16 +12,11 @@
 #include "harness/spec/schedule.h"
 #include "harness/spec/spec_input.h"
 #include "harness/spec/tuning.h"
+#include "harness/spec/workload_entry.h"
 #include "optimizers/optimizer.h"
 
 namespace ngd {
 namespace {
-
-// Test-set evaluation batch size when a spec gives none (evaluation is untimed; larger is faster).
-constexpr int64_t kDefaultEvalBatchSize = 1000;
-// Sentences per evaluation and decoding batch of translation runs when a spec gives none: beam
-// search holds beam × this many decoder states.
-constexpr int64_t kDefaultTranslationEvalBatchSize = 100;
 
 const std::vector<std::string> kTopLevelKeys = {"name", "description", "notes", "dataset", "model", "epochs",
                                                 "batch_size", "eval_batch_size", "seeds", "target", "optimizers",
@@ -37,25 +32,12 @@ void check_keys(const nlohmann::json& object, const std::vector<std::string>& va
   }
 }
 
-const nlohmann::json& require(const nlohmann::json& object, const std::string& key, const std::string& path) {
-  auto it = object.find(key);
-  if (it == object.end()) throw SpecError(path.empty() ? key : path + "." + key, "missing required key");
-  return *it;
-}
-
 nlohmann::json require_object(const nlohmann::json& object, const std::string& key, const std::string& path) {
   const auto& value = require(object, key, path);
   if (!value.is_object()) {
     throw SpecError(path.empty() ? key : path + "." + key, "expected an object, got " + shown(value));
   }
   return value;
-}
-
-int64_t positive_integer(const nlohmann::json& value, const std::string& path) {
-  if (!value.is_number_integer() || value.get<int64_t>() < 1) {
-    throw SpecError(path, "expected a positive integer, got " + shown(value));
-  }
-  return value.get<int64_t>();
 }
 
 std::optional<int64_t> optional_positive_integer(const nlohmann::json& object, const std::string& key,
@@ -84,13 +66,12 @@ const Entry& named_entry(const std::vector<Entry>& table, const nlohmann::json& 
 DatasetRequest parse_dataset(const nlohmann::json& spec) {
   const auto dataset = require_object(spec, "dataset", "");
   const auto& entry = named_entry(dataset_registry(), dataset, "dataset", "dataset");
-  const bool image = entry.kind == WorkloadKind::kImage;
+  const auto& workload = workload_entry(entry.workload);
   std::vector<std::string> valid_keys = {"name", "train_subset", "test_subset"};
-  if (image) valid_keys.push_back("validation_subset");
+  if (workload.carves_validation) valid_keys.push_back("validation_subset");
   for (const auto& option : entry.options) valid_keys.push_back(option.name);
-  if (!image && dataset.contains("validation_subset")) {
-    throw SpecError("dataset.validation_subset",
-                    "translation datasets keep their official validation split (size it with dataset.val_subset)");
+  if (!workload.carves_validation && dataset.contains("validation_subset")) {
+    throw SpecError("dataset.validation_subset", fmt::format("{} datasets keep {}", workload.name, workload.own_validation_split));
   }
   check_keys(dataset, valid_keys, "dataset");
   auto options = dataset;
@@ -107,26 +88,29 @@ DatasetRequest parse_dataset(const nlohmann::json& spec) {
   return request;
 }
 
-std::optional<Target> parse_target(const nlohmann::json& spec, WorkloadKind workload) {
+std::optional<Target> parse_target(const nlohmann::json& spec, const WorkloadEntry& workload) {
   auto it = spec.find("target");
   if (it == spec.end() || it->is_null()) return std::nullopt;
   if (!it->is_object()) throw SpecError("target", "expected an object or null, got " + shown(*it));
   check_keys(*it, {"metric", "value", "check_every_steps"}, "target");
   Target target;
   target.metric = text(require(*it, "metric", "target"), "target.metric");
-  const auto& metrics = target_metrics(workload);
+  const auto& metrics = workload.target_metrics;
   if (std::find(metrics.begin(), metrics.end(), target.metric) == metrics.end()) {
     throw SpecError("target.metric", fmt::format("unknown metric \"{}\" for {} runs (valid: {})", abbreviated(target.metric),
-                                                 workload == WorkloadKind::kImage ? "image" : "translation",
-                                                 fmt::join(metrics, ", ")));
+                                                 workload.name, fmt::join(metrics, ", ")));
   }
   const auto& value = require(*it, "value", "target");
   if (!value.is_number()) throw SpecError("target.value", "expected a number, got " + shown(value));
   target.value = value.get<double>();
   if (const auto every = optional_positive_integer(*it, "check_every_steps", "target")) {
-    if (target.metric != "train_loss" || workload != WorkloadKind::kImage) {
-      throw SpecError("target.check_every_steps", "only an image workload's train_loss target is checked inside "
-                                                  "epochs (other metrics are measured at epoch ends)");
+    if (workload.in_epoch_target_metric.empty() || target.metric != workload.in_epoch_target_metric) {
+      throw SpecError("target.check_every_steps",
+                      workload.in_epoch_target_metric.empty()
+                          ? fmt::format("{} runs check targets at epoch ends only", workload.name)
+                          : fmt::format("only the {} workload's {} target is checked inside epochs (other metrics "
+                                        "are measured at epoch ends)",
+                                        workload.name, workload.in_epoch_target_metric));
     }
     target.check_every_steps = *every;
   }
@@ -249,8 +233,8 @@ void parse_model(const nlohmann::json& spec, RunConfig& base) {
       if (entry.workload == base.workload) fitting.push_back(entry.name);
     }
     throw SpecError("model.name", fmt::format("model '{}' does not fit dataset '{}' ({} workload) (valid: {})",
-                                              model_entry.name, base.dataset.name,
-                                              base.workload == WorkloadKind::kTranslation ? "translation" : "image", fmt::join(fitting, ", ")));
+                                              model_entry.name, base.dataset.name, base.workload,
+                                              fmt::join(fitting, ", ")));
   }
   auto model_options = model;
   model_options.erase("name");
@@ -265,23 +249,13 @@ RunConfig parse_shared_config(const nlohmann::json& spec, const std::string& sca
   base.experiment = text(spec["name"], "name");
   base.scale = scale;
   base.dataset = parse_dataset(spec);
-  base.workload = find_entry(dataset_registry(), base.dataset.name)->kind;
-  const bool translation = base.workload == WorkloadKind::kTranslation;
+  base.workload = find_entry(dataset_registry(), base.dataset.name)->workload;
+  const auto& workload = workload_entry(base.workload);
   parse_model(spec, base);
   base.epochs = positive_integer(require(spec, "epochs", ""), "epochs");
-  if (translation) {
-    if (spec.contains("batch_size")) {
-      throw SpecError("batch_size", "translation runs batch by dataset.batch_tokens / dataset.batch_sentences");
-    }
-    base.decoding = resolve_options(spec.value("decoding", nlohmann::json::object()), decoding_options(),
-                                    "decoding", "decoding");
-  } else {
-    if (spec.contains("decoding")) throw SpecError("decoding", "only translation runs decode");
-    base.batch_size = positive_integer(require(spec, "batch_size", ""), "batch_size");
-  }
+  workload.parse_settings(spec, base);
   base.eval_batch_size = spec.contains("eval_batch_size") ? positive_integer(spec["eval_batch_size"], "eval_batch_size")
-                         : translation                    ? kDefaultTranslationEvalBatchSize
-                                                          : kDefaultEvalBatchSize;
+                                                          : workload.default_eval_batch_size;
   if (auto it = spec.find("data_order"); it != spec.end()) {
     try {
       base.data_order = parse_data_order(text(*it, "data_order"));
@@ -289,7 +263,7 @@ RunConfig parse_shared_config(const nlohmann::json& spec, const std::string& sca
       throw SpecError("data_order", error.what());
     }
   }
-  base.target = parse_target(spec, base.workload);
+  base.target = parse_target(spec, workload);
   if (base.target && base.dataset.validation_subset == 0 && base.target->metric.rfind("val_", 0) == 0) {
     throw SpecError("target.metric", "a validation target needs a validation set (dataset.validation_subset is 0)");
   }
@@ -328,9 +302,8 @@ void parse_entry_model_and_compression(const nlohmann::json& optimizer, RunConfi
                                            "model '" + config.model + "'", path + ".model");
   }
   if (auto it = optimizer.find("compression"); it != optimizer.end()) {
-    if (config.workload != WorkloadKind::kImage) {
-      throw SpecError(path + ".compression", "compression runs are image runs (the Transformer's low rank is pre-set: "
-                                             "model options)");
+    if (const auto& refusal = workload_entry(config.workload).compression_refusal; !refusal.empty()) {
+      throw SpecError(path + ".compression", refusal);
     }
     if (!config.fidelity.is_null()) {
       throw SpecError(path + ".compression", "fidelity probes follow one optimizer on one model: not with compression");
@@ -458,13 +431,6 @@ Spec parse_spec_document(const nlohmann::json& document, const std::string& scal
 
 }  // namespace
 
-const std::vector<std::string>& target_metrics(WorkloadKind workload) {
-  static const std::vector<std::string> image = {"train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
-                                                 "test_acc"};
-  static const std::vector<std::string> translation = {"train_loss", "train_acc", "val_loss", "val_acc", "val_bleu"};
-  return workload == WorkloadKind::kImage ? image : translation;
-}
-
 std::vector<OptionInfo> decoding_options() {
   return {{"method", "beam", "decoding for BLEU: beam search or greedy", {"beam", "greedy"}},
           {"beam_size", 4, "hypotheses kept per sentence (beam)", {}, at_least(1)},
@@ -491,8 +457,9 @@ nlohmann::json RunConfig::identity() const {
   if (!compression.is_null()) identity["compression"] = compression;
   // Only a non-default order enters the identity: runs from before the setting keep their hashes.
   if (data_order != DataOrder::kReshuffle) identity["data_order"] = data_order_name(data_order);
-  // Image runs carve their validation set from the training split (null = the default size).
-  if (workload == WorkloadKind::kImage) {
+  // The size of a validation set carved from the training split (null = the default size).
+  // (A workload outside the registry, as a test's, carves none.)
+  if (const auto* entry = find_entry(workload_registry(), workload); entry != nullptr && entry->carves_validation) {
     identity["dataset"]["validation_subset"] =
         dataset.validation_subset ? nlohmann::json(*dataset.validation_subset) : nlohmann::json();
   }

@@ -15,7 +15,7 @@ namespace ngd {
 // The metric whose first crossing of `value` marks "time to target". Accuracies must reach at least
 // the value, losses at most.
 struct Target {
-  std::string metric;  // see target_metrics()
+  std::string metric;  // one of the workload entry's target_metrics
   double value = 0;
   // 0: checked at epoch ends. N: a train_loss target is also checked every N steps on the mean loss of
   // the last epoch's worth of steps (at an epoch's end, exactly that epoch's train_loss), so that a
@@ -25,11 +25,6 @@ struct Target {
   // Whether `metric`'s value `measured` has reached the target.
   bool reached(double measured) const { return lower_is_better() ? measured <= value : measured >= value; }
 };
-
-// The metrics a target may name for a workload: image train_loss, train_acc, val_loss, val_acc,
-// test_loss, test_acc; translation train_loss, train_acc, val_loss, val_acc, val_bleu. A fair
-// comparison targets a validation metric (docs/protocol.md): the test split only reports.
-const std::vector<std::string>& target_metrics(WorkloadKind workload);
 
 // The settings of a translation spec's "decoding" block, with defaults.
 std::vector<OptionInfo> decoding_options();
@@ -42,9 +37,9 @@ struct RunConfig {
   std::string model;
   nlohmann::json model_options;  // resolved: every declared option present
   int64_t epochs = 0;
-  WorkloadKind workload = WorkloadKind::kImage;  // the dataset's kind
-  int64_t batch_size = 0;                         // image runs; translation batches by dataset.batch_tokens/_sentences
-  DataOrder data_order = DataOrder::kReshuffle;   // the spec's "data_order"
+  std::string workload = "image";                // the dataset's workload entry (harness/spec/workload_entry.h)
+  int64_t batch_size = 0;                        // image runs; translation batches by dataset.batch_tokens/_sentences
+  DataOrder data_order = DataOrder::kReshuffle;  // the spec's "data_order"
   int64_t eval_batch_size = 0;
   int64_t seed = 0;
   std::optional<Target> target;

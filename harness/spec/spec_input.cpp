@@ -140,4 +140,17 @@ std::optional<std::string> folder_name_problem(const std::string& name) {
   return std::nullopt;
 }
 
+const nlohmann::json& require(const nlohmann::json& object, const std::string& key, const std::string& path) {
+  auto it = object.find(key);
+  if (it == object.end()) throw SpecError(path.empty() ? key : path + "." + key, "missing required key");
+  return *it;
+}
+
+int64_t positive_integer(const nlohmann::json& value, const std::string& path) {
+  if (!value.is_number_integer() || value.get<int64_t>() < 1) {
+    throw SpecError(path, "expected a positive integer, got " + shown(value));
+  }
+  return value.get<int64_t>();
+}
+
 }  // namespace ngd

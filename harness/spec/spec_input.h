@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -37,5 +38,11 @@ nlohmann::json parse_spec_json(const std::string& text);
 // Why `name` cannot name a folder under --out (empty, "." or "..", a '/', a control character, longer
 // than kMaxNameBytes), or nullopt when it can. scripts/report.py applies the same rule.
 std::optional<std::string> folder_name_problem(const std::string& name);
+
+// `object[key]`; throws SpecError "PATH.key: missing required key" when it is absent.
+const nlohmann::json& require(const nlohmann::json& object, const std::string& key, const std::string& path);
+
+// `value` as a positive integer; throws SpecError at `path` for anything else.
+int64_t positive_integer(const nlohmann::json& value, const std::string& path);
 
 }  // namespace ngd

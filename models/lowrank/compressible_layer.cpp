@@ -21,9 +21,9 @@ int64_t requested_rank(const LayerShape& shape, const LowRankSettings& settings)
 }  // namespace
 
 torch::Tensor TensorizedLayer::forward_tokens(const torch::Tensor&, const torch::Tensor&) {
-  throw std::invalid_argument(
-      "this low-rank format's factors see other positions than the tokens, so it cannot record a token mask "
-      "(on the Transformer use low_rank_format dense or matrix)");
+  // Formats declare this in their registry entry (LowRankFormat::records_token_mask), which the
+  // Transformer checks when it is built: reaching here is a format that declares what it lacks.
+  throw std::logic_error("forward_tokens: this low-rank format records no token mask");
 }
 
 CompressibleLayerImpl::CompressibleLayerImpl(const LayerShape& shape, std::string format,

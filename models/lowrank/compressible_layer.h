@@ -20,8 +20,8 @@ class TensorizedLayer : public torch::nn::Module {
   // Input and output as the dense map's: Linear (..., in) → (..., out); Conv2d (N, C_in, H, W) → (N, C_out, H', W').
   virtual torch::Tensor forward(const torch::Tensor& input) = 0;
   // A Linear map on sequences (batch, tokens, in) whose capture layers record the real tokens only
-  // (`token_mask`, batch × tokens; CaptureLinear::forward_tokens). Formats whose factors see other
-  // positions than the tokens (tt) refuse.
+  // (`token_mask`, batch × tokens; CaptureLinear::forward_tokens). Only formats whose registry entry
+  // says records_token_mask implement it.
   virtual torch::Tensor forward_tokens(const torch::Tensor& input, const torch::Tensor& token_mask);
   // The equivalent dense weight (out × in, or C_out × C_in × kh × kw), differentiable through the factors.
   virtual torch::Tensor dense_weight() = 0;

@@ -372,7 +372,8 @@ const std::vector<LowRankFormat>& low_rank_format_registry() {
        [](const LayerShape& shape, int64_t rank) {
          const auto modes = tt_modes(shape);
          return tt_weight_count(modes.out, modes.in, capped_tt_ranks(modes.out, modes.in, rank));
-       }},
+       },
+       /*records_token_mask=*/false},  // a core's capture layer sees the other modes as positions
       {"tucker2", "conv: Tucker-2 with r_in = min(r, C_in), r_out = min(r, C_out); C_in·r_in + r_in·r_out·k² + r_out·C_out weights; a Linear map takes the matrix format",
        [](const LayerShape& shape, int64_t rank) -> std::shared_ptr<TensorizedLayer> {
          if (shape.kind == CaptureLayer::Kind::kLinear) return std::make_shared<MatrixLowRankLayer>(shape, std::min(rank, shape.full_rank()));

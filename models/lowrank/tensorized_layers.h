@@ -143,6 +143,9 @@ struct LowRankFormat {
       decompose;
   // Its weight count at `rank` (biases excluded).
   std::function<int64_t(const LayerShape&, int64_t rank)> weights;
+  // Whether its Linear maps run on sequences with a token mask (TensorizedLayer::forward_tokens), as
+  // the Transformer needs: false where a factor's capture layer sees other positions than the tokens.
+  bool records_token_mask = true;
 };
 
 // dense, matrix, tt, tucker2. Adding a format: a TensorizedLayer class and one entry here.

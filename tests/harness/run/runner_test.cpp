@@ -75,7 +75,7 @@ TEST(Runner, InEpochTargetChecksCountStepsWithinTheEpochAndChangeNothingElse) {
 TEST(Runner, OnlyAnImageTrainLossTargetIsCheckedInsideEpochs) {
   auto document = testing::tiny_spec();
   document["target"] = {{"metric", "test_acc"}, {"value", 0.5}, {"check_every_steps", 5}};
-  EXPECT_NE(testing::spec_error(document).find("target.check_every_steps: only an image workload's train_loss"),
+  EXPECT_NE(testing::spec_error(document).find("target.check_every_steps: only the image workload's train_loss"),
             std::string::npos) << testing::spec_error(document);
   document["target"] = {{"metric", "train_loss"}, {"value", 0.5}, {"check_every_steps", 0}};
   EXPECT_NE(testing::spec_error(document).find("target.check_every_steps"), std::string::npos);
