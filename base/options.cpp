@@ -30,6 +30,15 @@ bool same_type(const nlohmann::json& expected, const nlohmann::json& value) {
   return expected.type() == value.type();
 }
 
+// A setting's value against its declared type: the default's, or for a null default null or the
+// declared null_default_type.
+bool declared_type(const OptionInfo& info, const nlohmann::json& value) {
+  if (!info.default_value.is_null() || info.null_default_type == nlohmann::json::value_t::discarded) {
+    return same_type(info.default_value, value);
+  }
+  return value.is_null() || same_type(nlohmann::json(info.null_default_type), value);
+}
+
 // Settings renamed when the vocabulary was unified: old name → current name. Specs may use the old
 // names for one more release (with a warning); docs/optimizers.md#one-vocabulary lists them.
 struct RenamedSetting {
@@ -42,15 +51,24 @@ const RenamedSetting kRenamedSettings[] = {
     {"precondition_frequency", "inverse_interval"},
     {"ema_decay", "stat_decay"},        {"metric_decay", "stat_decay"},
     {"shampoo_beta", "stat_decay"},
+    {"epsilon", "eps"},                 {"grafting_epsilon", "grafting_eps"},
 };
-// Values renamed: a string setting's old value → current value.
+// Values renamed: a setting's old value → current value (snake_case choices, null for "absent").
 struct RenamedValue {
   const char* setting;
-  const char* old_value;
-  const char* value;
+  nlohmann::json old_value;
+  nlohmann::json value;
 };
 const RenamedValue kRenamedValues[] = {
     {"fisher", "true", "sampled"},
+    {"root_method", "denman-beavers", "denman_beavers"},
+    {"root_method", "newton-schulz", "newton_schulz"},
+    {"start_preconditioning_step", -1, nullptr},
+};
+// Registry entries renamed (optimizers), old name → current name.
+const RenamedSetting kRenamedEntries[] = {
+    {"psgd", "dldr-psgd"},
+    {"pbfgs", "dldr-pbfgs"},
 };
 
 // Prints `message` once per process (a spec's settings are resolved once per expanded run).
@@ -61,12 +79,12 @@ void warn_once(const std::string& message) {
   if (printed.insert(message).second) std::cerr << "warning: " << message << "\n";
 }
 
-// `value` (a string, or a list of them for a grid axis) with `renamed`'s old value replaced.
+// `value` (or each item of a list, a grid axis) with `renamed`'s old value replaced.
 nlohmann::json with_current_value(nlohmann::json value, const RenamedValue& renamed, const std::string& json_path) {
   auto translate = [&](nlohmann::json& item) {
-    if (item.is_string() && item.get<std::string>() == renamed.old_value) {
-      warn_once(fmt::format("{}: \"{}\" is the old name of \"{}\"; accepted until the next release",
-                            json_path, renamed.old_value, renamed.value));
+    if (item == renamed.old_value) {
+      warn_once(fmt::format("{}: {} is the old name of {}; accepted until the next release", json_path,
+                            renamed.old_value.dump(), renamed.value.dump()));
       item = renamed.value;
     }
   };
@@ -107,6 +125,17 @@ nlohmann::json with_current_names(const nlohmann::json& given, const std::vector
   return current;
 }
 
+std::string with_current_entry_name(const std::string& name, const std::string& json_path) {
+  for (const auto& renamed : kRenamedEntries) {
+    if (name == renamed.old_name) {
+      warn_once(fmt::format("{}: \"{}\" is the old name of \"{}\"; accepted until the next release", json_path,
+                            name, renamed.name));
+      return renamed.name;
+    }
+  }
+  return name;
+}
+
 Range at_least_within_float(double min) { return between(min, static_cast<double>(std::numeric_limits<float>::max())); }
 
 bool Range::contains(double value) const {
@@ -141,8 +170,11 @@ std::vector<double> Options::numbers(const std::string& name) const {
 }
 
 void check_option_value(const OptionInfo& info, const nlohmann::json& value, const std::string& json_path) {
-  if (!same_type(info.default_value, value)) {
-    throw SpecError(json_path, fmt::format("expected {}, got {}", type_name(info.default_value), shown(value)));
+  if (!declared_type(info, value)) {
+    const auto expected = info.default_value.is_null()
+                              ? fmt::format("null or {}", type_name(nlohmann::json(info.null_default_type)))
+                              : std::string(type_name(info.default_value));
+    throw SpecError(json_path, fmt::format("expected {}, got {}", expected, shown(value)));
   }
   if (info.default_value.is_array() && !info.default_value.empty()) {
     const auto& element = info.default_value.front();

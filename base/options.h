@@ -45,6 +45,9 @@ struct OptionInfo {
   // false for a setting added after results existed: at its default it stays out of a run's identity,
   // so those results keep their config hashes (see identity_options).
   bool identity_at_default = true;
+  // For a null default ("absent"): the JSON type a given value must have besides null (an integer
+  // type accepts integers only); discarded = any scalar.
+  nlohmann::json::value_t null_default_type = nlohmann::json::value_t::discarded;
 };
 
 // Settings after validation, every declared name present (defaults filled in).
@@ -70,14 +73,19 @@ class Options {
 void check_option_value(const OptionInfo& info, const nlohmann::json& value, const std::string& json_path);
 
 // `given` (an object of settings) with names and values from before the settings' vocabulary was
-// unified (docs/optimizers.md#one-vocabulary: `t_cov` → `stat_interval`, `fisher: "true"` →
-// `"sampled"`, ...) replaced by the current ones, printing one warning per old name and `json_path`.
+// unified (docs/optimizers.md#one-vocabulary: `t_cov` → `stat_interval`, `epsilon` → `eps`, `fisher:
+// "true"` → `"sampled"`, −1 → null for "absent", ...) replaced by the current ones, printing one
+// warning per old name and `json_path`.
 // A name is translated only where `known` declares its current name and not the old one.
 nlohmann::json with_current_names(const nlohmann::json& given, const std::vector<OptionInfo>& known,
                                   const std::string& json_path);
 
 // `resolved` (resolve_options' output) without the settings that `known` declares
 // identity_at_default = false while they hold their default: what a run's identity records.
+// A registry entry's current name for `name` (an optimizer renamed: `psgd` → `dldr-psgd`, `pbfgs` →
+// `dldr-pbfgs`), printing one warning naming `json_path`; other names are returned as given.
+std::string with_current_entry_name(const std::string& name, const std::string& json_path);
+
 nlohmann::json identity_options(const nlohmann::json& resolved, const std::vector<OptionInfo>& known);
 
 // Validates `given` (an object) against `known` and returns it with defaults filled in (old names

@@ -30,8 +30,8 @@ const std::vector<OptimizerEntry>& optimizer_registry() {
       ngd_entry(),
       sngd_entry(),
       sngd_rfim_entry(),
-      psgd_entry(),
-      pbfgs_entry(),
+      dldr_psgd_entry(),
+      dldr_pbfgs_entry(),
       // The 2026 baselines: Kronecker-factored adaptive methods.
       shampoo_entry(),
       soap_entry(),

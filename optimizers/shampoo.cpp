@@ -43,18 +43,19 @@ Shampoo::Shampoo(CaptureModel& model, const Options& options)
     : lr_(options.number("lr")),
       beta1_(options.number("beta1")),
       beta2_(options.number("beta2")),
-      epsilon_(options.number("epsilon")),
+      epsilon_(options.number("eps")),
       exponent_(options.number("exponent")),
       inverse_interval_(options.integer("inverse_interval")),
-      start_preconditioning_step_(options.integer("start_preconditioning_step")),
+      start_preconditioning_step_(options.json().at("start_preconditioning_step").is_null()
+                                      ? options.integer("inverse_interval")
+                                      : options.integer("start_preconditioning_step")),
       grafting_(options.text("grafting") == "adam"),
       grafting_beta2_(options.number("grafting_beta2")),
-      grafting_epsilon_(options.number("grafting_epsilon")),
+      grafting_epsilon_(options.number("grafting_eps")),
       weight_decay_(options.number("weight_decay")) {
-  if (start_preconditioning_step_ == -1) start_preconditioning_step_ = inverse_interval_;
   if (start_preconditioning_step_ < inverse_interval_) {
     throw std::invalid_argument(fmt::format(
-        "shampoo: start_preconditioning_step must be -1 or ≥ inverse_interval ({}), got {}",
+        "shampoo: start_preconditioning_step must be null or ≥ inverse_interval ({}), got {}",
         inverse_interval_, start_preconditioning_step_));
   }
   const int64_t max_dim = options.integer("max_preconditioner_dim");
@@ -201,15 +202,16 @@ OptimizerEntry shampoo_entry() {
               {"lr", 1e-3, "base learning rate (scaled by the schedule); with grafting, Adam's", {}, at_least(0)},
               {"beta1", 0.9, "decay of the filtered gradient Ḡ (bias-corrected EMA; 0 = the raw gradient)", {}, below_one()},
               {"beta2", 0.999, "decay of the factors L, R (1 = plain sums, AdaGrad-like)", {}, unit_interval()},
-              {"epsilon", 1e-12, "added to the bias-corrected factors before their inverse roots", {}, above(0)},
+              {"eps", 1e-12, "added to the bias-corrected factors before their inverse roots", {}, above(0)},
               {"exponent", 0.25, "e in L̂^{-e} Ḡ R̂^{-e} for matrices (vectors use 1/2)", {}, above(0)},
               {"inverse_interval", 100, "steps between inverse-root computations", {}, at_least(1)},
-              {"start_preconditioning_step", -1,
-               "first step (from 1) that uses Shampoo; before it the grafted method alone (-1 = inverse_interval)"},
+              {"start_preconditioning_step", nullptr,
+               "first step (from 1) that uses Shampoo; before it the grafted method alone (null = inverse_interval)",
+               {}, at_least(1), true, nlohmann::json::value_t::number_integer},
               {"max_preconditioner_dim", 1024, "blocks of at most this many rows and columns, a factor pair each", {}, at_least(1)},
               {"grafting", "adam", "adam: each block's step has Adam's norm; none: no grafting", {"adam", "none"}},
               {"grafting_beta2", 0.999, "second-moment decay of the grafted Adam", {}, below_one()},
-              {"grafting_epsilon", 1e-8, "added to √v̂ of the grafted Adam", {}, at_least(0)},
+              {"grafting_eps", 1e-8, "added to √v̂ of the grafted Adam", {}, at_least(0)},
               {"weight_decay", 0.0, "decoupled weight decay: θ ← θ − lr·(P + wd·θ)", {}, at_least(0)},
           },
           [](CaptureModel& model, const Options& options) -> std::unique_ptr<Optimizer> {

@@ -180,7 +180,7 @@ class SngdPreconditioner : public Preconditioner {
   }
 
   MatrixRoots compute_roots(const torch::Tensor& damped) const {
-    if (root_method_ == "newton-schulz") return newton_schulz_roots(damped, root_iterations_, root_tolerance_);
+    if (root_method_ == "newton_schulz") return newton_schulz_roots(damped, root_iterations_, root_tolerance_);
     if (root_method_ == "eigh") return eigh_roots(damped);
     return denman_beavers_roots(damped, root_iterations_, root_tolerance_);
   }
@@ -217,8 +217,8 @@ OptimizerEntry sngd_entry() {
           {"stat_decay", 0.95, "moving-average decay of the factors, which start at I", {}, unit_interval()},
           stat_interval_hyperparameter(10, "steps between factor updates (KFAC's T_cov)"),
           inverse_interval_hyperparameter(100, "steps between root/inverse refreshes (t_inv)"),
-          {"root_method", "denman-beavers", "how the factors' square roots are computed",
-           {"denman-beavers", "newton-schulz", "eigh"}},
+          {"root_method", "denman_beavers", "how the factors' square roots are computed",
+           {"denman_beavers", "newton_schulz", "eigh"}},
           kl_clip_hyperparameter(1e-3),
           {"root_iterations", 50, "iteration limit of Denman–Beavers / Newton–Schulz", {}, at_least(1)},
           {"root_tolerance", 1e-4, "stop when ‖M − I‖_F/√n (DB) or ‖ZY − I‖_F/√n (NS) is below this", {}, above(0)},

@@ -443,10 +443,10 @@ void Bfgs::load_state(StateReader& reader, const std::string& prefix) {
   last_step_ = stepped ? reader.tensor(prefix + "last_step", {dim}, options) : torch::Tensor();
 }
 
-OptimizerEntry psgd_entry() {
+OptimizerEntry dldr_psgd_entry() {
   auto hyperparameters = dldr_hyperparameters();
   hyperparameters.insert(hyperparameters.begin() + 1, {"momentum", 0.9, "subspace-phase SGD momentum (DLDR: 0.9)", {}, below_one()});
-  return {"psgd",
+  return {"dldr-psgd",
           "DLDR P-SGD: SGD while sampling the trajectory, then momentum SGD on the gradient projected onto its "
           "top PCA directions, restarted from the first snapshot",
           hyperparameters, [](CaptureModel& model, const Options& options) -> std::unique_ptr<Optimizer> {
@@ -454,8 +454,8 @@ OptimizerEntry psgd_entry() {
           }};
 }
 
-OptimizerEntry pbfgs_entry() {
-  return {"pbfgs",
+OptimizerEntry dldr_pbfgs_entry() {
+  return {"dldr-pbfgs",
           "DLDR P-BFGS: SGD while sampling the trajectory, then BFGS with Armijo backtracking (same batch) on the "
           "coordinates of its top PCA directions, restarted from the first snapshot",
           dldr_hyperparameters(), [](CaptureModel& model, const Options& options) -> std::unique_ptr<Optimizer> {

@@ -68,7 +68,7 @@ class Bfgs {
   int64_t skipped_updates_ = 0;
 };
 
-OptimizerEntry psgd_entry();
-OptimizerEntry pbfgs_entry();
+OptimizerEntry dldr_psgd_entry();
+OptimizerEntry dldr_pbfgs_entry();
 
 }  // namespace ngd

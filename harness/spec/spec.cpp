@@ -55,7 +55,7 @@ std::string text(const nlohmann::json& value, const std::string& path) {
 template <class Entry>
 const Entry& named_entry(const std::vector<Entry>& table, const nlohmann::json& object, const std::string& path,
                          const char* what) {
-  const auto name = text(require(object, "name", path), path + ".name");
+  const auto name = with_current_entry_name(text(require(object, "name", path), path + ".name"), path + ".name");
   const auto* entry = find_entry(table, name);
   if (entry == nullptr) {
     throw SpecError(path + ".name", fmt::format("unknown {} \"{}\" (valid: {})", what, abbreviated(name), join_names(table)));

@@ -212,8 +212,12 @@ def spearman(xs, ys):
 
 
 def configuration_of(run):
-    """A pre-set configuration's name: the variant without its optimizer suffix ("tt-r4-psgd" → "tt-r4")."""
-    return run["variant"].rsplit("-", 1)[0] if run["variant"] != run["optimizer"] else "dense"
+    """A pre-set configuration's name: the variant without its optimizer suffix, the optimizer's name or its
+    last word ("tt-r4-dldr-psgd" or "tt-r4-psgd" of dldr-psgd → "tt-r4")."""
+    variant, optimizer = run["variant"], run["optimizer"]
+    if variant == optimizer:
+        return "dense"
+    return variant[:-len(optimizer) - 1] if variant.endswith("-" + optimizer) else variant.rsplit("-", 1)[0]
 
 
 def explained_variance(run, dimensions):
@@ -225,7 +229,7 @@ def explained_variance(run, dimensions):
 def measure_balance(results, metric, measure):
     """(value, None, text, verdict, note) of a balance measure: value = the fastest configuration's
     compression ratio; the verdict says which of its two conditions held."""
-    optimizers = measure.get("optimizers", ["sgd", "psgd"])
+    optimizers = measure.get("optimizers", ["sgd", "dldr-psgd"])
     dimensions = measure.get("dimensions", 10)
     chosen = selections(results, metric)
     configurations = OrderedDict()  # name → {"ratio", "time", "variance"}
@@ -272,7 +276,7 @@ MEASURES = {"compression_difference": measure_compression_difference, "balance":
 def comparison(measure):
     """What a low-rank claim compares, in words."""
     if measure["kind"] == "balance":
-        return (f"time to target over {', '.join(measure.get('optimizers', ['sgd', 'psgd']))} by (format, rank), "
+        return (f"time to target over {', '.join(measure.get('optimizers', ['sgd', 'dldr-psgd']))} by (format, rank), "
                 f"and the first {measure.get('dimensions', 10)} directions' explained variance: fastest at an "
                 f"intermediate compression and falling variance")
     controls = measure.get("controls", [])

@@ -25,8 +25,8 @@ BASE_STYLES = OrderedDict([
     ("sngd", Style("#9467bd", "H", "-", True)),
     # The official code's SNGD: a registry entry of its own, drawn as SNGD's shade.
     ("sngd-rfim", Style("#b07aa1", "8", "--", True)),
-    ("psgd", Style("#637939", ">", "-", True)),
-    ("pbfgs", Style("#843c39", "<", "-", True)),
+    ("dldr-psgd", Style("#637939", ">", "-", True)),
+    ("dldr-pbfgs", Style("#843c39", "<", "-", True)),
     # The plugin guide's example (docs/optimizers.md, "Adding an optimizer").
     ("signsgd", Style("#fb9a99", "x", "-", True)),
 ])

@@ -184,9 +184,11 @@ class PairedSettings(unittest.TestCase):
 
     def test_shampoo(self):
         ours, theirs = self.settings("ngdbench shampoo", "python-shampoo")
-        self.assertEqual((ours["lr"], ours["beta1"], ours["beta2"], ours["epsilon"], ours["weight_decay"],
-                          ours["max_preconditioner_dim"], ours["inverse_interval"], ours["start_preconditioning_step"],
-                          ours["grafting_beta2"], ours["grafting_epsilon"]),
+        # "Start at the first refresh" is null here and -1 in Distributed Shampoo.
+        start = -1 if ours["start_preconditioning_step"] is None else ours["start_preconditioning_step"]
+        self.assertEqual((ours["lr"], ours["beta1"], ours["beta2"], ours["eps"], ours["weight_decay"],
+                          ours["max_preconditioner_dim"], ours["inverse_interval"], start,
+                          ours["grafting_beta2"], ours["grafting_eps"]),
                          (theirs["lr"], *theirs["betas"], theirs["epsilon"], theirs["weight_decay"],
                           theirs["max_preconditioner_dim"], theirs["precondition_frequency"],
                           theirs["start_preconditioning_step"], theirs["grafting_beta2"], theirs["grafting_epsilon"]))

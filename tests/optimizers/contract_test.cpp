@@ -54,8 +54,8 @@ const std::vector<TinyModel>& tiny_models() {
 // step and the parameters end away from the start.
 const json& overrides(const std::string& name) {
   static const std::map<std::string, json> table = {
-      {"psgd", {{"sampling_epochs", 1}, {"snapshots_per_epoch", 2}, {"subspace_dim", 1}, {"restart_from_start", false}}},
-      {"pbfgs", {{"sampling_epochs", 1}, {"snapshots_per_epoch", 2}, {"subspace_dim", 1}, {"restart_from_start", false}}},
+      {"dldr-psgd", {{"sampling_epochs", 1}, {"snapshots_per_epoch", 2}, {"subspace_dim", 1}, {"restart_from_start", false}}},
+      {"dldr-pbfgs", {{"sampling_epochs", 1}, {"snapshots_per_epoch", 2}, {"subspace_dim", 1}, {"restart_from_start", false}}},
   };
   static const json none = json::object();
   const auto found = table.find(name);
@@ -68,12 +68,12 @@ bool refuses_model(const std::string& optimizer, const std::string& model) {
   return optimizer == "sngd-rfim" && model == "cnn";
 }
 
-// Optimizers whose lr cannot be 0 in their settings although its declared range allows 0: psgd and pbfgs
+// Optimizers whose lr cannot be 0 in their settings although its declared range allows 0: dldr-psgd and dldr-pbfgs
 // refuse lr ≤ 0 when built (the schedule's factor is lr_now / lr), so they keep their default lr and are
 // frozen by set_learning_rate(0) alone, as a schedule at 0 would freeze them. And a motionless
 // trajectory has no principal directions, so entering the subspace throws ("the sampled trajectory has
 // no variance"): they are checked over the sampling steps, and the third step must throw.
-bool freezes_through_the_runner_rate_only(const std::string& name) { return name == "psgd" || name == "pbfgs"; }
+bool freezes_through_the_runner_rate_only(const std::string& name) { return name == "dldr-psgd" || name == "dldr-pbfgs"; }
 
 bool is_learning_rate(const std::string& setting) {
   return setting.size() >= 2 && setting.compare(setting.size() - 2, 2, "lr") == 0;
@@ -321,10 +321,10 @@ std::vector<json> resume_settings(const std::string& name) {
       // carried roots, step 5 refreshes from the carried factors.
       {"shampoo", {{{"inverse_interval", 3}}}},
       {"soap", {{{"inverse_interval", 2}}}},
-      {"psgd",
+      {"dldr-psgd",
        {{{"sampling_epochs", 2}, {"snapshots_per_epoch", 2}, {"subspace_dim", 2}},
         {{"sampling_epochs", 1}, {"snapshots_per_epoch", 2}, {"subspace_dim", 1}, {"restart_from_start", false}}}},
-      {"pbfgs",
+      {"dldr-pbfgs",
        {{{"sampling_epochs", 2}, {"snapshots_per_epoch", 2}, {"subspace_dim", 2}},
         {{"sampling_epochs", 1}, {"snapshots_per_epoch", 2}, {"subspace_dim", 1}, {"restart_from_start", false}}}},
   };

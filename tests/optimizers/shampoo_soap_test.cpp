@@ -151,7 +151,7 @@ TEST(KroneckerFactors, VectorsAndLongSidesFollowTheOwnersRules) {
 // Shampoo
 
 Shampoo make_shampoo(Model& net, nlohmann::json given) {
-  given.emplace("epsilon", kEpsilon);
+  given.emplace("eps", kEpsilon);
   return Shampoo(net, optimizer_options("shampoo", given));
 }
 
@@ -161,7 +161,7 @@ TEST(Shampoo, BeforeTheStartStepItIsItsGraftedAdamW) {
   auto shampoo = make_shampoo(*net, {{"lr", lr},
                                      {"beta1", beta1},
                                      {"grafting_beta2", beta2},
-                                     {"grafting_epsilon", eps},
+                                     {"grafting_eps", eps},
                                      {"weight_decay", weight_decay},
                                      {"inverse_interval", 3}});
   std::vector<torch::Tensor> m(net->parameters().size()), v(m.size());
@@ -253,7 +253,7 @@ TEST(Shampoo, WithFactorsAtIdentityTheStepIsTheFilteredGradientAtAdamsNorm) {
   auto shampoo = make_shampoo(*net, {{"lr", lr},
                                      {"beta1", beta1},
                                      {"grafting_beta2", beta2},
-                                     {"grafting_epsilon", eps},
+                                     {"grafting_eps", eps},
                                      {"inverse_interval", 1}});
   auto weight = net->parameters()[0];
   torch::Tensor m, v;

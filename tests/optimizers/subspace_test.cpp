@@ -96,7 +96,7 @@ std::vector<torch::Tensor> snapshot(Model& model) {
 TEST(Psgd, RestartsFromTheFirstSnapshotAndMovesOnlyInTheTrajectorysSpan) {
   torch::manual_seed(6);
   auto model = find_entry(model_registry(), "mlp")->make(Options({{"hidden", {5}}, {"rank", 0}}), {{1, 1, 4}, 3});
-  auto optimizer = make_optimizer("psgd", *model, {{"lr", 0.1}, {"sampling_lr", 0.05}, {"sampling_epochs", 2},
+  auto optimizer = make_optimizer("dldr-psgd", *model, {{"lr", 0.1}, {"sampling_lr", 0.05}, {"sampling_epochs", 2},
                                                    {"snapshots_per_epoch", 2}, {"subspace_dim", 3}});
   const int64_t batches = 4;
   PhaseTimer timer;
@@ -142,7 +142,7 @@ bool all_equal(const std::vector<torch::Tensor>& a, const std::vector<torch::Ten
 TEST(Psgd, RestartPutsBackTheBatchNormStatisticsOfTheFirstSnapshot) {
   torch::manual_seed(7);
   auto model = find_entry(model_registry(), "resnet20")->make(Options(nlohmann::json{{"width", 2}}), {{1, 8, 8}, 3});
-  auto optimizer = make_optimizer("psgd", *model, {{"sampling_epochs", 2}, {"snapshots_per_epoch", 2}, {"subspace_dim", 2}});
+  auto optimizer = make_optimizer("dldr-psgd", *model, {{"sampling_epochs", 2}, {"snapshots_per_epoch", 2}, {"subspace_dim", 2}});
   const int64_t batches = 2;
   PhaseTimer timer;
   std::vector<torch::Tensor> at_first_snapshot;
@@ -157,11 +157,11 @@ TEST(Psgd, RestartPutsBackTheBatchNormStatisticsOfTheFirstSnapshot) {
 
 TEST(Psgd, RunnerReportsTheSamplingAndSubspacePhases) {
   const auto dataset = testing::synthetic_fashion_mnist(512, 128);
-  for (const std::string name : {"psgd", "pbfgs"}) {
+  for (const std::string name : {"dldr-psgd", "dldr-pbfgs"}) {
     auto document = testing::tiny_spec();
     document.merge_patch({{"epochs", 4},
                           {"optimizers", {{{"name", name},
-                                           {"hparams", {{"lr", name == "psgd" ? 0.1 : 1.0},
+                                           {"hparams", {{"lr", name == "dldr-psgd" ? 0.1 : 1.0},
                                                         {"sampling_epochs", 2}, {"sampling_lr", 0.05},
                                                         {"snapshots_per_epoch", 8}, {"subspace_dim", 10}}}}}}});
     RunnerOptions options;
@@ -185,7 +185,7 @@ TEST(Psgd, RunnerReportsTheSamplingAndSubspacePhases) {
     // Kernel matrix (scripts/kernel-matrix.py: 5 OpenBLAS kernels x ATen default/avx2, 2026-12-07):
     // subspace-phase test accuracy 1.0 for P-SGD and P-BFGS in every combination (margin 0.2, spread 0).
     EXPECT_TRUE(testing::outcome_at_least(name + "_subspace_test_acc", subspace["final_test_acc"].get<double>(), 0.8));
-    if (name == "pbfgs") {
+    if (name == "dldr-pbfgs") {
       EXPECT_GT(report["line_search"]["mean_trials"].get<double>(), 0.99);
     }
   }
@@ -201,7 +201,7 @@ TEST(Pbfgs, LineSearchTrialsLeaveTheBuffersAsTheStepsForwardPassLeftThem) {
   auto model = find_entry(model_registry(), "resnet20")->make(Options(nlohmann::json{{"width", 2}}), {{1, 8, 8}, 3});
   ASSERT_FALSE(model->buffers().empty());
   // lr 1e4: the first trials of every subspace step are far too long and rejected, on any machine.
-  auto optimizer = make_optimizer("pbfgs", *model, {{"lr", 1e4}, {"sampling_epochs", 2}, {"snapshots_per_epoch", 2},
+  auto optimizer = make_optimizer("dldr-pbfgs", *model, {{"lr", 1e4}, {"sampling_epochs", 2}, {"snapshots_per_epoch", 2},
                                                     {"subspace_dim", 2}});
   const auto images = torch::randn({8, 1, 8, 8});
   const auto labels = torch::randint(0, 3, {8});

@@ -53,7 +53,7 @@ class StyleTable(unittest.TestCase):
 
     def test_variants_are_shades_of_their_base(self):
         styles = Styles({"fngd": "fngd", "fngd-refresh1": "fngd", "fngd-clamp": "fngd", "sgd": "sgd", "gd": "sgd",
-                         "psgd-d40": "psgd", "unknown-a": "unknown-a", "unknown-b": "unknown-b"})
+                         "psgd-d40": "dldr-psgd", "unknown-a": "unknown-a", "unknown-b": "unknown-b"})
         all_styles = [styles[name] for name in styles.styles]
         self.assertEqual(len(set(all_styles)), len(all_styles))
         for variant, base in (("fngd-refresh1", "fngd"), ("fngd-clamp", "fngd"), ("gd", "sgd")):

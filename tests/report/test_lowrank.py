@@ -130,25 +130,26 @@ class CompressionDifference(unittest.TestCase):
 
 
 def preset_run(configuration, optimizer, study, time, ratio, variance=None):
-    """A pre-set run: model_cost with `ratio`, time to target `time`, P-SGD's explained-variance ratios."""
+    """A pre-set run: model_cost with `ratio`, time to target `time`, P-SGD's explained-variance ratios; named
+    as the specs name them, <configuration>-sgd and <configuration>-psgd (of dldr-psgd)."""
     run = compressed_run("x", study, ratio, 0.8, 0.8)
     del run["compression"]
-    run.update(variant=f"{configuration}-{optimizer}", optimizer=optimizer, config_hash=f"{configuration}-{optimizer}",
-               label=f"{configuration}-{optimizer}", time_to_target_s=time,
+    variant = f"{configuration}-{optimizer.split('-')[-1]}"
+    run.update(variant=variant, optimizer=optimizer, config_hash=variant, label=variant, time_to_target_s=time,
                identity={"model": {"options": {"low_rank_format": configuration, "rank": 4}}},
                optimizer_report={"explained_variance_ratio": variance} if variance else {})
     return run
 
 
 def balance_runs(times, variances):
-    """times: {configuration: (sgd time, psgd time)}; ratios dense 1, matrix 4, tt 20."""
+    """times: {configuration: (sgd time, dldr-psgd time)}; ratios dense 1, matrix 4, tt 20."""
     ratios = {"dense": 1.0, "matrix": 4.0, "tt": 20.0}
-    return [preset_run(c, o, s, times[c][i], ratios[c], variances[c] if o == "psgd" else None)
-            for c in ratios for i, o in enumerate(("sgd", "psgd")) for s in range(3)]
+    return [preset_run(c, o, s, times[c][i], ratios[c], variances[c] if o == "dldr-psgd" else None)
+            for c in ratios for i, o in enumerate(("sgd", "dldr-psgd")) for s in range(3)]
 
 
 def balance(results):
-    measure = {"kind": "balance", "optimizers": ["sgd", "psgd"], "dimensions": 2}
+    measure = {"kind": "balance", "optimizers": ["sgd", "dldr-psgd"], "dimensions": 2}
     return lowrank.measure_balance(results, Metric(results), measure)
 
 
@@ -174,6 +175,12 @@ class Balance(unittest.TestCase):
     def test_one_condition_alone_is_inconclusive(self):
         _, _, _, verdict, _ = balance(balance_runs({"dense": (10, 12), "matrix": (8, 9), "tt": (5, 11)}, self.FALLING))
         self.assertEqual(verdict, claims.INCONCLUSIVE)
+
+    def test_configuration_of_strips_the_optimizer_or_its_last_word(self):
+        for variant, optimizer, configuration in (("tt-r4-psgd", "dldr-psgd", "tt-r4"),
+                                                  ("tt-r4-dldr-psgd", "dldr-psgd", "tt-r4"),
+                                                  ("matrix-r8-sgd", "sgd", "matrix-r8"), ("dldr-psgd", "dldr-psgd", "dense")):
+            self.assertEqual(lowrank.configuration_of({"variant": variant, "optimizer": optimizer}), configuration)
 
 
 class Drawing(unittest.TestCase):

@@ -252,6 +252,40 @@ TEST(SettingVocabulary, OldNamesAreReadAsTheNewOnesWithAWarning) {
   // Another plugin's setting of the same old name is not translated.
   document["optimizers"] = json::parse(R"([{"name": "sgd", "hparams": {"t_cov": 3}}])");
   expect_rejected(document, {"optimizers[0].hparams.t_cov", "unknown hyperparameter"});
+
+}
+
+// One spelling per idea: `eps`, snake_case choices, null for "absent", DLDR's methods named apart from
+// Xi-Lin Li's PSGD. The old spellings still parse to the current ones, with a warning each.
+TEST(Spec, OldSpellingsOfSettingsValuesAndOptimizersParseToTheCurrentOnes) {
+  auto document = testing::tiny_spec();
+  document["optimizers"] = json::parse(R"([
+    {"name": "shampoo", "hparams": {"epsilon": 1e-10, "grafting_epsilon": 1e-6, "start_preconditioning_step": -1}},
+    {"name": "sngd", "hparams": {"root_method": "newton-schulz"}},
+    {"name": "psgd", "hparams": {"subspace_dim": 2}},
+    {"name": "pbfgs", "hparams": {"subspace_dim": 2}}])");
+  ::testing::internal::CaptureStderr();
+  const auto spec = parse_spec(document, "spec.json");
+  const auto warnings = ::testing::internal::GetCapturedStderr();
+  const auto& shampoo = spec.runs[0].hparams;
+  EXPECT_EQ(shampoo["eps"], 1e-10);
+  EXPECT_EQ(shampoo["grafting_eps"], 1e-6);
+  EXPECT_TRUE(shampoo["start_preconditioning_step"].is_null());
+  EXPECT_FALSE(shampoo.contains("epsilon"));
+  EXPECT_EQ(spec.runs[1].hparams["root_method"], "newton_schulz");
+  EXPECT_EQ(spec.runs[2].optimizer, "dldr-psgd");
+  EXPECT_EQ(spec.runs[3].optimizer, "dldr-pbfgs");
+  for (const auto* old_name :
+       {"\"epsilon\" is the old name of \"eps\"", "\"grafting_epsilon\" is the old name of \"grafting_eps\"",
+        "-1 is the old name of null", "\"newton-schulz\" is the old name of \"newton_schulz\"",
+        "optimizers[2].name: \"psgd\" is the old name of \"dldr-psgd\"", "\"pbfgs\" is the old name of \"dldr-pbfgs\""}) {
+    EXPECT_NE(warnings.find(old_name), std::string::npos) << old_name << " not in:\n" << warnings;
+  }
+  // The current spellings are the only ones the settings accept besides: null or an integer.
+  document["optimizers"] = json::parse(R"([{"name": "shampoo", "hparams": {"start_preconditioning_step": "soon"}}])");
+  expect_rejected(document, {"optimizers[0].hparams.start_preconditioning_step", "expected null or an integer"});
+  document["optimizers"] = json::parse(R"([{"name": "shampoo", "hparams": {"start_preconditioning_step": 0}}])");
+  expect_rejected(document, {"optimizers[0].hparams.start_preconditioning_step", "expected a value ≥ 1"});
 }
 
 }  // namespace
