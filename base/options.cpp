@@ -64,6 +64,7 @@ const RenamedValue kRenamedValues[] = {
     {"root_method", "denman-beavers", "denman_beavers"},
     {"root_method", "newton-schulz", "newton_schulz"},
     {"start_preconditioning_step", -1, nullptr},
+    {"stat_decay", -1, nullptr},  // soap's "beta2"; a null target only where the setting's default is null
 };
 // Registry entries renamed (optimizers), old name → current name.
 const RenamedSetting kRenamedEntries[] = {
@@ -117,7 +118,9 @@ nlohmann::json with_current_names(const nlohmann::json& given, const std::vector
     }
     current[name] = value;
     for (const auto& renamed : kRenamedValues) {
-      if (name == renamed.setting && find_entry(known, name) != nullptr) {
+      const auto* declared = find_entry(known, name);
+      if (name == renamed.setting && declared != nullptr &&
+          (!renamed.value.is_null() || declared->default_value.is_null())) {
         current[name] = with_current_value(current[name], renamed, json_path + "." + name);
       }
     }

@@ -39,7 +39,7 @@ Soap::Soap(CaptureModel& model, const Options& options)
     : lr_(options.number("lr")),
       beta1_(options.number("beta1")),
       beta2_(options.number("beta2")),
-      factor_beta_(options.number("stat_decay") >= 0 ? options.number("stat_decay") : options.number("beta2")),
+      factor_beta_(options.json().at("stat_decay").is_null() ? options.number("beta2") : options.number("stat_decay")),
       epsilon_(options.number("eps")),
       weight_decay_(options.number("weight_decay")),
       inverse_interval_(options.integer("inverse_interval")) {
@@ -190,7 +190,8 @@ OptimizerEntry soap_entry() {
               {"lr", 3e-3, "base learning rate (scaled by the schedule)", {}, at_least(0)},
               {"beta1", 0.95, "decay of Adam's first moment (in the eigenbasis)", {}, below_one()},
               {"beta2", 0.95, "decay of Adam's second moment (in the eigenbasis)", {}, below_one()},
-              {"stat_decay", -1.0, "decay of the factors L, R (negative: beta2)", {}, Range{std::nullopt, 1.0, false, true}},
+              {"stat_decay", nullptr, "decay of the factors L, R (null: beta2)", {}, Range{0.0, 1.0, false, true}, true,
+               nlohmann::json::value_t::number_float},
               {"eps", 1e-8, "added to √v (the step size carries the bias correction)", {}, above(0)},
               {"weight_decay", 0.01, "decoupled weight decay, θ ← θ·(1 − lr·wd) after the step", {}, at_least(0)},
               {"inverse_interval", 10, "steps between QR power-iteration refreshes of the eigenbases", {}, at_least(1)},

@@ -5,6 +5,7 @@
 One spelling per idea (specs still accept the old names, with a warning; result files are not specs):
   - shampoo: "epsilon" is "eps" and "grafting_epsilon" is "grafting_eps", as in adamw, nadamw and soap;
     "start_preconditioning_step": -1 ("absent": the inverse interval) is null;
+  - soap: "stat_decay": -1 ("absent": beta2) is null;
   - sngd: the "root_method" values "denman-beavers" and "newton-schulz" are "denman_beavers" and
     "newton_schulz" (snake case, as every other choice);
   - the optimizers "psgd" and "pbfgs" are "dldr-psgd" and "dldr-pbfgs" (DLDR's P-SGD and P-BFGS, not
@@ -37,6 +38,7 @@ OPTIMIZERS = {"psgd": "dldr-psgd", "pbfgs": "dldr-pbfgs"}
 SETTING_NAMES = {"shampoo": {"epsilon": "eps", "grafting_epsilon": "grafting_eps"}}
 SETTING_VALUES = {
     "shampoo": {"start_preconditioning_step": {-1: None}},
+    "soap": {"stat_decay": {-1: None}},
     "sngd": {"root_method": {"denman-beavers": "denman_beavers", "newton-schulz": "newton_schulz"}},
 }
 

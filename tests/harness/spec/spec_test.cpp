@@ -262,6 +262,7 @@ TEST(Spec, OldSpellingsOfSettingsValuesAndOptimizersParseToTheCurrentOnes) {
   document["optimizers"] = json::parse(R"([
     {"name": "shampoo", "hparams": {"epsilon": 1e-10, "grafting_epsilon": 1e-6, "start_preconditioning_step": -1}},
     {"name": "sngd", "hparams": {"root_method": "newton-schulz"}},
+    {"name": "soap", "hparams": {"stat_decay": -1}},
     {"name": "psgd", "hparams": {"subspace_dim": 2}},
     {"name": "pbfgs", "hparams": {"subspace_dim": 2}}])");
   ::testing::internal::CaptureStderr();
@@ -273,12 +274,13 @@ TEST(Spec, OldSpellingsOfSettingsValuesAndOptimizersParseToTheCurrentOnes) {
   EXPECT_TRUE(shampoo["start_preconditioning_step"].is_null());
   EXPECT_FALSE(shampoo.contains("epsilon"));
   EXPECT_EQ(spec.runs[1].hparams["root_method"], "newton_schulz");
-  EXPECT_EQ(spec.runs[2].optimizer, "dldr-psgd");
-  EXPECT_EQ(spec.runs[3].optimizer, "dldr-pbfgs");
+  EXPECT_TRUE(spec.runs[2].hparams["stat_decay"].is_null());
+  EXPECT_EQ(spec.runs[3].optimizer, "dldr-psgd");
+  EXPECT_EQ(spec.runs[4].optimizer, "dldr-pbfgs");
   for (const auto* old_name :
        {"\"epsilon\" is the old name of \"eps\"", "\"grafting_epsilon\" is the old name of \"grafting_eps\"",
         "-1 is the old name of null", "\"newton-schulz\" is the old name of \"newton_schulz\"",
-        "optimizers[2].name: \"psgd\" is the old name of \"dldr-psgd\"", "\"pbfgs\" is the old name of \"dldr-pbfgs\""}) {
+        "optimizers[3].name: \"psgd\" is the old name of \"dldr-psgd\"", "\"pbfgs\" is the old name of \"dldr-pbfgs\""}) {
     EXPECT_NE(warnings.find(old_name), std::string::npos) << old_name << " not in:\n" << warnings;
   }
   // The current spellings are the only ones the settings accept besides: null or an integer.
@@ -286,6 +288,9 @@ TEST(Spec, OldSpellingsOfSettingsValuesAndOptimizersParseToTheCurrentOnes) {
   expect_rejected(document, {"optimizers[0].hparams.start_preconditioning_step", "expected null or an integer"});
   document["optimizers"] = json::parse(R"([{"name": "shampoo", "hparams": {"start_preconditioning_step": 0}}])");
   expect_rejected(document, {"optimizers[0].hparams.start_preconditioning_step", "expected a value ≥ 1"});
+  // -1 means "absent" only where the setting's default is null: kfac's stat_decay stays a number.
+  document["optimizers"] = json::parse(R"([{"name": "kfac", "hparams": {"stat_decay": -1}}])");
+  expect_rejected(document, {"optimizers[0].hparams.stat_decay", "expected a value"});
 }
 
 }  // namespace
