@@ -36,7 +36,7 @@ bool declared_type(const OptionInfo& info, const nlohmann::json& value) {
   if (!info.default_value.is_null() || info.null_default_type == nlohmann::json::value_t::discarded) {
     return same_type(info.default_value, value);
   }
-  return value.is_null() || same_type(nlohmann::json(info.null_default_type), value);
+  return value.is_null() || same_type(typed_default(info), value);
 }
 
 // Settings renamed when the vocabulary was unified: old name → current name. Specs may use the old
@@ -65,6 +65,8 @@ const RenamedValue kRenamedValues[] = {
     {"root_method", "newton-schulz", "newton_schulz"},
     {"start_preconditioning_step", -1, nullptr},
     {"stat_decay", -1, nullptr},  // soap's "beta2"; a null target only where the setting's default is null
+    {"optimizer", "psgd", "dldr-psgd"},  // a compression block's fine-tuning optimizer
+    {"optimizer", "pbfgs", "dldr-pbfgs"},
 };
 // Registry entries renamed (optimizers), old name → current name.
 const RenamedSetting kRenamedEntries[] = {
@@ -172,10 +174,17 @@ std::vector<double> Options::numbers(const std::string& name) const {
   return at(name).get<std::vector<double>>();
 }
 
+nlohmann::json typed_default(const OptionInfo& info) {
+  if (!info.default_value.is_null() || info.null_default_type == nlohmann::json::value_t::discarded) {
+    return info.default_value;
+  }
+  return nlohmann::json(info.null_default_type);  // 0, 0.0, "", false, [] or {} of that type
+}
+
 void check_option_value(const OptionInfo& info, const nlohmann::json& value, const std::string& json_path) {
   if (!declared_type(info, value)) {
     const auto expected = info.default_value.is_null()
-                              ? fmt::format("null or {}", type_name(nlohmann::json(info.null_default_type)))
+                              ? fmt::format("null or {}", type_name(typed_default(info)))
                               : std::string(type_name(info.default_value));
     throw SpecError(json_path, fmt::format("expected {}, got {}", expected, shown(value)));
   }
@@ -200,7 +209,7 @@ void check_option_value(const OptionInfo& info, const nlohmann::json& value, con
       check(value, json_path);
     }
   }
-  if (!info.choices.empty()) {
+  if (!info.choices.empty() && !value.is_null()) {
     const auto text = value.get<std::string>();
     if (std::find(info.choices.begin(), info.choices.end(), text) == info.choices.end()) {
       throw SpecError(json_path, fmt::format("unknown value \"{}\" (valid: {})", abbreviated(text), fmt::join(info.choices, ", ")));

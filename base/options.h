@@ -69,6 +69,10 @@ class Options {
   nlohmann::json values_ = nlohmann::json::object();
 };
 
+// An example value of the setting's declared type: its default, or for a null default with a
+// null_default_type a value of that type (what a tuning range draws).
+nlohmann::json typed_default(const OptionInfo& info);
+
 // Validates one value against its declaration; throws SpecError at `json_path`.
 void check_option_value(const OptionInfo& info, const nlohmann::json& value, const std::string& json_path);
 
@@ -80,12 +84,12 @@ void check_option_value(const OptionInfo& info, const nlohmann::json& value, con
 nlohmann::json with_current_names(const nlohmann::json& given, const std::vector<OptionInfo>& known,
                                   const std::string& json_path);
 
-// `resolved` (resolve_options' output) without the settings that `known` declares
-// identity_at_default = false while they hold their default: what a run's identity records.
 // A registry entry's current name for `name` (an optimizer renamed: `psgd` → `dldr-psgd`, `pbfgs` →
 // `dldr-pbfgs`), printing one warning naming `json_path`; other names are returned as given.
 std::string with_current_entry_name(const std::string& name, const std::string& json_path);
 
+// `resolved` (resolve_options' output) without the settings that `known` declares
+// identity_at_default = false while they hold their default: what a run's identity records.
 nlohmann::json identity_options(const nlohmann::json& resolved, const std::vector<OptionInfo>& known);
 
 // Validates `given` (an object) against `known` and returns it with defaults filled in (old names

@@ -5,7 +5,6 @@
 #include <algorithm>
 
 #include "base/device.h"
-#include "base/spec_error.h"
 #include "datasets/batch_loader.h"
 #include "datasets/dataset.h"
 #include "harness/run/compression_stage.h"
@@ -147,8 +146,8 @@ WorkloadEntry image_workload_entry() {
   entry.target_metrics = {"train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"};
   entry.in_epoch_target_metric = "train_loss";
   entry.carves_validation = true;
+  entry.spec_keys = {"batch_size"};
   entry.parse_settings = [](const nlohmann::json& spec, RunConfig& run) {
-    if (spec.contains("decoding")) throw SpecError("decoding", "only translation runs decode");
     run.batch_size = positive_integer(require(spec, "batch_size", ""), "batch_size");
   };
   entry.default_eval_batch_size = 1000;  // evaluation is untimed; larger is faster

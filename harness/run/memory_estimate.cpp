@@ -199,9 +199,12 @@ std::string DryRunEstimates::describe(const RunConfig& run, const std::string& d
   const auto identity = run.identity();
   const auto dataset_key = identity["dataset"].dump();
   if (const auto missing = missing_.find(dataset_key); missing != missing_.end()) return missing->second;
-  if (!loaded_.count(dataset_key)) {
+  if (loaded_key_ != dataset_key) {
     try {
-      loaded_[dataset_key] = workload.load(run.dataset, data_roots_);
+      loaded_key_.clear();
+      loaded_.reset();  // before the next one is read
+      loaded_ = workload.load(run.dataset, data_roots_);
+      loaded_key_ = dataset_key;
     } catch (const std::exception& error) {  // not found, or unreadable: the dry run goes on
       return missing_[dataset_key] = fmt::format("memory estimate: needs the dataset ({})", error.what());
     }
@@ -210,7 +213,7 @@ std::string DryRunEstimates::describe(const RunConfig& run, const std::string& d
                                   {"batch_size", run.batch_size}, {"optimizer", run.optimizer},
                                   {"hparams", run.hparams}, {"device", device}}.dump();
   if (const auto known = lines_.find(key); known != lines_.end()) return known->second;
-  const auto estimate = workload.estimate_memory(run, *loaded_[dataset_key]);
+  const auto estimate = workload.estimate_memory(run, *loaded_);
   const auto refusal = memory_refusal(estimate, limit_, device);
   return lines_[key] = fmt::format(
              "memory estimate {} (parameters {}, gradients {}, activations {}, captures {}, optimizer state {}): {}",

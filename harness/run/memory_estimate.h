@@ -91,7 +91,9 @@ class DryRunEstimates {
  private:
   std::vector<std::string> data_roots_;
   MemoryLimit limit_;
-  std::map<std::string, std::shared_ptr<const WorkloadData>> loaded_;  // by the dataset's identity
+  // The last dataset loaded and its identity: a spec's runs share one, so one is held at a time.
+  std::string loaded_key_;
+  std::shared_ptr<const WorkloadData> loaded_;
   std::map<std::string, std::string> missing_;         // datasets not found: why
   std::map<std::string, std::string> lines_;           // by what the estimate depends on, and the device
 };

@@ -42,7 +42,8 @@ struct RunnerOptions {
 // returns status "checkpointed"). A non-finite training loss ends the run as "diverged", an exception
 // (a refused checkpoint too) as "failed"; neither throws. Every workload shares one training loop (see
 // harness/run/workload.h). `data` is what the run's workload entry loads (an ImageDataset, a
-// TranslationDataset).
+// TranslationDataset); a config.workload outside the registry throws std::runtime_error naming the
+// registered ones.
 RunResult train_run(const RunConfig& config, const WorkloadData& data, const RunnerOptions& options);
 // The same for a workload given by its entry instead of config.workload (one outside the registry).
 RunResult train_run(const RunConfig& config, const WorkloadEntry& workload, const WorkloadData& data,

@@ -5,13 +5,11 @@
 #include <cmath>
 
 #include "base/device.h"
-#include "base/spec_error.h"
 #include "datasets/dataset.h"
 #include "harness/run/bleu.h"
 #include "harness/run/runner.h"
 #include "harness/run/workload.h"
 #include "harness/spec/spec.h"
-#include "harness/spec/spec_input.h"
 #include "models/transformer.h"
 
 namespace ngd {
@@ -259,10 +257,8 @@ WorkloadEntry translation_workload_entry() {
   entry.summary = "machine translation: label-smoothed cross-entropy, token accuracy, BLEU of the best checkpoint";
   entry.target_metrics = {"train_loss", "train_acc", "val_loss", "val_acc", "val_bleu"};
   entry.own_validation_split = "their official validation split (size it with dataset.val_subset)";
+  entry.spec_keys = {"decoding"};  // batches by dataset.batch_tokens / dataset.batch_sentences
   entry.parse_settings = [](const nlohmann::json& spec, RunConfig& run) {
-    if (spec.contains("batch_size")) {
-      throw SpecError("batch_size", "translation runs batch by dataset.batch_tokens / dataset.batch_sentences");
-    }
     run.decoding = resolve_options(spec.value("decoding", nlohmann::json::object()), decoding_options(), "decoding",
                                    "decoding");
   };

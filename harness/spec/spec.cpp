@@ -18,10 +18,38 @@
 namespace ngd {
 namespace {
 
-const std::vector<std::string> kTopLevelKeys = {"name", "description", "notes", "dataset", "model", "epochs",
-                                                "batch_size", "eval_batch_size", "seeds", "target", "optimizers",
-                                                "scales", "device", "decoding", "fidelity", "data_order",
-                                                "checkpoint"};
+// Every spec's top-level keys; a workload's own (batch_size, decoding) come from its entry.
+const std::vector<std::string> kSharedTopLevelKeys = {"name", "description", "notes", "dataset", "model", "epochs",
+                                                      "eval_batch_size", "seeds", "target", "optimizers", "scales",
+                                                      "device", "fidelity", "data_order", "checkpoint"};
+
+// The top-level keys a spec may have: every spec's and each workload's own.
+std::vector<std::string> top_level_keys() {
+  auto keys = kSharedTopLevelKeys;
+  for (const auto& workload : workload_registry()) {
+    for (const auto& key : workload.spec_keys) {
+      if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
+    }
+  }
+  return keys;
+}
+
+// Refuses the top-level keys of other workloads that `workload` does not read.
+void check_workload_keys(const nlohmann::json& spec, const WorkloadEntry& workload) {
+  const auto& own = workload.spec_keys;
+  for (const auto& key : top_level_keys()) {
+    const bool shared = std::find(kSharedTopLevelKeys.begin(), kSharedTopLevelKeys.end(), key) != kSharedTopLevelKeys.end();
+    if (!shared && spec.contains(key) && std::find(own.begin(), own.end(), key) == own.end()) {
+      std::vector<std::string> readers;
+      for (const auto& other : workload_registry()) {
+        const auto& keys = other.spec_keys;
+        if (std::find(keys.begin(), keys.end(), key) != keys.end()) readers.push_back(other.name);
+      }
+      throw SpecError(key, fmt::format("{} runs take no \"{}\" (a key of {} runs)", workload.name, key,
+                                       fmt::join(readers, ", ")));
+    }
+  }
+}
 
 void check_keys(const nlohmann::json& object, const std::vector<std::string>& valid, const std::string& path) {
   for (const auto& [key, value] : object.items()) {
@@ -253,6 +281,7 @@ RunConfig parse_shared_config(const nlohmann::json& spec, const std::string& sca
   const auto& workload = workload_entry(base.workload);
   parse_model(spec, base);
   base.epochs = positive_integer(require(spec, "epochs", ""), "epochs");
+  check_workload_keys(spec, workload);
   workload.parse_settings(spec, base);
   base.eval_batch_size = spec.contains("eval_batch_size") ? positive_integer(spec["eval_batch_size"], "eval_batch_size")
                                                           : workload.default_eval_batch_size;
@@ -412,7 +441,7 @@ std::vector<RunConfig> expand_runs(const std::vector<EntryPlan>& plans, const st
 
 Spec parse_spec_document(const nlohmann::json& document, const std::string& scale) {
   const auto spec = apply_scale(document, scale);
-  check_keys(spec, kTopLevelKeys, "");
+  check_keys(spec, top_level_keys(), "");
   Spec result;
   parse_spec_header(spec, result);
   result.scale = document.contains("scales") ? scale : "";

@@ -53,7 +53,8 @@ SearchDimension parse_dimension(const std::string& name, const nlohmann::json& v
     throw SpecError(path, "expected a list of values, {\"log_uniform\": [low, high]} or {\"uniform\": [low, high]}, "
                           "got " + value.dump());
   }
-  if (!info.default_value.is_number()) {
+  const auto typed = typed_default(info);
+  if (!typed.is_number()) {
     throw SpecError(path, fmt::format("a range needs a numeric setting; '{}' takes {} (give a list)", name,
                                       info.default_value.dump()));
   }
@@ -62,7 +63,7 @@ SearchDimension parse_dimension(const std::string& name, const nlohmann::json& v
   if (dimension.range == "log_uniform" && dimension.low <= 0) {
     throw SpecError(path + ".log_uniform", "a log-uniform range needs low > 0");
   }
-  dimension.integer = info.default_value.is_number_integer();
+  dimension.integer = typed.is_number_integer();
   check_option_value(info, dimension.value_at(0.0), path);  // e.g. a negative bound of an unsigned setting
   return dimension;
 }

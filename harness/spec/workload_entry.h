@@ -40,8 +40,10 @@ struct WorkloadEntry {
   // identity); else `own_validation_split` says where its validation set comes from.
   bool carves_validation = false;
   std::string own_validation_split;
-  // Reads the spec's batching and the workload's own top-level blocks into `run` (e.g. batch_size; a
-  // translation's "decoding") and refuses the keys it does not take, as SpecErrors.
+  // The spec's top-level keys only this workload reads (batch_size; a translation's "decoding"): a
+  // spec of another workload that has one is refused.
+  std::vector<std::string> spec_keys;
+  // Reads them into `run` (SpecErrors at their JSON paths).
   std::function<void(const nlohmann::json& spec, RunConfig& run)> parse_settings;
   int64_t default_eval_batch_size = 0;  // samples per evaluation batch when a spec gives none
   // Why an entry's "compression" block is refused; "" = this workload takes one.

@@ -306,7 +306,8 @@ void DampingSchedule::load_state(StateReader& reader, const std::string& name) {
 std::vector<OptionInfo> damping_hyperparameters(double default_damping, const std::string& update) {
   return {
       {"damping", default_damping, "λ in (F + λI)⁻¹, F the empirical Fisher of per-sample mean-loss gradients (HyLo's scale)", {}, at_least(0)},
-      {"damping_target", nullptr, fmt::format("λ moves toward this value by HyLo's rule after each {} (null: constant λ)", update), {}, above(0)},
+      {"damping_target", nullptr, fmt::format("λ moves toward this value by HyLo's rule after each {} (null: constant λ)", update), {}, above(0),
+       true, nlohmann::json::value_t::number_float},
       {"damping_decay_steps", 100,
        fmt::format("D in HyLo's rule α = 2·log10(λ₀/λ_target)/D, counted in {}s (HyLo's scripts pass an epoch count)", update),
        {}, at_least(1)},

@@ -38,6 +38,37 @@ TEST(WorkloadRegistry, EveryDatasetAndModelBelongsToARegisteredWorkloadAndEveryW
   EXPECT_THROW(workload_entry("speech"), std::runtime_error);
 }
 
+// A run's identity does not depend on how workloads are looked up: these hashes were written by the
+// harness before workloads were registry entries (2cf6eae), and committed results are named by them.
+TEST(WorkloadRegistry, RunIdentitiesOfBothWorkloadsAreThoseOfBeforeTheRegistry) {
+  EXPECT_EQ(parse_spec(testing::tiny_spec(), "tiny").runs.at(0).config_hash(), "d376bad2");
+  EXPECT_EQ(parse_spec(testing::tiny_translation_spec(), "tiny").runs.at(0).config_hash(), "26d66a9d");
+}
+
+// The spec's workload rules come from the run's entry: its own top-level keys, its in-epoch target.
+TEST(WorkloadRegistry, ASpecIsCheckedAgainstItsWorkloadsEntry) {
+  auto image = testing::tiny_spec();
+  image["decoding"] = {{"method", "greedy"}};
+  EXPECT_NE(testing::spec_error(image).find("decoding: image runs take no \"decoding\" (a key of translation runs)"),
+            std::string::npos)
+      << testing::spec_error(image);
+  auto translation = testing::tiny_translation_spec();
+  translation["batch_size"] = 32;
+  EXPECT_NE(testing::spec_error(translation)
+                .find("batch_size: translation runs take no \"batch_size\" (a key of image runs)"),
+            std::string::npos)
+      << testing::spec_error(translation);
+  translation.erase("batch_size");
+  translation["target"] = {{"metric", "train_loss"}, {"value", 1.0}, {"check_every_steps", 5}};
+  EXPECT_NE(testing::spec_error(translation).find("translation runs check targets at epoch ends only"),
+            std::string::npos)
+      << testing::spec_error(translation);
+  translation["target"] = {{"metric", "test_acc"}, {"value", 0.5}};
+  EXPECT_NE(testing::spec_error(translation).find("unknown metric \"test_acc\" for translation runs"),
+            std::string::npos)
+      << testing::spec_error(translation);
+}
+
 // A third workload that lives in this file only: least-squares regression on synthetic linear data,
 // with the registry's mlp giving one output. The runner, the optimizers and the result record handle
 // it from its entry alone: nothing in harness/ names it.

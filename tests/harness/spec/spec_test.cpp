@@ -288,6 +288,14 @@ TEST(Spec, OldSpellingsOfSettingsValuesAndOptimizersParseToTheCurrentOnes) {
   expect_rejected(document, {"optimizers[0].hparams.start_preconditioning_step", "expected null or an integer"});
   document["optimizers"] = json::parse(R"([{"name": "shampoo", "hparams": {"start_preconditioning_step": 0}}])");
   expect_rejected(document, {"optimizers[0].hparams.start_preconditioning_step", "expected a value ≥ 1"});
+  // A tuning range over a null-default setting draws values of its declared type.
+  document["optimizers"] = json::parse(
+      R"([{"name": "soap", "tuning": {"space": {"stat_decay": {"uniform": [0.9, 0.99]}}, "trials": 2}},
+          {"name": "shampoo", "tuning": {"space": {"start_preconditioning_step": {"uniform": [100, 200]}}, "trials": 2}}])");
+  const auto tuned = parse_spec(document, "spec.json");
+  ASSERT_EQ(tuned.runs.size(), 4u);
+  EXPECT_TRUE(tuned.runs[0].hparams["stat_decay"].is_number_float()) << tuned.runs[0].hparams;
+  EXPECT_TRUE(tuned.runs[2].hparams["start_preconditioning_step"].is_number_integer()) << tuned.runs[2].hparams;
   // -1 means "absent" only where the setting's default is null: kfac's stat_decay stays a number.
   document["optimizers"] = json::parse(R"([{"name": "kfac", "hparams": {"stat_decay": -1}}])");
   expect_rejected(document, {"optimizers[0].hparams.stat_decay", "expected a value"});
