@@ -33,10 +33,7 @@ bool same_type(const nlohmann::json& expected, const nlohmann::json& value) {
 // A setting's value against its declared type: the default's, or for a null default null or the
 // declared null_default_type.
 bool declared_type(const OptionInfo& info, const nlohmann::json& value) {
-  if (!info.default_value.is_null() || info.null_default_type == nlohmann::json::value_t::discarded) {
-    return same_type(info.default_value, value);
-  }
-  return value.is_null() || same_type(typed_default(info), value);
+  return (info.default_value.is_null() && value.is_null()) || same_type(typed_default(info), value);
 }
 
 // Settings renamed when the vocabulary was unified: old name → current name. Specs may use the old

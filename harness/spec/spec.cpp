@@ -37,16 +37,11 @@ std::vector<std::string> top_level_keys() {
 // Refuses the top-level keys of other workloads that `workload` does not read.
 void check_workload_keys(const nlohmann::json& spec, const WorkloadEntry& workload) {
   const auto& own = workload.spec_keys;
-  for (const auto& key : top_level_keys()) {
-    const bool shared = std::find(kSharedTopLevelKeys.begin(), kSharedTopLevelKeys.end(), key) != kSharedTopLevelKeys.end();
-    if (!shared && spec.contains(key) && std::find(own.begin(), own.end(), key) == own.end()) {
-      std::vector<std::string> readers;
-      for (const auto& other : workload_registry()) {
-        const auto& keys = other.spec_keys;
-        if (std::find(keys.begin(), keys.end(), key) != keys.end()) readers.push_back(other.name);
+  for (const auto& other : workload_registry()) {
+    for (const auto& key : other.spec_keys) {
+      if (spec.contains(key) && std::find(own.begin(), own.end(), key) == own.end()) {
+        throw SpecError(key, fmt::format("{} runs take no \"{}\" (a key of {} runs)", workload.name, key, other.name));
       }
-      throw SpecError(key, fmt::format("{} runs take no \"{}\" (a key of {} runs)", workload.name, key,
-                                       fmt::join(readers, ", ")));
     }
   }
 }
