@@ -6,7 +6,7 @@
 Used by the preemption checks (tests/slurm/requeue_test.sh, scripts/kill-resume-check.sh): a run that
 was stopped and resumed from checkpoints must end with the numbers of one never stopped. Ignored: wall
 and CPU clocks, load averages, timing flags, step-time distributions, measured memory, machine
-metadata and the optimizer's phase report. Also checks that no checkpoint or temporary
+metadata, the optimizer's phase report and a model's inference time. Also checks that no checkpoint or temporary
 file is left in OTHER_DIR. --count N: both folders hold N results; --resumed: at least one result of
 OTHER_DIR says it resumed. Exit status 1 with a line per difference."""
 import argparse
@@ -30,6 +30,7 @@ def numbers(path):
     for key in RUN_CLOCKS:
         result.pop(key, None)
     result.get("host_syncs", {}).pop("per_step", None)
+    result.get("model_cost", {}).pop("inference_s_per_eval_batch", None)
     return result
 
 

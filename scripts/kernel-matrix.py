@@ -23,7 +23,8 @@ import tempfile
 import time
 import xml.etree.ElementTree as ElementTree
 
-KERNELS = ["auto", "Haswell", "Zen", "Sandybridge", "Nehalem"]
+# Prescott: OpenBLAS's fallback on CPUs its release does not know (0.3.21 on Intel model 207).
+KERNELS = ["auto", "Haswell", "Zen", "Sandybridge", "Nehalem", "Prescott"]
 # The unit tests (ngdbench_tests) that bound a training outcome; the numerical binary runs whole.
 UNIT_OUTCOME_TESTS = ":".join([
     "Runner.LearnsAndRecordsEpochsStepsAndTimeToTarget",

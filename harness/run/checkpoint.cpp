@@ -52,7 +52,8 @@ nlohmann::json epoch_json(const EpochRecord& e) {
           {"timing_suspect", e.timing_suspect},
           {"validation", e.validation},
           {"per_epoch_test", e.per_epoch_test},
-          {"fidelity", e.fidelity}};
+          {"fidelity", e.fidelity},
+          {"step_time_s", e.step_time_s}};
 }
 
 EpochRecord epoch_from_json(const nlohmann::json& json) {
@@ -72,6 +73,7 @@ EpochRecord epoch_from_json(const nlohmann::json& json) {
   e.validation = json.at("validation");
   e.per_epoch_test = json.at("per_epoch_test").get<bool>();
   e.fidelity = json.at("fidelity");
+  e.step_time_s = json.value("step_time_s", nlohmann::json());  // absent in checkpoints written before it was kept
   return e;
 }
 
@@ -112,6 +114,11 @@ nlohmann::json run_identity(const RunConfig& config) {
   return {{"config_hash", config.config_hash()}, {"seed", config.seed}, {"identity", config.identity()}};
 }
 
+// What says which training a shared training belongs to (RunConfig::shared_training_id).
+nlohmann::json training_identity(const RunConfig& config) {
+  return {{"shared_training", config.shared_training_id()}, {"seed", config.seed}, {"identity", config.training_identity()}};
+}
+
 // Flushes a folder's entries (a rename) to disk.
 void sync_folder(const std::filesystem::path& folder) {
   const int fd = ::open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -148,9 +155,9 @@ struct TornCheckpoint : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Reads and checks a checkpoint file: TornCheckpoint when it is not whole, CheckpointRefused when it
-// is another run's or other code's.
-Checkpoint read_checkpoint(const std::filesystem::path& path, const RunConfig& config, const nlohmann::json& producer) {
+// Reads and checks a checkpoint file: TornCheckpoint when it is not whole, CheckpointRefused when its
+// "run" is not `expected` (another run's) or it is other code's.
+Checkpoint read_checkpoint(const std::filesystem::path& path, const nlohmann::json& expected, const nlohmann::json& producer) {
   std::ifstream file(path, std::ios::binary);
   const std::string content((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
   if (!file.good() && !file.eof()) throw TornCheckpoint("cannot be read");
@@ -173,24 +180,23 @@ Checkpoint read_checkpoint(const std::filesystem::path& path, const RunConfig& c
                                      stable_hash(payload), header.value("payload_bytes", nlohmann::json()).dump(),
                                      header.value("payload_hash", nlohmann::json()).dump()));
   }
-  const auto expected = run_identity(config);
   if (header.value("run", nlohmann::json()) != expected) {
     const auto& run = header.value("run", nlohmann::json());
+    const char* hash_key = expected.contains("config_hash") ? "config_hash" : "shared_training";
     throw CheckpointRefused(fmt::format(
-        "{}: a checkpoint of other settings (config hash {}, seed {}; this run: {}, {}), not loaded; remove it, or "
-        "rerun with --force to train the run afresh",
-        path.string(), run.value("config_hash", nlohmann::json()).dump(), run.value("seed", nlohmann::json()).dump(),
-        expected["config_hash"].dump(), expected["seed"].dump()));
+        "{}: a checkpoint of other settings ({} {}, seed {}; this run: {}, {}), not loaded",
+        path.string(), hash_key, run.value(hash_key, nlohmann::json()).dump(), run.value("seed", nlohmann::json()).dump(),
+        expected[hash_key].dump(), expected["seed"].dump()));
   }
   if (header.value("producer", nlohmann::json()) != producer) {
     throw CheckpointRefused(fmt::format(
-        "{}: written by other code or settings ({}; this process: {}), whose numbers could differ: not loaded; "
-        "remove it, or rerun with --force to train the run afresh",
+        "{}: written by other code or settings ({}; this process: {}), whose numbers could differ: not loaded",
         path.string(), header.value("producer", nlohmann::json()).dump(), producer.dump()));
   }
   Checkpoint checkpoint;
   try {
     checkpoint.position = position_from_json(header.at("position"));
+    checkpoint.written_by = header.value("written_by", "");
     for (const auto& epoch : header.at("epochs")) checkpoint.epochs.push_back(epoch_from_json(epoch));
     checkpoint.time_to_target_s = optional_from<double>(header.at("time_to_target_s"));
     checkpoint.epochs_to_target = optional_from<int64_t>(header.at("epochs_to_target"));
@@ -203,6 +209,36 @@ Checkpoint read_checkpoint(const std::filesystem::path& path, const RunConfig& c
     throw TornCheckpoint(std::string("its content does not read back: ") + error.what());
   }
   return checkpoint;
+}
+
+// Writes `checkpoint` to `path` atomically, its header saying whose it is (`run`, `written_by`) and
+// what wrote it (`producer`), and flushes the folder.
+void write_checkpoint_file(const std::string& path, const nlohmann::json& run, const nlohmann::json& producer,
+                           const std::string& written_by, const Checkpoint& checkpoint) {
+  c10::Dict<std::string, at::Tensor> payload_tensors;
+  std::set<std::string> on_device;
+  for (const auto& [name, tensor] : checkpoint.tensors) {
+    if (!tensor.device().is_cpu()) on_device.insert(name);
+    payload_tensors.insert(name, tensor.cpu());
+  }
+  const auto pickled = torch::pickle_save(payload_tensors);
+  const std::string payload(pickled.begin(), pickled.end());
+  nlohmann::json epochs = nlohmann::json::array();
+  for (const auto& epoch : checkpoint.epochs) epochs.push_back(epoch_json(epoch));
+  const nlohmann::json header = {{"run", run},
+                                 {"written_by", written_by},
+                                 {"producer", producer},
+                                 {"position", position_json(checkpoint.position)},
+                                 {"epochs", epochs},
+                                 {"time_to_target_s", optional_json(checkpoint.time_to_target_s)},
+                                 {"epochs_to_target", optional_json(checkpoint.epochs_to_target)},
+                                 {"steps_to_target", optional_json(checkpoint.steps_to_target)},
+                                 {"optimizer_order", checkpoint.optimizer_order},
+                                 {"device_tensors", on_device},
+                                 {"payload_bytes", payload.size()},
+                                 {"payload_hash", stable_hash(payload)}};
+  write_file_atomically(path, kMagicLine + "\n" + header.dump() + "\n" + payload);
+  sync_folder(std::filesystem::path(path).parent_path());
 }
 
 }  // namespace
@@ -308,9 +344,11 @@ RunCheckpoints::RunCheckpoints(const RunConfig& config, std::string out_dir, Che
 std::optional<Checkpoint> RunCheckpoints::newest() {
   for (const auto& path : checkpoint_files(out_dir_, config_)) {
     try {
-      auto checkpoint = read_checkpoint(path, config_, producer_);
+      auto checkpoint = read_checkpoint(path, run_identity(config_), producer_);
       last_step_written_ = checkpoint.position.step;
       return checkpoint;
+    } catch (const CheckpointRefused& error) {
+      throw CheckpointRefused(std::string(error.what()) + "; remove it, or rerun with --force to train the run afresh");
     } catch (const TornCheckpoint& error) {
       std::cerr << fmt::format("warning: {}: skipped, not a whole checkpoint ({})\n", path.string(), error.what());
     }
@@ -331,30 +369,8 @@ bool RunCheckpoints::due_mid_epoch(int64_t step) const { return mid_epoch_ && du
 bool RunCheckpoints::due_at_epoch_end(int64_t step) const { return settings_.at_epoch_end || due(step); }
 
 std::string RunCheckpoints::write(const Checkpoint& checkpoint) {
-  c10::Dict<std::string, at::Tensor> payload_tensors;
-  std::set<std::string> on_device;
-  for (const auto& [name, tensor] : checkpoint.tensors) {
-    if (!tensor.device().is_cpu()) on_device.insert(name);
-    payload_tensors.insert(name, tensor.cpu());
-  }
-  const auto pickled = torch::pickle_save(payload_tensors);
-  const std::string payload(pickled.begin(), pickled.end());
-  nlohmann::json epochs = nlohmann::json::array();
-  for (const auto& epoch : checkpoint.epochs) epochs.push_back(epoch_json(epoch));
-  const nlohmann::json header = {{"run", run_identity(config_)},
-                                 {"producer", producer_},
-                                 {"position", position_json(checkpoint.position)},
-                                 {"epochs", epochs},
-                                 {"time_to_target_s", optional_json(checkpoint.time_to_target_s)},
-                                 {"epochs_to_target", optional_json(checkpoint.epochs_to_target)},
-                                 {"steps_to_target", optional_json(checkpoint.steps_to_target)},
-                                 {"optimizer_order", checkpoint.optimizer_order},
-                                 {"device_tensors", on_device},
-                                 {"payload_bytes", payload.size()},
-                                 {"payload_hash", stable_hash(payload)}};
   const auto path = checkpoint_path(out_dir_, config_, checkpoint.position.step);
-  write_file_atomically(path, kMagicLine + "\n" + header.dump() + "\n" + payload);
-  sync_folder(std::filesystem::path(path).parent_path());
+  write_checkpoint_file(path, run_identity(config_), producer_, config_.run_id(), checkpoint);
   last_written_ = std::chrono::steady_clock::now();
   last_step_written_ = checkpoint.position.step;
   const auto files = checkpoint_files(out_dir_, config_);
@@ -372,6 +388,33 @@ size_t remove_checkpoints(const std::string& out_dir, const RunConfig& config) {
     if (std::filesystem::remove(path, error)) ++removed;
   }
   return removed;
+}
+
+std::string shared_training_path(const std::string& out_dir, const RunConfig& config) {
+  return (std::filesystem::path(out_dir) / config.experiment / (config.shared_training_id() + ".ckpt")).string();
+}
+
+void write_shared_training(const std::string& out_dir, const RunConfig& config, const nlohmann::json& producer,
+                           const Checkpoint& checkpoint) {
+  write_checkpoint_file(shared_training_path(out_dir, config), training_identity(config), producer, config.run_id(),
+                        checkpoint);
+}
+
+std::optional<Checkpoint> read_shared_training(const std::string& out_dir, const RunConfig& config,
+                                               const nlohmann::json& producer) {
+  const auto path = shared_training_path(out_dir, config);
+  if (!std::filesystem::exists(path)) return std::nullopt;
+  try {
+    return read_checkpoint(path, training_identity(config), producer);
+  } catch (const std::runtime_error& error) {  // torn, or of other code: a cache miss, the run trains
+    std::cerr << fmt::format("warning: {}: not used, the run trains ({})\n", path, error.what());
+    return std::nullopt;
+  }
+}
+
+size_t remove_shared_training(const std::string& out_dir, const RunConfig& config) {
+  std::error_code error;
+  return std::filesystem::remove(shared_training_path(out_dir, config), error) ? 1 : 0;
 }
 
 void add_earlier_pieces(RunResult& result, const RunPosition& resumed_from) {

@@ -60,6 +60,8 @@ struct Checkpoint {
   std::vector<std::string> optimizer_order;
   // The tensors that lived on the run's device (written from host copies; restored onto the device).
   std::set<std::string> device_tensors;
+  // The run id of the run that wrote it (read back; "" in checkpoints from before it was recorded).
+  std::string written_by;
 };
 
 // A checkpoint of the run that does not fit it: written for other settings (another config hash or
@@ -131,6 +133,21 @@ nlohmann::json checkpoint_producer(const nlohmann::json& meta);
 
 // Removes the run's checkpoints (after its result is written, or before a forced rerun); returns how many.
 size_t remove_checkpoints(const std::string& out_dir, const RunConfig& config);
+
+// A shared training (docs/compression.md): the state of a compression run after its training epochs,
+// before its compression, which every run of the same RunConfig::shared_training_id resumes from
+// instead of training again (same code and settings: the same numbers). In the checkpoint format, at
+// OUT/<experiment>/<shared training id>.ckpt.
+std::string shared_training_path(const std::string& out_dir, const RunConfig& config);
+// Writes it atomically; throws std::runtime_error when it cannot.
+void write_shared_training(const std::string& out_dir, const RunConfig& config, const nlohmann::json& producer,
+                           const Checkpoint& checkpoint);
+// The shared training of `config` written by the same code and settings (`producer`); none when there
+// is none, and, with a warning on stderr naming the file, when it is torn or of other code or settings.
+std::optional<Checkpoint> read_shared_training(const std::string& out_dir, const RunConfig& config,
+                                               const nlohmann::json& producer);
+// Removes it (when no run left in the sweep needs it); returns how many files (0 or 1).
+size_t remove_shared_training(const std::string& out_dir, const RunConfig& config);
 
 // Adds the earlier pieces' phase times to a resumed run's result and records how often it resumed
 // (meta.resumes).

@@ -72,16 +72,18 @@ class RegularizedWorkload : public Workload {
   torch::Tensor next_batch() override { return inner_->next_batch(); }
   std::pair<torch::Tensor, torch::Tensor> forward() override {
     auto [logits, per_sample_loss] = inner_->forward();
+    if (!penalised_) return {std::move(logits), std::move(per_sample_loss)};
     penalty_ = weight_ * spectral_penalty(inner_->model(), measure_);
     return {std::move(logits), per_sample_loss + penalty_};
   }
   double batch_loss() override {
+    if (!penalised_) return inner_->batch_loss();
     torch::NoGradGuard no_grad;
     return inner_->batch_loss() + weight_ * host_value<double>(spectral_penalty(inner_->model(), measure_));
   }
   torch::Tensor sampled_target_loss(const torch::Tensor& logits) override { return inner_->sampled_target_loss(logits); }
   void accumulate(const torch::Tensor& logits, const torch::Tensor& per_sample_loss) override {
-    inner_->accumulate(logits, per_sample_loss - penalty_.detach());
+    inner_->accumulate(logits, penalised_ ? per_sample_loss - penalty_.detach() : per_sample_loss);
   }
   torch::Tensor training_loss_sum() const override { return inner_->training_loss_sum(); }
   void finish_epoch(EpochRecord& record) override { inner_->finish_epoch(record); }
@@ -90,14 +92,21 @@ class RegularizedWorkload : public Workload {
   }
   std::string describe(const EpochRecord& record) const override { return inner_->describe(record); }
   nlohmann::json final_evaluation() override { return inner_->final_evaluation(); }
-  // Not checkpointed (the runner writes no checkpoints in a compression run); kept whole for the contract.
+  // A shared training saves it (the penalty is recomputed at every step).
   NamedTensors state() override { return inner_->state(); }
   void load_state(const NamedTensors& state) override { inner_->load_state(state); }
+
+  // From now on the loss is L alone (fine-tuning without the regularizer).
+  void end_penalty() {
+    penalised_ = false;
+    penalty_ = torch::Tensor();
+  }
 
  private:
   std::unique_ptr<Workload> inner_;
   const SpectralMeasure& measure_;
   double weight_;
+  bool penalised_ = true;
   torch::Tensor penalty_;  // λR of the current step, with its graph
 };
 
@@ -140,6 +149,9 @@ std::unique_ptr<Optimizer> CompressionStage::compress(const EpochRecord& trained
   compress_model(model, ranks, settings_.format);
   model.to(device_);
   record_["accuracy"]["after_truncation"] = evaluate();
+  if (auto* regularized = dynamic_cast<RegularizedWorkload*>(&workload_); regularized && !settings_.penalty_during_fine_tune) {
+    regularized->end_penalty();
+  }
   return make_optimizer(settings_.fine_tune_optimizer, model, settings_.fine_tune_hparams);
 }
 

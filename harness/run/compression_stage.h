@@ -27,7 +27,8 @@ class CompressionStage {
 
   // After the last training epoch (`trained`, its record): records the dense model's cost and
   // accuracy, replaces its compressible layers by their `format` decomposition at the rank rule's
-  // ranks, evaluates the truncated model and returns the fine-tuning optimizer, built on the new layers.
+  // ranks, evaluates the truncated model, ends a regularized workload's penalty (unless it stays during
+  // fine-tuning) and returns the fine-tuning optimizer, built on the new layers.
   std::unique_ptr<Optimizer> compress(const EpochRecord& trained);
 
   // After the last fine-tuning epoch (`fine_tuned`; the truncation's evaluation when there was none):
@@ -50,7 +51,8 @@ class CompressionStage {
 
 // The workload whose training loss adds weight · Σ_layers measure(σ(W_l)) (a compression_aware block's
 // regularizer) to every sample's loss, so that the mean the optimizers reduce to is L + λR; the epoch's
-// recorded training loss stays L. Other blocks: `workload` itself.
+// recorded training loss stays L. Other blocks: `workload` itself. compress() ends the penalty unless the
+// regularizer's during_fine_tune keeps it.
 std::unique_ptr<Workload> regularized_workload(std::unique_ptr<Workload> workload, const CompressionSettings& settings);
 
 // An optimizer report with the phases of a compression run: the training optimizer's own phases (or

@@ -321,19 +321,26 @@ RunResult train_workload(const RunConfig& config, const WorkloadEntry& workload_
     std::optional<RunCheckpoints> checkpoints;
     RunPosition resumed;  // where this piece of the run starts: a checkpoint's position, or the start
     std::optional<Checkpoint> checkpoint;
-    // A compression run replaces layers midway, which a checkpoint does not record: it runs through.
+    // A compression run replaces layers midway, which a checkpoint does not record: it runs through,
+    // but shares its training with the sweep's runs that differ from it only after training.
+    const bool shares_training = compression && !options.out_dir.empty();
     if (options.checkpoints && !compression) {
       // The probes' per-epoch measurements are not checkpointed: with probes, at epoch ends only.
       checkpoints.emplace(config, options.out_dir, *options.checkpoints, checkpoint_producer(result.meta),
                           fidelity.every_steps == 0);
       phase = "resuming from a checkpoint";
       checkpoint = checkpoints->newest();
+      if (checkpoint) ++checkpoint->position.resumes;
+    } else if (shares_training) {
+      phase = "reading a shared training";
+      checkpoint = read_shared_training(options.out_dir, config, checkpoint_producer(result.meta));
+      if (checkpoint) result.meta["training_from"] = checkpoint->written_by;
     }
+    const bool trains_from_start = !checkpoint;
     if (checkpoint) {
       restore_parts(*checkpoint, parts);
       if (in_epoch_target) in_epoch_target->load_state(tensors_under(checkpoint->tensors, "in_epoch_target/"), device);
       resumed = checkpoint->position;
-      ++resumed.resumes;
       result.epochs = std::move(checkpoint->epochs);
       result.time_to_target_s = checkpoint->time_to_target_s;
       result.epochs_to_target = checkpoint->epochs_to_target;
@@ -366,9 +373,8 @@ RunResult train_workload(const RunConfig& config, const WorkloadEntry& workload_
     };
     int64_t step = resumed.step;
     double cumulative_time = resumed.cumulative_time_s;
-    // Writes a checkpoint at `position` (epoch and batch set), completed with the run's progress so far;
-    // returns its path, or "" when it could not be written (said on stderr: training goes on).
-    const auto write_checkpoint = [&](RunPosition position) {
+    // The run's state at `position` (epoch and batch set), completed with its progress so far.
+    const auto capture_checkpoint = [&](RunPosition position) {
       position.step = step;
       position.cumulative_time_s = cumulative_time;
       position.host_syncs = resumed.host_syncs + counted_host_syncs();
@@ -383,12 +389,31 @@ RunResult train_workload(const RunConfig& config, const WorkloadEntry& workload_
       if (in_epoch_target) {
         for (const auto& [name, tensor] : in_epoch_target->state()) written.tensors["in_epoch_target/" + name] = tensor;
       }
+      return written;
+    };
+    // Writes a checkpoint at `position`; returns its path, or "" when it could not be written (said on
+    // stderr: training goes on).
+    const auto write_checkpoint = [&](const RunPosition& position) {
       try {
-        return checkpoints->write(written);
+        return checkpoints->write(capture_checkpoint(position));
       } catch (const std::runtime_error& error) {
         std::cerr << fmt::format("warning: run {}: no checkpoint written: {}\n", config.run_id(), error.what());
         return std::string();
       }
+    };
+    // After the training epochs (untimed): the state the runs sharing this training resume from, unless
+    // this run resumed from it; then the model is compressed and the fine-tuning optimizer returned.
+    const auto compress = [&] {
+      if (shares_training && trains_from_start) {
+        RunPosition after_training;
+        after_training.epoch = config.epochs;
+        try {
+          write_shared_training(options.out_dir, config, checkpoint_producer(result.meta), capture_checkpoint(after_training));
+        } catch (const std::runtime_error& error) {
+          std::cerr << fmt::format("warning: run {}: its training not shared: {}\n", config.run_id(), error.what());
+        }
+      }
+      return compression->compress(result.epochs.back());
     };
     std::optional<std::string> stopped_at;  // the checkpoint a signal stopped the run at ("": none could be written)
     const int64_t total_epochs = config.epochs + (compression ? compression->fine_tune_epochs() : 0);
@@ -397,7 +422,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadEntry& workload_
     std::optional<TrainingContext> fine_tune_context;
     for (int64_t epoch = resumed.epoch; epoch < total_epochs && !stopped_at; ++epoch) {
       if (compression && epoch == config.epochs) {
-        fine_tune_optimizer = compression->compress(result.epochs.back());
+        fine_tune_optimizer = compress();
         fine_tune_schedule = make_schedule(resolve_schedule({{"name", "constant"}}, "compression.fine_tune"),
                                            compression->fine_tune_epochs(), workload->nominal_batches_per_epoch());
         fine_tune_context.emplace(TrainingContext{config, device, *workload, *fine_tune_optimizer, *fine_tune_schedule,
@@ -518,7 +543,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadEntry& workload_
       result.status = "completed";
       result.final_evaluation = workload->final_evaluation();
       if (compression) {
-        if (!fine_tune_optimizer) fine_tune_optimizer = compression->compress(result.epochs.back());  // 0 epochs
+        if (!fine_tune_optimizer) fine_tune_optimizer = compress();  // 0 epochs
         const bool fine_tuned = compression->fine_tune_epochs() > 0;
         result.compression = compression->finish(fine_tuned ? &result.epochs.back() : nullptr,
                                                  fine_tune_optimizer->report());
@@ -528,7 +553,7 @@ RunResult train_workload(const RunConfig& config, const WorkloadEntry& workload_
     record_run_costs(result, compression ? with_fine_tune_phase(optimizer->report(), config.epochs) : optimizer->report(),
                      model, fine_tune_optimizer ? *fine_tune_optimizer : *optimizer, timer, step,
                      resumed.host_syncs + counted_host_syncs(), memory, estimate, step_times);
-    if (checkpoints) add_earlier_pieces(result, resumed);
+    if (checkpoints || !trains_from_start) add_earlier_pieces(result, resumed);
   } catch (const std::bad_alloc& error) {
     result.status = "failed";
     result.error = allocation_failure(config, phase, error.what());
@@ -573,6 +598,16 @@ std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& opti
       std::cerr << fmt::format("note: {}: removed {} temporary file(s) of killed runs on this host\n", folder, removed);
     }
   }
+  // The first and the last of these runs to share each training: a forced rerun trains it afresh, and
+  // its file goes once the last is done.
+  std::map<std::string, std::pair<size_t, size_t>> sharing;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    if (const auto shared = runs[i].shared_training_id(); !shared.empty()) sharing.try_emplace(shared, i, i).first->second.second = i;
+  }
+  const auto sharing_ends = [&](size_t i) {
+    const auto found = sharing.find(runs[i].shared_training_id());
+    if (found != sharing.end() && found->second.second == i) remove_shared_training(options.out_dir, runs[i]);
+  };
   std::map<std::string, std::shared_ptr<const WorkloadData>> loaded;  // by workload: a spec has one dataset
   std::vector<nlohmann::json> results;
   for (size_t i = 0; i < runs.size(); ++i) {
@@ -586,6 +621,7 @@ std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& opti
         if (options.progress) std::cout << progress << ": already " << (*finished)["status"].get<std::string>() << "\n";
         results.push_back(std::move(*finished));
         count_saved_run(false);
+        sharing_ends(i);
         continue;
       }
     }
@@ -597,13 +633,18 @@ std::vector<nlohmann::json> run_spec(const Spec& spec, const RunnerOptions& opti
       // folder stops the sweep, not a finished run.
       check_writable_folder((std::filesystem::path(options.out_dir) / run.experiment).string());
     }
-    if (options.force) remove_checkpoints(options.out_dir, run);  // a forced rerun starts afresh
+    if (options.force) {  // a forced rerun starts afresh
+      remove_checkpoints(options.out_dir, run);
+      const auto found = sharing.find(run.shared_training_id());
+      if (found != sharing.end() && found->second.first == i) remove_shared_training(options.out_dir, run);
+    }
     if (options.progress) std::cout << progress << "\n" << std::flush;
     const auto trained = train_workload(run, workload, *data, options);
     if (trained.status == "checkpointed") exit_checkpointed(trained.error);
     auto result = to_json(trained);
     write_file_atomically(result_path(options.out_dir, run), result.dump(2) + "\n");
     if (options.checkpoints && !options.checkpoints->keep) remove_checkpoints(options.out_dir, run);
+    sharing_ends(i);
     count_saved_run(true);
     if (result["status"] != "completed") {
       std::cout << fmt::format("  {}: {}: {}\n", run.run_id(), result["status"].get<std::string>(),

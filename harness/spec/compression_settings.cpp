@@ -44,14 +44,16 @@ std::vector<OptionInfo> rank_rule_options() {
   return {{"kind", "energy", "the rank rule", names_of(rank_rule_registry())},
           {"value", 0.99,
            "ratio: fraction of full rank; energy: kept share of Σσ²; budget: compressed/dense matrix-format weights; "
-           "effective_rank: unused",
+           "effective_rank: the multiplier c of r = round(c · erank)",
            {},
            above(0)}};
 }
 
 std::vector<OptionInfo> regularizer_options() {
   return {{"measure", "effective_rank", "the measure of each layer's singular values", names_of(spectral_measure_registry())},
-          {"weight", 0.0, "λ of loss + λ·Σ_layers measure(σ(W_l))", {}, above(0)}};
+          {"weight", 0.0, "λ of loss + λ·Σ_layers measure(σ(W_l))", {}, above(0)},
+          {"during_fine_tune", false, "whether the penalty stays in the loss while fine-tuning (SVD training "
+                                      "fine-tunes without it)"}};
 }
 
 std::vector<OptionInfo> fine_tune_options() {
@@ -127,6 +129,7 @@ CompressionSettings compression_settings(const nlohmann::json& resolved) {
   if (const auto& regularizer = resolved.at("regularizer"); !regularizer.is_null()) {
     settings.measure = regularizer.at("measure").get<std::string>();
     settings.regularizer_weight = regularizer.at("weight").get<double>();
+    settings.penalty_during_fine_tune = regularizer.at("during_fine_tune").get<bool>();
   }
   const auto& fine_tune = resolved.at("fine_tune");
   settings.fine_tune_epochs = fine_tune.at("epochs").get<int64_t>();
@@ -137,6 +140,12 @@ CompressionSettings compression_settings(const nlohmann::json& resolved) {
   settings.quantize_bits = pipeline.at("quantize_bits").get<int64_t>();
   settings.entropy_coding = pipeline.at("entropy_coding").get<bool>();
   return settings;
+}
+
+nlohmann::json training_part(const nlohmann::json& resolved) {
+  auto regularizer = resolved.at("regularizer");
+  if (regularizer.is_object()) regularizer.erase("during_fine_tune");
+  return {{"mode", resolved.at("mode")}, {"regularizer", std::move(regularizer)}};
 }
 
 }  // namespace ngd

@@ -19,6 +19,7 @@ struct CompressionSettings {
   double rank_rule_value = 0;
   std::string measure;     // compression_aware: the spectral measure penalised (models/lowrank/spectral_measures.h)
   double regularizer_weight = 0;
+  bool penalty_during_fine_tune = false;  // false: fine-tuning minimises L alone
   int64_t fine_tune_epochs = 0;
   std::string fine_tune_optimizer;
   nlohmann::json fine_tune_hparams;  // resolved against the fine-tune optimizer's settings
@@ -33,5 +34,10 @@ nlohmann::json resolve_compression(const nlohmann::json& block, const std::strin
 
 // The settings of a resolved block (resolve_compression's output).
 CompressionSettings compression_settings(const nlohmann::json& resolved);
+
+// The part of a resolved block that shapes training (mode, the regularizer but its during_fine_tune):
+// runs whose blocks differ only in what follows training (format, rank rule, fine-tuning, pipeline)
+// train the same model.
+nlohmann::json training_part(const nlohmann::json& resolved);
 
 }  // namespace ngd

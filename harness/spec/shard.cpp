@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <map>
 #include <regex>
 #include <stdexcept>
 
@@ -25,10 +26,20 @@ Shard parse_shard(const std::string& text) {
 
 std::vector<Spec> shard_specs(std::vector<Spec> specs, const Shard& shard) {
   int64_t position = 0;
+  std::map<std::string, int64_t> shared_position;  // a shared training's group, by its id
   for (auto& spec : specs) {
     std::vector<RunConfig> kept;
     for (auto& run : spec.runs) {
-      if (position++ % shard.count == shard.index - 1) kept.push_back(std::move(run));
+      const auto shared = run.shared_training_id();
+      int64_t group = position;
+      if (shared.empty()) {
+        ++position;
+      } else {
+        const auto [found, first] = shared_position.try_emplace(shared, position);
+        if (first) ++position;
+        group = found->second;
+      }
+      if (group % shard.count == shard.index - 1) kept.push_back(std::move(run));
     }
     spec.runs = std::move(kept);
   }

@@ -17,11 +17,12 @@ struct Shard {
 // Parses "K/N"; throws std::runtime_error saying what is wrong ("--shard 3/2: ...").
 Shard parse_shard(const std::string& text);
 
-// The runs of `specs` (each spec's runs, specs in the given order) that belong to `shard`: position p of
-// the concatenated list belongs to shard (p mod N) + 1. Round-robin keeps shards within one run of each
-// other and spreads seeds, optimizers and grid points over the workers; every worker must expand the same
-// list (same specs, scale and filter). Each spec keeps its order and name; specs left without runs stay,
-// empty.
+// The runs of `specs` (each spec's runs, specs in the given order) that belong to `shard`: group p of
+// the concatenated list belongs to shard (p mod N) + 1, where a group is a run, or the runs that share
+// one training (RunConfig::shared_training_id), at the position of the first of them, so that one
+// worker trains it once. Round-robin keeps shards within one group of each other and spreads seeds,
+// optimizers and grid points over the workers; every worker must expand the same list (same specs,
+// scale and filter). Each spec keeps its order and name; specs left without runs stay, empty.
 std::vector<Spec> shard_specs(std::vector<Spec> specs, const Shard& shard);
 
 }  // namespace ngd

@@ -496,6 +496,18 @@ std::string RunConfig::config_hash() const {
 
 std::string RunConfig::run_id() const { return fmt::format("{}-{}-s{}", optimizer, config_hash(), seed); }
 
+nlohmann::json RunConfig::training_identity() const {
+  if (compression.is_null()) return nullptr;
+  auto training = identity();
+  training["compression"] = training_part(compression);
+  return training;
+}
+
+std::string RunConfig::shared_training_id() const {
+  if (compression.is_null()) return "";
+  return fmt::format("{}-{}-s{}.trained", optimizer, stable_hash(training_identity().dump()), seed);
+}
+
 const std::string& RunConfig::variant_name() const { return variant.empty() ? optimizer : variant; }
 
 std::string RunConfig::label() const {

@@ -71,6 +71,12 @@ struct RunConfig {
   std::string config_hash() const;
   // "<optimizer>-<config_hash>-s<seed>": the result file's name.
   std::string run_id() const;
+  // A run with a compression block: identity() with the block cut to its training_part, which the
+  // runs that differ only after training share (their training runs once: docs/compression.md).
+  // Null without a block.
+  nlohmann::json training_identity() const;
+  // "<optimizer>-<hash of training_identity()>-s<seed>.trained"; "" without a compression block.
+  std::string shared_training_id() const;
   // The variant, or the optimizer's name when the entry has none.
   const std::string& variant_name() const;
   // "sgd lr=0.05 momentum=0.9": the variant name and its grid axes' values, for people.

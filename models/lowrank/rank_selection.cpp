@@ -45,12 +45,12 @@ std::vector<int64_t> by_energy(const std::vector<torch::Tensor>& spectra, const 
 }
 
 std::vector<int64_t> by_effective_rank(const std::vector<torch::Tensor>& spectra, const std::vector<LayerShape>& shapes,
-                                       double) {
+                                       double multiplier) {
   const auto& measure = spectral_measure("effective_rank");
   std::vector<int64_t> ranks;
   for (size_t l = 0; l < spectra.size(); ++l) {
     const double erank = measure.value(spectra[l].detach().to(torch::kDouble)).item<double>();
-    ranks.push_back(clamp_rank(std::llround(erank), shapes[l]));
+    ranks.push_back(clamp_rank(std::llround(multiplier * erank), shapes[l]));
   }
   return ranks;
 }
@@ -104,7 +104,7 @@ const std::vector<RankRuleKind>& rank_rule_registry() {
   static const std::vector<RankRuleKind> table = {
       {"ratio", "r = ⌈value × full rank⌉", by_ratio},
       {"energy", "the smallest r keeping value × Σσ² (value in (0, 1])", by_energy},
-      {"effective_rank", "r = round(exp H(σ/‖σ‖_1)); value unused", by_effective_rank},
+      {"effective_rank", "r = round(value × exp H(σ/‖σ‖_1)), value a multiplier > 0", by_effective_rank},
       {"budget", "one global σ threshold keeping the matrix-format weights ≤ value × the dense weights", by_budget},
   };
   return table;
@@ -132,8 +132,10 @@ std::vector<int64_t> select_ranks(const std::vector<torch::Tensor>& layer_singul
                                               layer_singular_values[l].numel(), shapes[l].full_rank()));
     }
   }
-  if (rule.kind != "effective_rank" && !(rule.value > 0.0 && rule.value <= 1.0)) {
-    throw std::invalid_argument(fmt::format("rank rule '{}': value {} outside (0, 1]", rule.kind, rule.value));
+  if (rule.kind == "effective_rank" ? !(rule.value > 0.0 && std::isfinite(rule.value))
+                                    : !(rule.value > 0.0 && rule.value <= 1.0)) {
+    throw std::invalid_argument(fmt::format("rank rule '{}': value {} outside {}", rule.kind, rule.value,
+                                            rule.kind == "effective_rank" ? "(0, ∞)" : "(0, 1]"));
   }
   return kind.select(layer_singular_values, shapes, rule.value);
 }

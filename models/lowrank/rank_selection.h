@@ -13,7 +13,8 @@ namespace ngd {
 // How ranks are chosen from trained layers' singular values (each 1-D, descending, ≥ 0):
 //   ratio           r = ⌈value × full rank⌉ (value in (0, 1])
 //   energy          the smallest r with Σ_{i<r} σ_i² ≥ value × Σ σ_i² (value in (0, 1])
-//   effective_rank  r = round(exp H(σ/‖σ‖_1)) (value unused)
+//   effective_rank  r = round(value × exp H(σ/‖σ‖_1)) (value a multiplier c > 0: the survey seed's ⌈c·erank⌉
+//                   swept to hit parameter budgets, rounded as erank itself is)
 //   budget          one global threshold τ, r_l = #{σ_{l,i} ≥ τ} (at least 1), the smallest τ whose matrix-
 //                   format weights Σ_l min(r_l(fan_in_l + out_l), fan_in_l·out_l) are ≤ value × Σ_l fan_in_l·out_l
 // Every rank is in [1, full rank].

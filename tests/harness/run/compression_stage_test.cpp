@@ -1,7 +1,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 
+#include "harness/run/checkpoint.h"
 #include "harness/run/compression_stage.h"
 #include "harness/run/runner.h"
 #include "harness/spec/spec.h"
@@ -193,11 +196,89 @@ TEST(CompressionStage, RegularizedWorkloadAddsTheWeightedPenaltyToEverySampleAnd
   workload->accumulate(logits, per_sample_loss);
   EXPECT_TRUE(torch::allclose(fixed->accumulated, torch::tensor({1.0f, 2.0f, 3.0f}), 1e-5, 1e-4));
 
+  // Compression ends the penalty: fine-tuning minimises L alone, unless during_fine_tune keeps it.
+  for (const bool kept : {false, true}) {
+    auto fine_tuned =
+        regularized_workload(std::make_unique<FixedLossWorkload>(entry->make(Options(options), {{1, 28, 28}, 10})), settings);
+    const auto run = tiny_compression_run(
+        {{"mode", "compression_aware"},
+         {"regularizer", {{"measure", "effective_rank"}, {"weight", 0.25}, {"during_fine_tune", kept}}},
+         {"rank_rule", {{"kind", "ratio"}, {"value", 0.5}}}});
+    CompressionStage stage(run, *fine_tuned, torch::kCPU);
+    stage.compress(EpochRecord{});
+    const auto after = fine_tuned->forward().second;
+    if (kept) {
+      EXPECT_GT(after[0].item<double>(), 1.0 + 0.25);  // an effective rank is at least 1 per layer
+    } else {
+      EXPECT_TRUE(torch::equal(after, torch::tensor({1.0f, 2.0f, 3.0f})));
+      EXPECT_EQ(fine_tuned->batch_loss(), 2.0);
+    }
+  }
+
   CompressionSettings pre_train;
   pre_train.mode = "pre_train";
   auto same = std::make_unique<FixedLossWorkload>(model);
   auto* same_pointer = same.get();
   EXPECT_EQ(regularized_workload(std::move(same), pre_train).get(), same_pointer);
+}
+
+// The numbers of a result (image run): its epochs without their clocks, and its compression record
+// without the inference clock.
+json result_numbers(json result) {
+  for (auto& epoch : result["epochs"]) {
+    for (const auto* clock : {"train_time_s", "cumulative_train_time_s", "cpu_time_s", "load_average", "timing_suspect",
+                              "step_time_s"}) {
+      epoch.erase(clock);
+    }
+  }
+  return {{"epochs", result["epochs"]}, {"compression", result["compression"]}, {"status", result["status"]},
+          {"steps_to_target", result["steps_to_target"]}};
+}
+
+// Two compression_aware entries that differ only in the rank rule: the sweep trains once, the second
+// run resumes after that training, and it ends with the numbers it has when it trains by itself.
+TEST(CompressionStage, RunsThatDifferOnlyAfterTrainingShareOneTraining) {
+  testing::TempDir root, shared_out, alone_out;
+  testing::write_synthetic_fashion_mnist(root.path(), 256, 64);
+  auto document = testing::tiny_spec();
+  document["optimizers"] = json::array();
+  for (const double budget : {0.5, 0.25}) {
+    document["optimizers"].push_back(
+        {{"name", "sgd"},
+         {"variant", budget == 0.5 ? "half" : "quarter"},
+         {"hparams", {{"lr", 0.05}}},
+         {"compression", {{"mode", "compression_aware"},
+                          {"regularizer", {{"measure", "effective_rank"}, {"weight", 0.01}}},
+                          {"rank_rule", {{"kind", "budget"}, {"value", budget}}},
+                          {"fine_tune", {{"epochs", 1}, {"hparams", {{"lr", 0.01}}}}}}}});
+  }
+  const auto spec = parse_spec(document, "tiny");
+  ASSERT_EQ(spec.runs.size(), 2u);
+  ASSERT_EQ(spec.runs[0].shared_training_id(), spec.runs[1].shared_training_id());
+  auto options = quiet_options();
+  options.data_roots = {root.path()};
+  options.out_dir = shared_out.path();
+  const auto shared = run_spec(spec, options);
+  ASSERT_EQ(shared[1]["status"], "completed") << shared[1]["error"];
+  EXPECT_FALSE(shared[0]["meta"].contains("training_from"));
+  EXPECT_EQ(shared[1]["meta"]["training_from"], shared[0]["run_id"]);
+  EXPECT_EQ(shared[1]["meta"]["resumes"], 0);
+  // The training epochs' clocks are the first run's: the second ran only its fine-tuning.
+  EXPECT_EQ(shared[1]["epochs"][1]["train_time_s"], shared[0]["epochs"][1]["train_time_s"]);
+  EXPECT_NE(shared[1]["compression"]["selected_ranks"], shared[0]["compression"]["selected_ranks"]);
+  EXPECT_FALSE(std::filesystem::exists(shared_training_path(shared_out.path(), spec.runs[1])));  // the sweep is done
+
+  // The second run alone, beside a torn shared training (not used: it trains, then the file goes).
+  auto alone = spec;
+  alone.runs.erase(alone.runs.begin());
+  options.out_dir = alone_out.path();
+  std::filesystem::create_directories(alone_out.path() + "/tiny");
+  std::ofstream(shared_training_path(alone_out.path(), alone.runs[0])) << "ngdbench-checkpoint 1\n{}\n";
+  const auto trained = run_spec(alone, options);
+  ASSERT_EQ(trained[0]["status"], "completed") << trained[0]["error"];
+  EXPECT_FALSE(trained[0]["meta"].contains("training_from"));
+  EXPECT_FALSE(std::filesystem::exists(shared_training_path(alone_out.path(), alone.runs[0])));
+  EXPECT_EQ(result_numbers(shared[1]), result_numbers(trained[0]));
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "base/stable_hash.h"
 #include "harness/spec/compression_settings.h"
 #include "harness/spec/spec.h"
 #include "tests/support/test_support.h"
@@ -90,9 +91,38 @@ TEST(CompressionSpec, CompressionAwareBlockCarriesItsMeasureAndWeight) {
   const auto settings = compression_settings(run.compression);
   EXPECT_EQ(settings.measure, "hoyer_square");
   EXPECT_EQ(settings.regularizer_weight, 0.003);
-  // A different weight is a different configuration.
+  EXPECT_FALSE(settings.penalty_during_fine_tune);  // SVD training fine-tunes without it
+  // A different weight is a different configuration, and a different training.
   const auto heavier = aware(0.03);
   EXPECT_NE(heavier.config_hash(), run.config_hash());
+  EXPECT_NE(heavier.shared_training_id(), run.shared_training_id());
+}
+
+// What follows training (format, rank rule, fine-tuning, pipeline, the penalty while fine-tuning) does
+// not change the training: such runs share one (RunConfig::shared_training_id).
+TEST(CompressionSpec, RunsThatDifferOnlyAfterTrainingShareTheirTrainingIdentity) {
+  const json aware = {{"mode", "compression_aware"}, {"regularizer", {{"measure", "l1"}, {"weight", 0.01}}}};
+  const auto base = first_run(tiny_with_entry({{"compression", aware}}));
+  EXPECT_EQ(base.training_identity()["compression"], json({{"mode", "compression_aware"},
+                                                           {"regularizer", {{"measure", "l1"}, {"weight", 0.01}}}}));
+  EXPECT_EQ(base.shared_training_id(), "sgd-" + stable_hash(base.training_identity().dump()) + "-s0.trained");
+  for (const auto& [key, value] : std::vector<std::pair<std::string, json>>{
+           {"format", "tt"},
+           {"rank_rule", {{"kind", "budget"}, {"value", 0.125}}},
+           {"fine_tune", {{"epochs", 3}}},
+           {"pipeline", {{"quantize_bits", 8}}},
+           {"regularizer", {{"measure", "l1"}, {"weight", 0.01}, {"during_fine_tune", true}}}}) {
+    auto block = aware;
+    block[key] = value;
+    const auto other = first_run(tiny_with_entry({{"compression", block}}));
+    EXPECT_NE(other.config_hash(), base.config_hash()) << key;
+    EXPECT_EQ(other.shared_training_id(), base.shared_training_id()) << key;
+  }
+  auto pre_train = aware;
+  pre_train["mode"] = "pre_train";
+  pre_train.erase("regularizer");
+  EXPECT_NE(first_run(tiny_with_entry({{"compression", pre_train}})).shared_training_id(), base.shared_training_id());
+  EXPECT_EQ(first_run(tiny_with_entry(json::object())).shared_training_id(), "");  // no block: nothing shared
 }
 
 TEST(CompressionSpec, BadBlocksNameTheirPath) {

@@ -108,6 +108,40 @@ TEST(Shard, OneShardIsTheWholeSweep) {
   for (size_t i = 0; i < spec.runs.size(); ++i) EXPECT_EQ(key(shard[0].runs[i]), key(spec.runs[i]));
 }
 
+// Runs that share one training (their compression blocks differ only after training) go to one shard,
+// so that it trains once; a run without a block is a group of its own.
+TEST(Shard, RunsSharingATrainingGoToOneShard) {
+  auto document = testing::tiny_spec();
+  document["seeds"] = {0, 1, 2};
+  const json aware = {{"mode", "compression_aware"}, {"regularizer", {{"measure", "l1"}, {"weight", 0.001}}}};
+  document["optimizers"] = json::array({{{"name", "sgd"}, {"hparams", {{"lr", 0.05}}}}});
+  for (const double budget : {0.5, 0.25, 0.125}) {
+    auto block = aware;
+    block["rank_rule"] = {{"kind", "budget"}, {"value", budget}};
+    document["optimizers"].push_back(
+        {{"name", "sgd"}, {"variant", fmt::format("b{}", budget)}, {"hparams", {{"lr", 0.05}}}, {"compression", block}});
+  }
+  const auto spec = parse_spec(document, "tiny");
+  ASSERT_EQ(spec.runs.size(), 12u);
+  EXPECT_EQ(spec.runs[1].shared_training_id(), spec.runs[3].shared_training_id());
+  EXPECT_NE(spec.runs[1].shared_training_id(), spec.runs[5].shared_training_id());  // another seed
+  EXPECT_EQ(spec.runs[0].shared_training_id(), "");
+  std::multiset<std::string> covered;
+  for (int64_t index = 1; index <= 2; ++index) {
+    std::set<std::string> trainings;
+    const auto shard = shard_specs({spec}, {index, 2});
+    for (const auto& run : shard[0].runs) {
+      covered.insert(key(run));
+      if (!run.shared_training_id().empty()) trainings.insert(run.shared_training_id());
+    }
+    // 3 seeds × (1 plain run + 1 group) = 6 groups, 3 to a shard, in order: plain, group, plain, ...
+    EXPECT_EQ(trainings.size(), index == 1 ? 0u : 3u) << "shard " << index;
+  }
+  std::multiset<std::string> all;
+  for (const auto& run : spec.runs) all.insert(key(run));
+  EXPECT_EQ(covered, all);
+}
+
 int run_command(const std::string& arguments, const std::string& output) {
   return WEXITSTATUS(std::system((testing::ngdbench_binary() + " " + arguments + " > " + output + " 2>&1").c_str()));
 }

@@ -39,9 +39,15 @@ TEST(RankRules, Ratio) {
 
 TEST(RankRules, EffectiveRank) {
   // Two equal values and a zero: erank 2; four equal: 4; [2, 1, 1]: 2^1.5 = 2.83 → 3.
-  EXPECT_EQ(ranks("effective_rank", 0, {spectrum({1, 1, 0})}, {square(3)}), std::vector<int64_t>{2});
-  EXPECT_EQ(ranks("effective_rank", 0, {spectrum({1, 1, 1, 1})}, {square(4)}), std::vector<int64_t>{4});
-  EXPECT_EQ(ranks("effective_rank", 0, {spectrum({2, 1, 1})}, {square(3)}), std::vector<int64_t>{3});
+  EXPECT_EQ(ranks("effective_rank", 1, {spectrum({1, 1, 0})}, {square(3)}), std::vector<int64_t>{2});
+  EXPECT_EQ(ranks("effective_rank", 1, {spectrum({1, 1, 1, 1})}, {square(4)}), std::vector<int64_t>{4});
+  EXPECT_EQ(ranks("effective_rank", 1, {spectrum({2, 1, 1})}, {square(3)}), std::vector<int64_t>{3});
+  // The value multiplies: 0.5 · 4 = 2; 0.3 · 4 = 1.2 → 1; 0.5 · 2.83 = 1.41 → 1; 2 · 4 = 8, clamped to 4.
+  EXPECT_EQ(ranks("effective_rank", 0.5, {spectrum({1, 1, 1, 1})}, {square(4)}), std::vector<int64_t>{2});
+  EXPECT_EQ(ranks("effective_rank", 0.3, {spectrum({1, 1, 1, 1})}, {square(4)}), std::vector<int64_t>{1});
+  EXPECT_EQ(ranks("effective_rank", 0.5, {spectrum({2, 1, 1})}, {square(3)}), std::vector<int64_t>{1});
+  EXPECT_EQ(ranks("effective_rank", 2, {spectrum({1, 1, 1, 1})}, {square(4)}), std::vector<int64_t>{4});
+  EXPECT_THROW(ranks("effective_rank", 0, {spectrum({1, 1})}, {square(2)}), std::invalid_argument);
 }
 
 TEST(RankRules, BudgetLowersOneThresholdAcrossLayers) {
