@@ -1,5 +1,8 @@
-// A few steps of ResNet-20 on real CIFAR-10 images (the shared mini copy) lower the training loss.
+// A few steps of ResNet-20 on real CIFAR-10 images (the shared mini copy) train through the runner; KFAC's
+// lower the training loss by a margin that every kernel keeps.
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include "harness/run/runner.h"
 #include "harness/spec/spec.h"
@@ -25,11 +28,18 @@ TEST_P(ResNet20OnCifarMini, FewStepsLowerTheTrainingLoss) {
   options.progress = false;
   const auto result = train_run(run, load_dataset(run.dataset, roots), options);
   ASSERT_EQ(result.status, "completed") << result.error;
-  // Kernel matrix (scripts/kernel-matrix.py: 5 OpenBLAS kernels x ATen default/avx2, 2026-12-07):
-  // loss ratio SGD 0.904-0.915 (spread 0.011), KFAC 0.775-0.777 (spread 0.002); the bound 0.97 leaves
-  // SGD a margin of 0.055, 5x its spread.
-  EXPECT_TRUE(testing::outcome_at_most("train_loss_ratio",
-                                       result.epochs.back().train_loss / result.epochs.front().train_loss, 0.97));
+  ASSERT_EQ(result.epochs.size(), 3u);
+  EXPECT_EQ(result.epochs.back().cumulative_steps, 12);  // 256 images in batches of 64, 3 epochs
+  for (const auto& epoch : result.epochs) EXPECT_TRUE(std::isfinite(epoch.train_loss)) << "epoch " << epoch.epoch;
+  // Kernel matrix (scripts/kernel-matrix.py): KFAC's loss ratio 0.775-0.777 over 5 OpenBLAS kernels x
+  // ATen default/avx2 (AMD EPYC, 2026-12-07) and 0.7756-0.7770 with Prescott's (Intel model 207,
+  // 2026-12-08): the bound 0.97 leaves a margin of 0.19, over 100x the spread. SGD's ratio spread 0.886-0.924
+  // on the Intel machine (0.904-0.915 on the EPYC): no bound ≤ 1 clears 3x that spread, so SGD's
+  // convergence on real CIFAR-10 is left to `ngdbench regress` (its ci-cifar10-cnn rows).
+  if (GetParam() == "kfac") {
+    EXPECT_TRUE(testing::outcome_at_most("train_loss_ratio",
+                                         result.epochs.back().train_loss / result.epochs.front().train_loss, 0.97));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Optimizers, ResNet20OnCifarMini, ::testing::Values("sgd", "kfac"),
